@@ -1,0 +1,199 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PledgeError } from './errors.js';
+import { closestMatch } from './suggest.js';
+
+/**
+ * The engine's configuration, read once from `PLEDGE_*` environment variables and
+ * command-line flags (flags win), validated, and frozen. This is the only module that
+ * reads `process.env`; everything else receives a Config.
+ */
+export interface Config {
+  readonly environment: 'development' | 'production';
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Absolute path of the policy file, and whether it is the bundled demo policy. */
+  readonly policyPath: string;
+  readonly policyIsDemo: boolean;
+  /** `sqlite:/abs/path.db` or `postgres://…`. */
+  readonly databaseUrl: string;
+  readonly masterKey: string | undefined;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly publicUrl: string;
+  /** Largest request body accepted by the HTTP API, in bytes. */
+  readonly bodyLimit: number;
+}
+
+export interface ConfigFlags {
+  host?: string;
+  port?: string | number;
+  dataDir?: string;
+  policy?: string;
+  databaseUrl?: string;
+  logLevel?: string;
+  publicUrl?: string;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Problems worth telling the operator that do not stop the start. */
+  warnings: string[];
+}
+
+/** Variables Pledge understands; anything else starting with PLEDGE_ earns a warning. */
+export const KNOWN_VARIABLES: Record<string, string> = {
+  PLEDGE_ENV: 'development (default) or production',
+  PLEDGE_HOST: 'address to listen on (default 127.0.0.1)',
+  PLEDGE_PORT: 'port to listen on (default 4400)',
+  PLEDGE_DATA_DIR: 'directory for the SQLite database, the development key and mail files (default ./.pledge)',
+  PLEDGE_POLICY: 'path of the policy file (default ./pledge.yaml, else the demo policy)',
+  PLEDGE_DATABASE_URL: 'postgres://… to run on PostgreSQL (DATABASE_URL is read too)',
+  PLEDGE_MASTER_KEY: '32 random bytes as 64 hex characters or base64; required in production',
+  PLEDGE_LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent',
+  PLEDGE_PUBLIC_URL: 'the address people reach this server at, used in links',
+  PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
+  PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
+  PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** The demo policy shipped with the package, used when no policy file is configured or found. */
+export const DEMO_POLICY_PATH = fileURLToPath(new URL('../../../examples/demo/pledge.yaml', import.meta.url));
+
+function fail(message: string): never {
+  throw new PledgeError('config_invalid', message);
+}
+
+function parsePort(raw: string | number, source: string): number {
+  const text = String(raw).trim();
+  if (!/^\d+$/.test(text)) fail(`${source} must be a port number from 0 to 65535, got "${text}"`);
+  const port = Number(text);
+  if (port > 65535) fail(`${source} must be a port number from 0 to 65535, got ${port}`);
+  return port;
+}
+
+function parseDatabaseUrl(raw: string, source: string, dataDir: string, cwd: string): string {
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    try {
+      new URL(raw);
+    } catch {
+      fail(`${source} is not a valid postgres:// URL`);
+    }
+    return raw;
+  }
+  if (raw.startsWith('sqlite:')) {
+    const file = raw.slice('sqlite:'.length);
+    if (file === ':memory:') return raw;
+    if (file.length === 0) return `sqlite:${path.join(dataDir, 'pledge.db')}`;
+    return `sqlite:${path.resolve(cwd, file)}`;
+  }
+  // Never echo the value: a database URL may carry a password.
+  fail(`${source} must start with postgres://, postgresql:// or sqlite:`);
+}
+
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  flags: ConfigFlags = {},
+  cwd: string = process.cwd(),
+): LoadedConfig {
+  const warnings: string[] = [];
+
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('PLEDGE_') && !(name in KNOWN_VARIABLES)) {
+      const guess = closestMatch(name, Object.keys(KNOWN_VARIABLES));
+      warnings.push(`unknown environment variable ${name} is ignored${guess ? ` — did you mean ${guess}?` : ''}`);
+    }
+  }
+
+  const environmentRaw = env.PLEDGE_ENV ?? (env.NODE_ENV === 'production' ? 'production' : 'development');
+  if (environmentRaw !== 'development' && environmentRaw !== 'production') {
+    fail(`PLEDGE_ENV must be development or production, got "${environmentRaw}"`);
+  }
+
+  const dataDir = path.resolve(cwd, flags.dataDir ?? env.PLEDGE_DATA_DIR ?? '.pledge');
+  const host = flags.host ?? env.PLEDGE_HOST ?? '127.0.0.1';
+  const port =
+    flags.port !== undefined
+      ? parsePort(flags.port, '--port')
+      : env.PLEDGE_PORT !== undefined
+        ? parsePort(env.PLEDGE_PORT, 'PLEDGE_PORT')
+        : 4400;
+
+  let policyPath: string;
+  let policyIsDemo = false;
+  const explicitPolicy = flags.policy ?? env.PLEDGE_POLICY;
+  if (explicitPolicy !== undefined) {
+    policyPath = path.resolve(cwd, explicitPolicy);
+  } else if (existsSync(path.join(cwd, 'pledge.yaml'))) {
+    policyPath = path.join(cwd, 'pledge.yaml');
+  } else {
+    policyPath = DEMO_POLICY_PATH;
+    policyIsDemo = true;
+  }
+
+  const databaseSource = flags.databaseUrl
+    ? '--database-url'
+    : env.PLEDGE_DATABASE_URL
+      ? 'PLEDGE_DATABASE_URL'
+      : env.DATABASE_URL
+        ? 'DATABASE_URL'
+        : undefined;
+  const databaseRaw = flags.databaseUrl ?? env.PLEDGE_DATABASE_URL ?? env.DATABASE_URL;
+  const databaseUrl =
+    databaseRaw === undefined || databaseSource === undefined
+      ? `sqlite:${path.join(dataDir, 'pledge.db')}`
+      : parseDatabaseUrl(databaseRaw, databaseSource, dataDir, cwd);
+
+  const logLevelRaw = flags.logLevel ?? env.PLEDGE_LOG_LEVEL ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
+    fail(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevelRaw}"`);
+  }
+
+  const publicUrlRaw = flags.publicUrl ?? env.PLEDGE_PUBLIC_URL;
+  let publicUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (publicUrlRaw !== undefined) {
+    try {
+      const url = new URL(publicUrlRaw);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+      publicUrl = url.href.replace(/\/$/, '');
+    } catch {
+      fail(`PLEDGE_PUBLIC_URL must be an http:// or https:// URL, got "${publicUrlRaw}"`);
+    }
+  }
+
+  let bodyLimit = 1_048_576;
+  if (env.PLEDGE_BODY_LIMIT !== undefined) {
+    if (!/^\d+$/.test(env.PLEDGE_BODY_LIMIT) || Number(env.PLEDGE_BODY_LIMIT) < 1024) {
+      fail(`PLEDGE_BODY_LIMIT must be a whole number of bytes, at least 1024, got "${env.PLEDGE_BODY_LIMIT}"`);
+    }
+    bodyLimit = Number(env.PLEDGE_BODY_LIMIT);
+  }
+
+  const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
+
+  const config: Config = Object.freeze({
+    environment: environmentRaw,
+    host,
+    port,
+    dataDir,
+    policyPath,
+    policyIsDemo,
+    databaseUrl,
+    masterKey,
+    logLevel: logLevelRaw as Config['logLevel'],
+    publicUrl,
+    bodyLimit,
+  });
+  return { config, warnings };
+}
+
+/** Test-suite settings; read here because this module alone touches process.env. */
+export function testDatabaseUrls(env: NodeJS.ProcessEnv = process.env): { postgres?: string; mysql?: string } {
+  const out: { postgres?: string; mysql?: string } = {};
+  if (env.PLEDGE_TEST_POSTGRES_URL) out.postgres = env.PLEDGE_TEST_POSTGRES_URL;
+  if (env.PLEDGE_TEST_MYSQL_URL) out.mysql = env.PLEDGE_TEST_MYSQL_URL;
+  return out;
+}

@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Prefixed, time-ordered identifiers: `sub_01jd3x…`. The prefix says what the id names
+ * (so a support ticket that quotes one is unambiguous); the body is 48 bits of milliseconds
+ * followed by 80 random bits in Crockford base32, so ids sort by creation time and keep
+ * B-tree inserts local.
+ *
+ *   newId('sub') // 'sub_01jd3xq8m2v7k9r4t6w8y0z2b4'
+ */
+export const ID_PREFIXES = {
+  sub: 'subject',
+  idn: 'identity',
+  fld: 'field',
+  pol: 'policy version',
+  cns: 'consent event',
+  req: 'request',
+  tsk: 'request task',
+  msg: 'message',
+  job: 'job',
+  aud: 'audit entry',
+  stf: 'staff user',
+  key: 'api key',
+  ses: 'session',
+  dsc: 'disclosure',
+  evt: 'event',
+} as const;
+
+export type IdPrefix = keyof typeof ID_PREFIXES;
+
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+
+function encodeBase32(bytes: Uint8Array): string {
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
+export function newId(prefix: IdPrefix, now: number = Date.now()): string {
+  const bytes = new Uint8Array(16);
+  let time = now;
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = time % 256;
+    time = Math.floor(time / 256);
+  }
+  bytes.set(randomBytes(10), 6);
+  return `${prefix}_${encodeBase32(bytes)}`;
+}
+
+const ID_PATTERN = /^([a-z]{3})_([0-9a-hjkmnp-tv-z]{26})$/;
+
+/** True when `value` is a well-formed id with the given prefix. */
+export function isId(value: string, prefix: IdPrefix): boolean {
+  const match = ID_PATTERN.exec(value);
+  return match !== null && match[1] === prefix;
+}
