@@ -1,6 +1,6 @@
 /**
  * "Did you mean …?" for misspelt names: the closest candidate by edit distance, if it is
- * close enough to be a plausible typo (at most a third of the word, and at most 3 edits).
+ * close enough to be a plausible typo.
  */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
@@ -17,15 +17,17 @@ export function editDistance(a: string, b: string): number {
 }
 
 export function closestMatch(word: string, candidates: Iterable<string>): string | undefined {
-  const limit = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
   let best: string | undefined;
-  let bestDistance = Infinity;
+  let bestScore = Infinity;
   for (const candidate of candidates) {
     const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
+    // Allow about one edit per three letters of the longer word: "legit_interest" still
+    // finds "legitimate_interest", "foo" does not find "bar".
+    const limit = Math.max(1, Math.floor(Math.max(word.length, candidate.length) / 3));
+    if (distance <= limit && distance < bestScore) {
       best = candidate;
-      bestDistance = distance;
+      bestScore = distance;
     }
   }
-  return bestDistance <= limit ? best : undefined;
+  return best;
 }

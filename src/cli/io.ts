@@ -1,0 +1,39 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** Where a command writes: the process streams in the bin, buffers in tests. */
+export interface CommandIO {
+  out(text: string): void;
+  err(text: string): void;
+  cwd: string;
+}
+
+export const processIO: CommandIO = {
+  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  cwd: process.cwd(),
+};
+
+/** Exit codes: 0 ok, 1 the input is invalid (policy errors), 2 the command line is wrong. */
+export const EXIT = { ok: 0, invalid: 1, usage: 2, failure: 70 } as const;
+
+export class UsageError extends Error {}
+
+export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/**
+ * Writes a file whole or not at all: to a temporary name first, then renamed over the
+ * target, so an interrupted command never leaves half a file.
+ */
+export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  writeFileSync(temporary, content, { mode });
+  renameSync(temporary, file);
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
+import { isPledgeError } from './core/errors.js';
+import { diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
+import { serveCommand } from './serve.js';
+import { VERSION } from './version.js';
+
+const HELP = `pledge ${VERSION} — your privacy policy, kept by software
+
+Usage:
+  pledge serve [--port 4400] [--host 127.0.0.1] [--policy pledge.yaml] [--data-dir .pledge]
+               [--database-url postgres://…] [--log-level info] [--public-url https://…]
+  pledge init [--defaults] [--out pledge.yaml] [--force]
+  pledge policy validate FILE [--json]
+  pledge policy render FILE [--format md|html] [--out FILE]
+  pledge policy diff OLD NEW [--json]
+  pledge policy schema [--out FILE]
+  pledge --version | --help
+
+Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
+PLEDGE_POLICY, PLEDGE_DATA_DIR, PLEDGE_MASTER_KEY, DATABASE_URL, PLEDGE_LOG_LEVEL, PLEDGE_ENV).
+Exit codes: 0 ok, 1 invalid input, 2 wrong usage.`;
+
+async function run(argv: string[], io: CommandIO): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.out(HELP);
+      return EXIT.ok;
+    case '--version':
+    case '-v':
+      io.out(VERSION);
+      return EXIT.ok;
+    case 'serve':
+      return serveCommand(rest, io);
+    case 'init':
+      return initCommand(rest, io, process.stdin, process.stdout);
+    case 'policy': {
+      const [sub, ...args] = rest;
+      switch (sub) {
+        case 'validate':
+          return validateCommand(args, io);
+        case 'render':
+          return renderCommand(args, io);
+        case 'diff':
+          return diffCommand(args, io);
+        case 'schema':
+          return schemaCommand(args, io);
+        default:
+          throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff or schema`);
+      }
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"; run pledge --help`);
+  }
+}
+
+run(process.argv.slice(2), processIO).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    // No stack traces for people: a clear sentence and an exit code.
+    if (error instanceof UsageError) {
+      processIO.err(`pledge: ${error.message}`);
+      process.exitCode = EXIT.usage;
+    } else if (isPledgeError(error)) {
+      processIO.err(`pledge: ${error.message}`);
+      process.exitCode = EXIT.invalid;
+    } else {
+      processIO.err(`pledge: unexpected error: ${(error as Error)?.message ?? String(error)}`);
+      process.exitCode = EXIT.failure;
+    }
+  },
+);

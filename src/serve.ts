@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { createApp } from './app.js';
+import { EXIT, parseCommandArgs, type CommandIO } from './cli/io.js';
+import { loadConfig } from './core/config.js';
+import { formatReport } from './policy/policy.issues.js';
+import { loadPolicyFile } from './policy/policy.load.js';
+
+/**
+ * `pledge serve`: validates the policy first and refuses to start on any error (nothing is
+ * created before that), then opens the database, runs migrations and listens.
+ */
+export async function serveCommand(args: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    port: { type: 'string', short: 'p' },
+    host: { type: 'string' },
+    policy: { type: 'string' },
+    'data-dir': { type: 'string' },
+    'database-url': { type: 'string' },
+    'log-level': { type: 'string' },
+    'public-url': { type: 'string' },
+  });
+  if (positionals.length > 0) io.err(`ignoring unexpected arguments: ${positionals.join(' ')}`);
+
+  const { config, warnings } = loadConfig(undefined, {
+    ...(values.port !== undefined ? { port: values.port } : {}),
+    ...(values.host !== undefined ? { host: values.host } : {}),
+    ...(values.policy !== undefined ? { policy: values.policy } : {}),
+    ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
+    ...(values['database-url'] !== undefined ? { databaseUrl: values['database-url'] } : {}),
+    ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
+    ...(values['public-url'] !== undefined ? { publicUrl: values['public-url'] } : {}),
+  }, io.cwd);
+  for (const warning of warnings) io.err(`warning: ${warning}`);
+
+  const loaded = loadPolicyFile(config.policyPath);
+  if (!loaded.policy) {
+    io.err(formatReport(loaded.issues));
+    io.err('pledge serve: refusing to start with an invalid policy; nothing was started or written.');
+    return EXIT.invalid;
+  }
+  for (const issue of loaded.issues) io.err(`warning: ${issue.file}:${issue.line}:${issue.column}: ${issue.message}`);
+
+  const app = await createApp(config, { policy: loaded.policy });
+  const address = await app.http.listen({ port: config.port, host: config.host });
+  const base = config.publicUrl.endsWith(`:${config.port}`) || !address.endsWith(`:${config.port}`) ? address : config.publicUrl;
+  const policyName = config.policyIsDemo ? 'the demo policy (no pledge.yaml here; run `pledge init` to write yours)' : path.relative(io.cwd, config.policyPath) || config.policyPath;
+  io.out(
+    [
+      `Pledge is running on ${address}`,
+      `  policy      ${policyName}, version ${loaded.policy.version}`,
+      `  database    ${app.database.dialect === 'sqlite' ? config.databaseUrl.slice('sqlite:'.length) : 'PostgreSQL'}`,
+      `  privacy policy  ${base}/policy`,
+      `  API docs        ${base}/docs`,
+      `  health          ${base}/health`,
+    ].join('\n'),
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      app.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return EXIT.ok;
+}
