@@ -17,6 +17,8 @@ export interface AppOptions {
   logger?: Logger;
   /** A policy already loaded (tests); otherwise read from config.policyPath. */
   policy?: Policy;
+  /** Where start-up warnings go (the CLI prints them for people); default: the log. */
+  warn?: (message: string) => void;
 }
 
 export interface App {
@@ -42,8 +44,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const logger = options.logger ?? createLogger(config.logLevel);
   const policy = options.policy ?? requirePolicy(loadPolicyFile(config.policyPath));
 
+  const warn = options.warn ?? ((message: string) => logger.warn(message));
   const masterKey = loadMasterKey(config);
-  for (const warning of masterKey.warnings) logger.warn(warning);
+  for (const warning of masterKey.warnings) warn(warning);
 
   const database = openDatabase(config.databaseUrl);
   try {

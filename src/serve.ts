@@ -40,7 +40,7 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   }
   for (const issue of loaded.issues) io.err(`warning: ${issue.file}:${issue.line}:${issue.column}: ${issue.message}`);
 
-  const app = await createApp(config, { policy: loaded.policy });
+  const app = await createApp(config, { policy: loaded.policy, warn: (message) => io.err(`warning: ${message}`) });
   const address = await app.http.listen({ port: config.port, host: config.host });
   const base = config.publicUrl.endsWith(`:${config.port}`) || !address.endsWith(`:${config.port}`) ? address : config.publicUrl;
   const policyName = config.policyIsDemo ? 'the demo policy (no pledge.yaml here; run `pledge init` to write yours)' : path.relative(io.cwd, config.policyPath) || config.policyPath;

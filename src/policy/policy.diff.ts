@@ -901,7 +901,14 @@ class Differ {
       }
       if (!honouredAfter) continue;
       const purposes = setDiff(b?.opts_out_of, a?.opts_out_of);
-      for (const purpose of purposes.removed) this.emit('signal', signal, 'removed', `${path}.opts_out_of`, `${name} no longer opts people out of "${purpose}"`, `people sending ${name} are no longer opted out of "${purpose}"`, purpose, undefined);
+      // A purpose that is gone (or became necessary) needs no opt-out: that is no weakening.
+      const stillOptional = (purposeId: string) => {
+        const purpose = this.after.purposes.find((candidate) => candidate.id === purposeId);
+        return purpose !== undefined && effectiveChoice(purpose) !== 'none';
+      };
+      for (const purpose of purposes.removed) {
+        this.emit('signal', signal, 'removed', `${path}.opts_out_of`, `${name} no longer opts people out of "${purpose}"`, stillOptional(purpose) ? `people sending ${name} are no longer opted out of "${purpose}"` : false, purpose, undefined);
+      }
       for (const purpose of purposes.added) this.emit('signal', signal, 'added', `${path}.opts_out_of`, `${name} now also opts people out of "${purpose}"`, false, undefined, purpose);
     }
   }

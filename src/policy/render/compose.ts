@@ -42,7 +42,8 @@ function formatDate(iso: string, lang: string): string {
 /** "a", "a and b", "a, b, and c" (the serial comma keeps "username or user ID, and password" clear). */
 function joinWords(items: readonly string[], conjunction = 'and'): string {
   if (items.length <= 1) return items[0] ?? '';
-  if (items.length === 2) return `${items[0]} ${conjunction} ${items[1]}`;
+  // "Device and browser data, and pages visited": a comma keeps the two items apart.
+  if (items.length === 2) return `${items[0]}${items[0]!.includes(` ${conjunction} `) ? ',' : ''} ${conjunction} ${items[1]}`;
   return `${items.slice(0, -1).join(', ')}, ${conjunction} ${items[items.length - 1]}`;
 }
 
@@ -232,7 +233,7 @@ const TRANSFER_MECHANISM_WORDS: Record<string, string> = {
 };
 
 const RETENTION_TRIGGER_WORDS: Record<RetentionRule['trigger'], string> = {
-  collected: 'after we collect it',
+  collected: 'after collection',
   last_activity: 'after your last activity',
   account_closed: 'after you close your account',
 };
@@ -342,7 +343,7 @@ class Composer {
   }
 
   channels(channels: readonly Channel[]): Inline[] {
-    return joinInlines(channels.map((channel) => this.channel(channel)), '; ', '; or ');
+    return joinInlines(channels.map((channel) => this.channel(channel)), ', ', channels.length > 2 ? ', or ' : ' or ');
   }
 
   providerName(provider: string): string {
@@ -410,8 +411,8 @@ class Composer {
       add(source?.description ? `From ${name}: ${sentence(source.description)}` : `From ${name}.`);
       if (source?.privacy_policy_url) parts.push(text(' See the '), link(`privacy policy of ${name}`, source.privacy_policy_url), text('.'));
     }
-    if (entry.method) add(`Collected through: ${sentence(entry.method)}`);
     if (entry.description) add(sentence(entry.description));
+    if (entry.method) add(`How: ${sentence(entry.method)}`);
     if (entry.required_for && entry.required_for.length > 0) {
       add(`You must provide it for ${this.purposeNames(entry.required_for)}; for anything else it is optional.`);
     } else if (entry.source === 'person') {
@@ -634,7 +635,7 @@ class Composer {
         exceptions.push([
           strong(this.categories(exception.categories)),
           text(
-            ` are kept for ${this.duration(exception.duration)} ${RETENTION_TRIGGER_WORDS[rule.trigger]} instead, ${EXCEPTION_REASON_WORDS[exception.reason] ?? exception.reason}: ${sentence(exception.description)} During that time they are kept apart and used for nothing else.`,
+            `: kept for ${this.duration(exception.duration)} ${RETENTION_TRIGGER_WORDS[rule.trigger]}, ${EXCEPTION_REASON_WORDS[exception.reason] ?? exception.reason}: ${sentence(lowerFirst(exception.description))} During that time this information is kept apart and used for nothing else.`,
           ),
         ]);
       }
@@ -666,13 +667,13 @@ class Composer {
       const words = RIGHT_WORDS[right.type];
       blocks.push(heading(words.title), ...paragraphsOf(right.description ?? words.description));
       const items: Inline[][] = [];
-      items.push([strong('How: '), ...capitalizeFirst(this.channels(right.channels)), text('.')]);
+      items.push([strong('How to ask: '), ...capitalizeFirst(this.channels(right.channels)), text('.')]);
       if (right.self_service) items.push([text('You can do this yourself at any time, and it takes effect straight away.')]);
       if (right.verification) items.push([text(this.verificationWords(right.verification))]);
-      items.push([strong('When: '), text(`we respond within ${this.deadline(right.deadline)}.`)]);
+      items.push([text(`We respond within ${this.deadline(right.deadline)}.`)]);
       if (right.extension) {
         const reason = right.extension.reason_required ?? true;
-        items.push([text(`If a request is complex or we receive many, we may take up to ${this.deadline(right.extension.deadline)} more${reason ? ', and we tell you why' : ''}.`)]);
+        items.push([text(`If a request is complex or we receive many, we may take a further ${this.deadline(right.extension.deadline)}${reason ? ', and we tell you why' : ''}.`)]);
       }
       if (right.regions) items.push([strong('Who: '), text(`people in ${regionList(right.regions)}.`)]);
       blocks.push(list(items));
@@ -694,8 +695,8 @@ class Composer {
     if (complaints) {
       blocks.push(heading('Complaints'));
       if (complaints.description) blocks.push(...paragraphsOf(complaints.description));
-      const items: Inline[][] = [[strong('How: '), ...capitalizeFirst(this.channels(complaints.channels)), text('.')]];
-      if (complaints.deadline) items.push([strong('When: '), text(`we respond within ${this.deadline(complaints.deadline)}.`)]);
+      const items: Inline[][] = [[strong('How to complain: '), ...capitalizeFirst(this.channels(complaints.channels)), text('.')]];
+      if (complaints.deadline) items.push([text(`We respond within ${this.deadline(complaints.deadline)}.`)]);
       blocks.push(list(items));
       if (complaints.authority) blocks.push(paragraph(`You also have the right to complain to ${sentence(complaints.authority)}`));
     }

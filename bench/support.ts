@@ -1,0 +1,59 @@
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** Small helpers shared by the benchmarks: timing, medians, and the results file. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function timeMs(fn: () => void): number {
+  const start = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+export interface ResultRow {
+  benchmark: string;
+  measured: string;
+  ceiling: string;
+  ratio: string;
+  target: string;
+  verdict: 'pass' | 'FAIL' | 'info';
+}
+
+export function machineLine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.platform()} ${os.release()}`;
+}
+
+/** Appends one run (a dated table) to bench/RESULTS.md and prints it. */
+export function recordResults(title: string, rows: ResultRow[], notes: string[] = []): void {
+  const file = 'bench/RESULTS.md';
+  if (!existsSync(file)) {
+    writeFileSync(
+      file,
+      '# Benchmark results\n\nAppended by `npm run bench`. Each run is measured on the machine named in its heading; a ceiling is a reference measured in the same run (a bare Fastify server, a plain YAML parse), so ratios compare like with like.\n',
+    );
+  }
+  const lines = [
+    '',
+    `## ${title} — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `Node ${process.version}; ${machineLine()}`,
+    '',
+    '| benchmark | measured | ceiling (same run) | ratio | target | verdict |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows.map((row) => `| ${row.benchmark} | ${row.measured} | ${row.ceiling} | ${row.ratio} | ${row.target} | ${row.verdict} |`),
+    ...(notes.length ? ['', ...notes.map((note) => `- ${note}`)] : []),
+    '',
+  ];
+  appendFileSync(file, lines.join('\n'));
+  console.log(lines.join('\n'));
+}

@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { temporaryDirectory } from './support/databases.js';
+import { runPledge, startServer } from './support/cli.js';
+
+const DEMO = path.resolve('examples/demo/pledge.yaml');
+const DEMO_TEXT = readFileSync(DEMO, 'utf8');
+const noStackTrace = (text: string) => assert.doesNotMatch(text, /^\s+at .+:\d+:\d+\)?$/m, 'no stack trace is printed');
+
+describe('pledge policy validate', () => {
+  let directory: ReturnType<typeof temporaryDirectory>;
+  before(() => {
+    directory = temporaryDirectory();
+  });
+  after(() => directory.remove());
+  const file = (name: string, content: string | Buffer) => {
+    const target = path.join(directory.path, name);
+    writeFileSync(target, content);
+    return target;
+  };
+
+  test('a valid policy: exit 0 and a one-line confirmation', () => {
+    const result = runPledge(['policy', 'validate', DEMO]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /valid \(policy version 1\.0, hash [0-9a-f]{12}\)/);
+  });
+
+  test('an invalid policy: exit 1, each problem at file:line:column with a suggestion', () => {
+    const target = file('typo.yaml', DEMO_TEXT.replace('categories: [user.contact.email]\n    subjects: [subscriber', 'categories: [user.contact.emial]\n    subjects: [subscriber'));
+    const result = runPledge(['policy', 'validate', 'typo.yaml'], { cwd: directory.path });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /^typo\.yaml:\d+:18: error: collection\[3\]\.categories\[0\]: unknown category "user\.contact\.emial" — did you mean "user\.contact\.email"\?$/m);
+    assert.match(result.stderr, /^1 error, 0 warnings$/m);
+    noStackTrace(result.stderr);
+    assert.ok(existsSync(target));
+  });
+
+  test('--json gives the issues as data', () => {
+    file('bad.yaml', DEMO_TEXT.replace('legal_basis: consent', 'legal_basis: consnt'));
+    const result = runPledge(['policy', 'validate', 'bad.yaml', '--json'], { cwd: directory.path });
+    assert.equal(result.status, 1);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.valid, false);
+    assert.equal(report.issues[0].code, 'invalid_value');
+    assert.equal(report.issues[0].path, 'purposes[2].legal_basis');
+    assert.equal(typeof report.issues[0].line, 'number');
+  });
+
+  test('bad files each get a clear message, exit 1 and no stack trace', () => {
+    const cases: Array<[string, string | Buffer, RegExp]> = [
+      ['empty.yaml', '', /empty\.yaml:1:1: error: the policy file is empty/],
+      ['broken.yaml', 'pledge: 1\npolicy: [\n', /broken\.yaml:\d+:\d+: error: YAML: /],
+      ['binary.yaml', Buffer.from([0x70, 0x3a, 0x20, 0xff, 0xfe, 0x0a]), /binary\.yaml:1:4: error: the file is not valid UTF-8/],
+      ['type.yaml', DEMO_TEXT.replace('minimum_age: 13', 'minimum_age: [13]'), /children\.minimum_age: expected a whole number, got a list/],
+      ['unknown-key.yaml', DEMO_TEXT.replace('sharing:', 'sharng:'), /unknown key "sharng" — did you mean "sharing"\?/],
+      ['dangling.yaml', DEMO_TEXT.replace('purposes: [legal_compliance]', 'purposes: [legal]'), /unknown purpose "legal"/],
+    ];
+    for (const [name, content, expected] of cases) {
+      file(name, content);
+      const result = runPledge(['policy', 'validate', name], { cwd: directory.path });
+      assert.equal(result.status, 1, name);
+      assert.match(result.stderr, expected, name);
+      noStackTrace(result.stderr);
+    }
+    const missing = runPledge(['policy', 'validate', 'nowhere.yaml'], { cwd: directory.path });
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /nowhere\.yaml:1:1: error: no such file/);
+  });
+
+  test('a 50 MB file is refused quickly, without a stack trace', () => {
+    file('huge.yaml', Buffer.alloc(50 * 1024 * 1024, 0x61));
+    const result = runPledge(['policy', 'validate', 'huge.yaml'], { cwd: directory.path });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /the policy file is 50\.0 MB; the limit is 1\.0 MB/);
+    noStackTrace(result.stderr);
+  });
+
+  test('wrong usage exits 2', () => {
+    assert.equal(runPledge(['policy', 'validate']).status, 2);
+    assert.equal(runPledge(['policy', 'frobnicate']).status, 2);
+    assert.equal(runPledge(['nonsense']).status, 2);
+    const unknownFlag = runPledge(['policy', 'validate', DEMO, '--jsno']);
+    assert.equal(unknownFlag.status, 2);
+    assert.match(unknownFlag.stderr, /Unknown option '--jsno'/);
+  });
+});
+
+describe('pledge policy render, diff, schema', () => {
+  let directory: ReturnType<typeof temporaryDirectory>;
+  before(() => {
+    directory = temporaryDirectory();
+  });
+  after(() => directory.remove());
+
+  test('render to Markdown on stdout and to an HTML file', () => {
+    const markdown = runPledge(['policy', 'render', DEMO]);
+    assert.equal(markdown.status, 0, markdown.stderr);
+    assert.match(markdown.stdout, /^# Northwind Books Privacy Policy/m);
+    const out = path.join(directory.path, 'policy.html');
+    const html = runPledge(['policy', 'render', DEMO, '--format', 'html', '--out', out]);
+    assert.equal(html.status, 0, html.stderr);
+    assert.match(readFileSync(out, 'utf8'), /^<!doctype html>/i);
+  });
+
+  test('render of an invalid policy writes nothing', () => {
+    const bad = path.join(directory.path, 'bad.yaml');
+    writeFileSync(bad, DEMO_TEXT.replace('legal_basis: consent', 'legal_basis: consnt'));
+    const out = path.join(directory.path, 'never.html');
+    const result = runPledge(['policy', 'render', bad, '--format', 'html', '--out', out]);
+    assert.equal(result.status, 1);
+    assert.equal(existsSync(out), false);
+    assert.equal(runPledge(['policy', 'render', DEMO, '--format', 'pdf']).status, 2);
+  });
+
+  test('diff names semantic changes and marks the material ones', () => {
+    const newer = path.join(directory.path, 'newer.yaml');
+    writeFileSync(newer, DEMO_TEXT.replace('version: "1.0"', 'version: "1.1"').replace('categories: [user.name, user.contact.email, user.behavior.purchase_history]', 'categories: [user.name, user.contact.email, user.contact.phone_number, user.behavior.purchase_history]'));
+    const text = runPledge(['policy', 'diff', DEMO, newer]);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /material/i);
+    assert.match(text.stdout, /phone_number|Phone number/);
+    const json = JSON.parse(runPledge(['policy', 'diff', DEMO, newer, '--json']).stdout);
+    assert.ok(json.changes.some((change: { material: boolean; element: string }) => change.material && change.element === 'purpose'));
+    assert.match(runPledge(['policy', 'diff', DEMO, DEMO]).stdout, /No semantic changes/);
+  });
+
+  test('schema prints the JSON Schema, and the published copy is up to date', () => {
+    const result = runPledge(['policy', 'schema']);
+    assert.equal(result.status, 0);
+    const schema = JSON.parse(result.stdout);
+    assert.equal(schema.title, 'Pledge policy');
+    assert.ok(schema.properties.purposes);
+    assert.deepEqual(JSON.parse(readFileSync('schema/pledge.schema.json', 'utf8')), schema, 'schema/pledge.schema.json is stale: run npm run schema');
+  });
+});
+
+describe('pledge init', () => {
+  test('--defaults writes a starter policy that validates, and never overwrites', () => {
+    const directory = temporaryDirectory();
+    try {
+      const result = runPledge(['init', '--defaults'], { cwd: directory.path });
+      assert.equal(result.status, 0, result.stderr);
+      assert.ok(existsSync(path.join(directory.path, 'pledge.schema.json')));
+      const validate = runPledge(['policy', 'validate', 'pledge.yaml'], { cwd: directory.path });
+      assert.equal(validate.status, 0, validate.stderr);
+      const again = runPledge(['init', '--defaults'], { cwd: directory.path });
+      assert.equal(again.status, 1);
+      assert.match(again.stderr, /already exists; use --force/);
+    } finally {
+      directory.remove();
+    }
+  });
+
+  test('interactive answers from standard input', () => {
+    const directory = temporaryDirectory();
+    try {
+      const answers = ['Acme: Tools & Co', 'https://acme.example', 'privacy@acme.example', 'DE', 'y', 'n', 'y', '16', ''].join('\n');
+      const result = runPledge(['init'], { cwd: directory.path, input: `${answers}\n` });
+      assert.equal(result.status, 0, result.stderr + result.stdout);
+      const validate = runPledge(['policy', 'validate', 'pledge.yaml'], { cwd: directory.path });
+      assert.equal(validate.status, 0, validate.stderr);
+      assert.match(readFileSync(path.join(directory.path, 'pledge.yaml'), 'utf8'), /Acme: Tools & Co/);
+    } finally {
+      directory.remove();
+    }
+  });
+});
+
+describe('pledge serve', () => {
+  test('refuses an invalid policy, prints the report, and creates nothing', () => {
+    const directory = temporaryDirectory();
+    try {
+      writeFileSync(path.join(directory.path, 'pledge.yaml'), DEMO_TEXT.replace('legal_basis: consent', 'legal_basis: consnt'));
+      const result = runPledge(['serve', '--port', '0'], { cwd: directory.path });
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /pledge\.yaml:\d+:\d+: error: purposes\[2\]\.legal_basis/);
+      assert.match(result.stderr, /refusing to start/);
+      noStackTrace(result.stderr);
+      assert.equal(existsSync(path.join(directory.path, '.pledge')), false);
+    } finally {
+      directory.remove();
+    }
+  });
+
+  test('starts on SQLite in ./.pledge with ./pledge.yaml, answers /health, stops on SIGTERM', async () => {
+    const directory = temporaryDirectory();
+    try {
+      writeFileSync(path.join(directory.path, 'pledge.yaml'), DEMO_TEXT.replace('name: Northwind Books\n', 'name: Southwind Books\n'));
+      const server = await startServer([], { cwd: directory.path, env: { PLEDGE_PROT: '1' } });
+      try {
+        const health = await fetch(`${server.url}/health`);
+        assert.equal(health.status, 200);
+        assert.equal(((await health.json()) as { database: { dialect: string } }).database.dialect, 'sqlite');
+        assert.match(await (await fetch(`${server.url}/policy`)).text(), /Southwind Books/);
+        const { stdout, stderr } = server.output();
+        assert.match(stdout, /privacy policy\s+http:\/\/.+\/policy/);
+        assert.match(stderr, /unknown environment variable PLEDGE_PROT is ignored — did you mean PLEDGE_PORT\?/);
+        assert.match(stderr, /generated a development master key/);
+        assert.equal(statSync(path.join(directory.path, '.pledge', 'master.key')).mode & 0o777, 0o600);
+        assert.ok(existsSync(path.join(directory.path, '.pledge', 'pledge.db')));
+      } finally {
+        assert.equal(await server.stop(), 0, 'a clean exit on SIGTERM');
+      }
+    } finally {
+      directory.remove();
+    }
+  });
+
+  test('without pledge.yaml it serves the demo policy and says so', async () => {
+    const directory = temporaryDirectory();
+    try {
+      mkdirSync(path.join(directory.path, 'empty'));
+      const server = await startServer(['--data-dir', 'state'], { cwd: path.join(directory.path, 'empty') });
+      try {
+        assert.match(server.output().stdout, /the demo policy/);
+        assert.match(await (await fetch(`${server.url}/policy`)).text(), /Northwind Books/);
+        assert.ok(existsSync(path.join(directory.path, 'empty', 'state', 'pledge.db')));
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      directory.remove();
+    }
+  });
+});
