@@ -53,7 +53,7 @@ export async function benchStartup(runs = 7): Promise<ResultRow[]> {
   for (let i = 0; i < runs; i++) {
     const directory = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-'));
     try {
-      pledge.push(await startOnce([path.join(root, 'dist/src/main.js'), 'serve', '--port', '0'], directory, i === 0 ? 3000 : 300));
+      pledge.push(await startOnce([path.join(root, 'dist/pledge.mjs'), 'serve', '--port', '0'], directory, i === 0 ? 3000 : 300));
       bare.push(await startOnce([path.join(root, 'dist/bench/bare-server.js'), '0'], directory, i === 0 ? 3000 : 300));
     } finally {
       rmSync(directory, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { loadPolicyFile, requirePolicy } from './policy/policy.load.js';
 import type { Policy } from './policy/policy.model.js';
 import { registerPolicyRoutes } from './policy/policy.routes.js';
 import { PolicyService } from './policy/policy.service.js';
-import { VERSION } from './version.js';
+import { VERSION } from './core/package.js';
 
 export interface AppOptions {
   clock?: Clock;

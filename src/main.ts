@@ -3,7 +3,7 @@ import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
 import { diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { serveCommand } from './serve.js';
-import { VERSION } from './version.js';
+import { VERSION } from './core/package.js';
 
 const HELP = `pledge ${VERSION} — your privacy policy, kept by software
 

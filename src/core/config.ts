@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PledgeError } from './errors.js';
+import { PACKAGE_ROOT } from './package.js';
 import { closestMatch } from './suggest.js';
 
 /**
@@ -61,7 +61,7 @@ export const KNOWN_VARIABLES: Record<string, string> = {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** The demo policy shipped with the package, used when no policy file is configured or found. */
-export const DEMO_POLICY_PATH = fileURLToPath(new URL('../../../examples/demo/pledge.yaml', import.meta.url));
+export const DEMO_POLICY_PATH = path.join(PACKAGE_ROOT, 'examples', 'demo', 'pledge.yaml');
 
 function fail(message: string): never {
   throw new PledgeError('config_invalid', message);

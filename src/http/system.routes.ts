@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import { ping, type Database } from '../core/db.js';
 import type { PolicyService } from '../policy/policy.service.js';
-import { escapeHtml } from './html.js';
+import { escapeHtml } from '../core/html.js';
 
 const HealthSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),

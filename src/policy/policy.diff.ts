@@ -187,6 +187,9 @@ function deadlineDays(text: string): number {
   return deadline.kind === 'business' ? (deadline.days * 7) / 5 : deadline.days;
 }
 
+const TRIGGER_WORDS: Record<string, string> = { collected: 'collection', last_activity: 'the last activity', account_closed: 'account closure' };
+const triggerText = (trigger: string) => TRIGGER_WORDS[trigger] ?? trigger;
+
 function overlaps(a: string, b: string): boolean {
   return covers(a, b) || covers(b, a);
 }
@@ -605,7 +608,7 @@ class Differ {
         const rule = (b ?? a)!;
         const document = b ? this.before : this.after;
         const longer = this.keptLonger(this.ruleScope(document, rule));
-        const what = `${describeDuration(parseDuration(rule.duration)!)} after ${rule.trigger.replace('_', ' ')}, then ${rule.action}`;
+        const what = `${describeDuration(parseDuration(rule.duration)!)} after ${triggerText(rule.trigger)}, then ${rule.action}`;
         this.emit(
           'retention', id, b ? 'removed' : 'added', path,
           b ? `Retention rule "${id}" (${what}) removed` : `New retention rule "${id}": ${what}`,
@@ -630,7 +633,7 @@ class Differ {
       );
     }
     if (b.trigger !== a.trigger) {
-      this.emit('retention', id, 'changed', `${path}.trigger`, `Retention rule "${id}" now counts from ${a.trigger.replace('_', ' ')} (was ${b.trigger.replace('_', ' ')})`, 'the retention clock starts at a different moment, which can postpone deletion', b.trigger, a.trigger);
+      this.emit('retention', id, 'changed', `${path}.trigger`, `Retention rule "${id}" now counts from ${triggerText(a.trigger)} (was ${triggerText(b.trigger)})`, 'the retention clock starts at a different moment, which can postpone deletion', b.trigger, a.trigger);
     }
     if (b.action !== a.action) {
       this.emit(

@@ -1,8 +1,7 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { closestMatch } from '../core/suggest.js';
 import type { PathSegment, PendingIssue } from './policy.issues.js';
-import { PolicySchema } from './policy.schema.js';
+import validate from './policy.validator.js';
 
 /**
  * Checks a parsed policy against the JSON Schema and turns Ajv's errors into issues a person
@@ -10,19 +9,9 @@ import { PolicySchema } from './policy.schema.js';
  * one of the allowed words, the required key that is missing.
  */
 
-// ajv-formats is published as CommonJS; its default export arrives wrapped under ESM.
-type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
-
-let compiled: ValidateFunction | undefined;
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-    addFormats(ajv, ['date', 'email', 'uri']);
-    compiled = ajv.compile(PolicySchema);
-  }
-  return compiled;
-}
+// Compiled at build time (scripts/build-validator.mjs): compiling the schema at run time
+// would cost every start about 150 ms and 15 MB.
+const validator = () => validate;
 
 function pathOf(instancePath: string, data: unknown): PathSegment[] {
   const segments: PathSegment[] = [];

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 /** The compiled `pledge` bin, run as a user would run it. */
-export const PLEDGE_BIN = path.resolve('dist/src/main.js');
+export const PLEDGE_BIN = path.resolve('dist/pledge.mjs');
 
 export interface CliResult {
   status: number | null;

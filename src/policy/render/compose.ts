@@ -43,16 +43,29 @@ function formatDate(iso: string, lang: string): string {
 function joinWords(items: readonly string[], conjunction = 'and'): string {
   if (items.length <= 1) return items[0] ?? '';
   // "Device and browser data, and pages visited": a comma keeps the two items apart.
-  if (items.length === 2) return `${items[0]}${items[0]!.includes(` ${conjunction} `) ? ',' : ''} ${conjunction} ${items[1]}`;
+  if (items.length === 2) {
+    const first = items[0]!;
+    const ambiguous = (item: string) => item.includes(` ${conjunction} `) && !item.startsWith('“');
+    const comma = ambiguous(first) || ambiguous(items[1]!) ? ',' : '';
+    return `${first}${comma} ${conjunction} ${items[1]}`;
+  }
   return `${items.slice(0, -1).join(', ')}, ${conjunction} ${items[items.length - 1]}`;
 }
 
-/** Lower-cases a leading capital for use inside a sentence, but leaves acronyms ("IP address") alone. */
+/**
+ * Lower-cases a leading capital for use inside a sentence ("Email address" → "email address"),
+ * but leaves a first word with other capitals alone ("IP address", "OpMaestro users").
+ */
 function lowerFirst(value: string): string {
-  if (value.length < 2) return value;
-  const first = value[0]!;
-  const second = value[1]!;
-  if (first === first.toLowerCase() || second === second.toUpperCase()) return value;
+  const first = value[0];
+  if (first === undefined || first === first.toLowerCase()) return value;
+  let end = value.indexOf(' ');
+  if (end === -1) end = value.length;
+  if (end < 2) return value;
+  for (let index = 1; index < end; index++) {
+    const char = value[index]!;
+    if (char !== char.toLowerCase()) return value;
+  }
   return first.toLowerCase() + value.slice(1);
 }
 
@@ -84,7 +97,34 @@ function paragraphsOf(value: string): Block[] {
     .split(/\n[ \t]*\n/)
     .map((part) => part.split('\n').map((line) => line.trim()).filter(Boolean).join(' '))
     .filter((part) => part.length > 0)
-    .map((part) => paragraph(part));
+    .map((part) => ({ type: 'paragraph', content: linkify(part) }));
+}
+
+/** Turns the http(s) addresses written in a text into links (their own text, so print shows them). */
+function linkify(value: string): Inline[] {
+  const parts: Inline[] = [];
+  let from = 0;
+  for (;;) {
+    const http = value.indexOf('http://', from);
+    const https = value.indexOf('https://', from);
+    const start = http === -1 ? https : https === -1 ? http : Math.min(http, https);
+    if (start === -1) break;
+    let end = start;
+    while (end < value.length && value.charCodeAt(end) > 0x20 && !'<>"\''.includes(value[end]!)) end++;
+    // Closing punctuation belongs to the sentence, not the address.
+    while (end > start && '.,;:!?)]\''.includes(value[end - 1]!)) end--;
+    const address = value.slice(start, end);
+    if (address.length <= 8 || !/^https?:\/\/[^/]/.test(address)) {
+      from = start + 7;
+      continue;
+    }
+    if (start > 0) parts.push(text(value.slice(0, start)));
+    parts.push(link(address, address));
+    value = value.slice(end);
+    from = 0;
+  }
+  if (value.length > 0 || parts.length === 0) parts.push(text(value));
+  return parts;
 }
 
 const REGION_NAMES: Record<string, string> = {
@@ -223,13 +263,13 @@ const MESSAGE_CHANNEL_WORDS: Record<string, string> = {
 };
 
 const TRANSFER_MECHANISM_WORDS: Record<string, string> = {
-  adequacy: 'an adequacy decision, which recognises that the destination protects personal information adequately',
-  scc: 'standard contractual clauses approved by the European Commission',
-  bcr: 'binding corporate rules approved by a data protection authority',
-  dpf: 'the EU–U.S. Data Privacy Framework',
-  consent: 'your explicit consent',
-  contract: 'necessity for the contract with you',
-  derogation: 'an exception the law allows for specific situations',
+  adequacy: 'covered by an adequacy decision: the destination is recognised as protecting personal information adequately',
+  scc: 'protected by standard contractual clauses',
+  bcr: 'protected by binding corporate rules',
+  dpf: 'under the EU–U.S. Data Privacy Framework',
+  consent: 'with your explicit consent',
+  contract: 'because it is necessary to perform our contract with you',
+  derogation: 'under an exception the law allows for specific situations',
 };
 
 const RETENTION_TRIGGER_WORDS: Record<RetentionRule['trigger'], string> = {
@@ -338,12 +378,15 @@ class Composer {
         if (address) parts.push(text(' at '), urlOrText(address));
         break;
     }
-    if (channel.description) parts.push(text(` (${channel.description.trim()})`));
+    if (channel.description) parts.push(text(` (${lowerFirst(trimFinalStop(channel.description))})`));
     return parts;
   }
 
   channels(channels: readonly Channel[]): Inline[] {
-    return joinInlines(channels.map((channel) => this.channel(channel)), ', ', channels.length > 2 ? ', or ' : ' or ');
+    const parts = channels.map((channel) => this.channel(channel));
+    // A postal address is full of commas; semicolons then keep the channels apart.
+    if (parts.some((part) => part.some((inline) => inline.text.includes(',')))) return joinInlines(parts, '; ', '; or ');
+    return joinInlines(parts, ', ', parts.length > 2 ? ', or ' : ' or ');
   }
 
   providerName(provider: string): string {
@@ -405,12 +448,7 @@ class Composer {
   collectionItem(entry: CollectionEntry): Inline[] {
     const parts: Inline[] = [strong(this.categories(entry.categories)), text(`, about ${this.subjects(entry.subjects)}.`)];
     const add = (value: string) => parts.push(text(` ${value}`));
-    if (entry.source === 'partner' && entry.partner) {
-      const source = this.doc.sources?.find((candidate) => candidate.id === entry.partner);
-      const name = source?.name ?? entry.partner;
-      add(source?.description ? `From ${name}: ${sentence(source.description)}` : `From ${name}.`);
-      if (source?.privacy_policy_url) parts.push(text(' See the '), link(`privacy policy of ${name}`, source.privacy_policy_url), text('.'));
-    }
+    if (entry.source === 'partner' && entry.partner) add(`From ${this.sourceNames.get(entry.partner) ?? entry.partner}.`);
     if (entry.description) add(sentence(entry.description));
     if (entry.method) add(`How: ${sentence(entry.method)}`);
     if (entry.required_for && entry.required_for.length > 0) {
@@ -440,6 +478,22 @@ class Composer {
       if (source === 'other_person') blocks.push(paragraph('Someone else may give us information about you, for example when they refer you to us.'));
       if (source === 'staff') blocks.push(paragraph('Our staff may add information, for example notes from a conversation with you.'));
       blocks.push(list(entries.map((entry) => this.collectionItem(entry))));
+      if (source === 'partner') {
+        const partners = (this.doc.sources ?? []).filter((partner) => entries.some((entry) => entry.partner === partner.id));
+        const described = partners.filter((partner) => partner.description || partner.privacy_policy_url);
+        if (described.length > 0) {
+          blocks.push(
+            paragraph('About these partners:'),
+            list(
+              described.map((partner) => {
+                const parts: Inline[] = [strong(partner.name), text(partner.description ? `: ${sentence(partner.description)}` : '.')];
+                if (partner.privacy_policy_url) parts.push(text(' See the '), link(`privacy policy of ${partner.name}`, partner.privacy_policy_url), text('.'));
+                return parts;
+              }),
+            ),
+          );
+        }
+      }
     }
     const sensitive: string[] = [];
     for (const entry of this.doc.collection) {
@@ -538,7 +592,7 @@ class Composer {
       paragraph(
         this.doc.sharing.sells_personal_data
           ? 'We sell personal information to the recipients described above.'
-          : 'We do not sell your personal information, and we have not sold it.',
+          : 'We do not sell your personal information.',
       ),
     );
     const aggregate = this.doc.sharing.aggregate_statistics;
@@ -661,23 +715,8 @@ class Composer {
   yourRights(): Section {
     const rights = this.doc.rights;
     const blocks: Block[] = [
-      paragraph('You have the rights below over your personal information. Using them is free. We answer within the time shown, counted from the day we receive your request.'),
+      paragraph('You have the rights below over your personal information. We answer within the time shown, counted from the day we receive your request.'),
     ];
-    for (const right of rights.requests) {
-      const words = RIGHT_WORDS[right.type];
-      blocks.push(heading(words.title), ...paragraphsOf(right.description ?? words.description));
-      const items: Inline[][] = [];
-      items.push([strong('How to ask: '), ...capitalizeFirst(this.channels(right.channels)), text('.')]);
-      if (right.self_service) items.push([text('You can do this yourself at any time, and it takes effect straight away.')]);
-      if (right.verification) items.push([text(this.verificationWords(right.verification))]);
-      items.push([text(`We respond within ${this.deadline(right.deadline)}.`)]);
-      if (right.extension) {
-        const reason = right.extension.reason_required ?? true;
-        items.push([text(`If a request is complex or we receive many, we may take a further ${this.deadline(right.extension.deadline)}${reason ? ', and we tell you why' : ''}.`)]);
-      }
-      if (right.regions) items.push([strong('Who: '), text(`people in ${regionList(right.regions)}.`)]);
-      blocks.push(list(items));
-    }
     const deadlines = [...rights.requests.flatMap((right) => [right.deadline, right.extension?.deadline]), rights.complaints?.deadline];
     const usesBusinessDays = deadlines.some((deadline) => deadline !== undefined && parseDeadline(deadline)?.kind === 'business');
     if (usesBusinessDays || rights.calendar) {
@@ -691,6 +730,21 @@ class Composer {
       if (calendar.timezone) parts.push(`Deadlines are counted in the ${calendar.timezone} time zone.`);
       blocks.push(paragraph(parts.join(' ')));
     }
+    for (const right of rights.requests) {
+      const words = RIGHT_WORDS[right.type];
+      blocks.push(heading(words.title), ...paragraphsOf(right.description ?? words.description));
+      const items: Inline[][] = [];
+      items.push([strong('How to ask: '), ...capitalizeFirst(this.channels(right.channels)), text('.')]);
+      if (right.self_service) items.push([text('You can do this yourself at any time, and it takes effect straight away.')]);
+      if (right.verification) items.push([text(this.verificationWords(right.verification))]);
+      items.push([text(`We respond within ${this.deadline(right.deadline)}.`)]);
+      if (right.extension) {
+        const reason = right.extension.reason_required ?? true;
+        items.push([text(`If a request is complex or we receive many, we may take a further ${this.deadline(right.extension.deadline)}${reason ? ', and we tell you why' : ''}.`)]);
+      }
+      if (right.regions) items.push([text(`This right is available to people in ${regionList(right.regions)}.`)]);
+      blocks.push(list(items));
+    }
     const complaints = rights.complaints;
     if (complaints) {
       blocks.push(heading('Complaints'));
@@ -698,7 +752,7 @@ class Composer {
       const items: Inline[][] = [[strong('How to complain: '), ...capitalizeFirst(this.channels(complaints.channels)), text('.')]];
       if (complaints.deadline) items.push([text(`We respond within ${this.deadline(complaints.deadline)}.`)]);
       blocks.push(list(items));
-      if (complaints.authority) blocks.push(paragraph(`You also have the right to complain to ${sentence(complaints.authority)}`));
+      if (complaints.authority) blocks.push(paragraph(`You also have the right to complain to ${sentence(lowerFirst(complaints.authority))}`));
     }
     return { id: 'your-rights', title: 'Your rights', blocks };
   }
@@ -812,11 +866,11 @@ class Composer {
     const transfers = storage.transfers ?? [];
     if (transfers.length > 0) {
       blocks.push(
-        paragraph('When personal information moves between countries, it is protected as follows:'),
+        paragraph('We transfer personal information between countries as follows:'),
         list(
           transfers.map((transfer) => {
             const route = transfer.from ? `From ${regionName(transfer.from)} to ${regionName(transfer.to)}` : `To ${regionName(transfer.to)}`;
-            const parts = [`${route}, under ${TRANSFER_MECHANISM_WORDS[transfer.mechanism] ?? transfer.mechanism}.`];
+            const parts = [`${route}, ${TRANSFER_MECHANISM_WORDS[transfer.mechanism] ?? transfer.mechanism}.`];
             if (transfer.description) parts.push(sentence(transfer.description));
             return [text(parts.join(' '))];
           }),
@@ -904,6 +958,11 @@ function capitalizeFirst(parts: Inline[]): Inline[] {
   const first = parts[0];
   if (!first || first.type !== 'text') return parts;
   return [text(upperFirst(first.text)), ...parts.slice(1)];
+}
+
+function trimFinalStop(value: string): string {
+  const trimmed = value.trim();
+  return trimmed.endsWith('.') && !trimmed.endsWith('..') ? trimmed.slice(0, -1) : trimmed;
 }
 
 function looksLikeEmail(value: string): boolean {

@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../core/html.js';
 import { safeHref, type Block, type Inline, type RenderedDocument, type Section } from './document.js';
 
 /**
@@ -10,38 +11,7 @@ import { safeHref, type Block, type Inline, type RenderedDocument, type Section 
  * header cells, wide tables in a focusable scroll region.
  */
 
-/** Escapes & < > " ' (text and attribute values alike) and replaces control characters. */
-export function escapeHtml(value: string): string {
-  let result = '';
-  let last = 0;
-  for (let index = 0; index < value.length; index++) {
-    const code = value.charCodeAt(index);
-    let replacement: string;
-    switch (code) {
-      case 38:
-        replacement = '&amp;';
-        break;
-      case 60:
-        replacement = '&lt;';
-        break;
-      case 62:
-        replacement = '&gt;';
-        break;
-      case 34:
-        replacement = '&quot;';
-        break;
-      case 39:
-        replacement = '&#39;';
-        break;
-      default:
-        if ((code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) || code === 0x7f) replacement = ' ';
-        else continue;
-    }
-    result += value.slice(last, index) + replacement;
-    last = index + 1;
-  }
-  return last === 0 ? value : result + value.slice(last);
-}
+export { escapeHtml };
 
 const STYLE = `
 :root{color-scheme:light dark;--text:#1b1b1b;--muted:#575757;--bg:#fff;--link:#0a52c4;--border:#c9c9c9;--head:#f3f3f3}

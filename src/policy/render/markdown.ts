@@ -8,9 +8,12 @@ import { safeHref, type Block, type Inline, type RenderedDocument, type Section 
  * allows; anything else is shown as text.
  */
 
-// Characters that can start or close inline markup, or an HTML tag or entity. ( and ) are safe
-// once [ and ] are escaped; "." only matters after digits at the start of a block (see below).
-const ESCAPED = new Set(['\\', '`', '*', '_', '[', ']', '<', '>', '#', '|', '~', '&', '$']);
+// Characters that can start or close inline markup. ( and ) are safe once [ and ] are escaped;
+// "." only matters after digits at the start of a block (see below). <, > and & become
+// entities rather than backslash escapes, so not even a naive reader of the Markdown source
+// finds a tag in it.
+const ESCAPED = new Set(['\\', '`', '*', '_', '[', ']', '#', '|', '~', '$']);
+const ENTITIES: Record<string, string> = { '<': '&lt;', '>': '&gt;', '&': '&amp;' };
 
 /** Escapes policy text for Markdown: one line, no markup. */
 export function escapeMarkdown(value: string): string {
@@ -22,6 +25,7 @@ export function escapeMarkdown(value: string): string {
     let replacement: string;
     if (code < 0x20 || code === 0x7f) replacement = ' ';
     else if (ESCAPED.has(char)) replacement = `\\${char}`;
+    else if (char === '<' || char === '>' || char === '&') replacement = ENTITIES[char]!;
     else continue;
     result += value.slice(last, index) + replacement;
     last = index + 1;
@@ -29,7 +33,7 @@ export function escapeMarkdown(value: string): string {
   return last === 0 ? value : result + value.slice(last);
 }
 
-/** Makes escaped text safe at the start of a block: no list marker, no indented code. */
+/** Makes escaped text safe at the start of a block: no list marker, no indented code (">" is already an entity). */
 function escapeBlockStart(escaped: string): string {
   const value = escaped.trimStart();
   const first = value[0];
@@ -63,6 +67,8 @@ function delimited(value: string, marker: string): string {
 }
 
 function codeSpan(value: string, inTable: boolean): string {
+  // Code spans show < > & raw; text that holds them is shown as escaped text instead.
+  if (value.includes('<') || value.includes('>') || value.includes('&')) return escapeMarkdown(value);
   let content = '';
   for (const char of value) {
     const code = char.charCodeAt(0);

@@ -1,0 +1,13 @@
+const t0 = performance.now();
+const lap = (l) => console.log(l.padEnd(28), (performance.now() - t0).toFixed(0));
+const { createApp } = await import('./dist/src/app.js'); lap('import app');
+const { loadConfig } = await import('./dist/src/core/config.js');
+const { loadPolicyFile } = await import('./dist/src/policy/policy.load.js'); lap('imports');
+const { createLogger } = await import('./dist/src/core/logger.js');
+const { config } = loadConfig({}, { dataDir: '/tmp/prof2', port: 4556 });
+const loaded = loadPolicyFile(config.policyPath); lap('policy validated');
+const app = await createApp(config, { policy: loaded.policy, logger: createLogger('warn') }); lap('app created');
+await app.http.listen({ port: 4556 }); lap('listening');
+const r = await app.http.inject({ url: '/health' }); lap('health');
+console.log('rss MB', (process.memoryUsage().rss / 1048576).toFixed(1));
+await app.close();
