@@ -76,6 +76,7 @@ describe('bad input is reported with file:line:column, a path and a suggestion',
   test('an unknown key, with the key probably meant', () => {
     const text = edited('    trigger: account_closed', '    triger: account_closed');
     const issues = errorsOf(text);
+    assert.equal(issues.length, 1, 'the typo is reported once, not also as a missing "trigger"');
     const unknown = issues.find((issue) => issue.code === 'unknown_key')!;
     assert.equal(unknown.path, 'retention[0].triger');
     assert.equal(unknown.suggestion, 'did you mean "trigger"?');

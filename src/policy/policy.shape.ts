@@ -124,5 +124,16 @@ export function checkShape(data: unknown): PendingIssue[] {
     seen.add(key);
     issues.push(issue);
   }
-  return issues;
+  // A misspelt required key shows up twice: as unknown ("triger") and as missing ("trigger").
+  // Report it once, as the typo, which names both.
+  const typos = new Set(
+    issues
+      .filter((issue) => issue.code === 'unknown_key' && issue.suggestion?.startsWith('did you mean'))
+      .map((issue) => `${issue.path.slice(0, -1).join('/')}|${/"([^"]+)"/.exec(issue.suggestion!)?.[1]}`),
+  );
+  return issues.filter((issue) => {
+    if (issue.code !== 'missing_key') return true;
+    const missing = /"([^"]+)"/.exec(issue.message)?.[1];
+    return !typos.has(`${issue.path.join('/')}|${missing}`);
+  });
 }
