@@ -56,6 +56,8 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
+  PLEDGE_TEST_CHROMIUM: 'test suite only: path of the Chromium for browser tests (default /usr/bin/chromium)',
+  PLEDGE_TEST_BROWSER: 'test suite only: "required" makes browser tests fail, not skip, without Chromium',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -196,4 +198,9 @@ export function testDatabaseUrls(env: NodeJS.ProcessEnv = process.env): { postgr
   if (env.PLEDGE_TEST_POSTGRES_URL) out.postgres = env.PLEDGE_TEST_POSTGRES_URL;
   if (env.PLEDGE_TEST_MYSQL_URL) out.mysql = env.PLEDGE_TEST_MYSQL_URL;
   return out;
+}
+
+/** Test-suite browser settings: which Chromium to drive, and whether its absence is a failure. */
+export function testBrowserSettings(env: NodeJS.ProcessEnv = process.env): { executable: string; required: boolean } {
+  return { executable: env.PLEDGE_TEST_CHROMIUM || '/usr/bin/chromium', required: env.PLEDGE_TEST_BROWSER === 'required' };
 }

@@ -33,6 +33,9 @@ export function registerSystemRoutes(app: FastifyInstance, deps: { database: Dat
     });
   });
 
+  // Browsers ask for it on every page; an empty answer keeps their consoles (and logs) clean.
+  app.get('/favicon.ico', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').status(204).send());
+
   app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(app.swagger()));
 
   app.get('/problems', { schema: { hide: true } }, async (_request, reply) => {
