@@ -1,10 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { loadSqlite } from './sqlite.js';
 
 /**
  * The engine's own database: an embedded SQLite file by default, PostgreSQL when the
@@ -26,6 +26,7 @@ export function openDatabase(url: string): Database {
   if (url.startsWith('sqlite:')) {
     const file = url.slice('sqlite:'.length);
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const SQLite = loadSqlite();
     const connection = new SQLite(file);
     // WAL lets readers proceed during a write; busy_timeout waits instead of failing when
     // another process (a second CLI, a backup) holds the lock for a moment.

@@ -651,11 +651,22 @@ export async function askStarterAnswers(input: NodeJS.ReadableStream, output: No
   // or pasted answers), which rl.question() would drop.
   const lines = rl[Symbol.asyncIterator]();
   const defaults = defaultStarterAnswers;
+  // Once the input has ended, readline is closed (Node 24 refuses prompt() then) while
+  // buffered lines are still to be read: write the question ourselves.
+  let closed = false;
+  rl.once('close', () => {
+    closed = true;
+  });
 
   async function ask<T>(question: string, shown: string, parse: (text: string) => T | undefined, invalid: string): Promise<T> {
     for (;;) {
-      rl.setPrompt(`${question} [${shown}] `);
-      rl.prompt();
+      const prompt = `${question} [${shown}] `;
+      if (closed) {
+        output.write(prompt);
+      } else {
+        rl.setPrompt(prompt);
+        rl.prompt();
+      }
       const next = await lines.next();
       if (next.done) throw new Error('the answers ended before every question was answered; run `pledge init --defaults` to write the starter without questions');
       const value = parse(String(next.value).trim());
