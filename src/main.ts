@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
-import { diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
+import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { serveCommand } from './serve.js';
 import { VERSION } from './core/package.js';
 
@@ -15,6 +15,7 @@ Usage:
   pledge policy render FILE [--format md|html] [--out FILE]
   pledge policy diff OLD NEW [--json]
   pledge policy schema [--out FILE]
+  pledge policy categories [FILE] [--json]
   pledge --version | --help
 
 Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
@@ -49,8 +50,10 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
           return diffCommand(args, io);
         case 'schema':
           return schemaCommand(args, io);
+        case 'categories':
+          return categoriesCommand(args, io);
         default:
-          throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff or schema`);
+          throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema or categories`);
       }
     }
     default:

@@ -136,6 +136,18 @@ describe('pledge policy render, diff, schema', () => {
   });
 });
 
+describe('pledge policy categories', () => {
+  test('lists the built-in taxonomy, and a policy\'s own categories when given one', () => {
+    const builtIn = runPledge(['policy', 'categories']);
+    assert.equal(builtIn.status, 0, builtIn.stderr);
+    assert.match(builtIn.stdout, /^user\.contact\.email\s+Email address$/m);
+    assert.match(builtIn.stdout, /^user\.financial\.credit_card\s+Payment card details \(sensitive\)$/m);
+    const withPolicy = JSON.parse(runPledge(['policy', 'categories', 'examples/policies/plimus.yaml', '--json']).stdout) as Array<{ id: string; custom: boolean }>;
+    assert.ok(withPolicy.some((category) => category.custom), 'the policy adds categories of its own');
+    assert.ok(withPolicy.some((category) => category.id === 'user.contact.email' && !category.custom));
+  });
+});
+
 describe('pledge init', () => {
   test('--defaults writes a starter policy that validates, and never overwrites', () => {
     const directory = temporaryDirectory();

@@ -61,7 +61,7 @@ export const ERROR_CATALOGUE = {
   policy_unreadable: {
     status: 422,
     title: 'The policy file cannot be read',
-    description: 'The policy file is missing, empty, too large, not UTF-8 or not a single YAML document.',
+    description: 'The policy file is missing, empty, too large or not UTF-8 text.',
   },
   config_invalid: {
     status: 500,

@@ -18,7 +18,7 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
     issues.push({ severity: 'warning', code, path, message, ...(suggestion ? { suggestion } : {}) });
 
   // --- identifiers: unique within their list ------------------------------------------------
-  const uniqueIds = (list: Array<{ id: string }> | undefined, ...at: string[]) => {
+  const uniqueIds = (list: Array<{ id: string }> | undefined, ...at: PathSegment[]) => {
     const seen = new Map<string, number>();
     list?.forEach((item, index) => {
       const first = seen.get(item.id);
@@ -59,7 +59,7 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
   const checkCategory = (category: string, path: PathSegment[]) => {
     if (categories.has(category)) return true;
     const guess = closestMatch(category, categories);
-    error('unknown_category', path, `unknown category "${category}"`, guess ? `did you mean "${guess}"?` : 'declare it under categories:, or run `pledge policy schema` to see the taxonomy');
+    error('unknown_category', path, `unknown category "${category}"`, guess ? `did you mean "${guess}"?` : 'declare it under categories:, or run `pledge policy categories` to list the built-in ones');
     return false;
   };
   const checkRef = (kind: string, known: Set<string>, value: string, path: PathSegment[]) => {
@@ -151,6 +151,7 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
         ruleCategories.some((reference) => covers(reference, category)) ||
         rulePurposes.some((purposeId) => purposeById.get(purposeId)!.categories.some((reference) => covers(reference, category))),
     });
+    uniqueIds(rule.exceptions, 'retention', index, 'exceptions');
     rule.exceptions?.forEach((exception, j) => {
       exception.categories.forEach((category, k) => checkCategory(category, at('exceptions', j, 'categories', k)));
       const base = parseDuration(rule.duration);

@@ -7,6 +7,7 @@ import { formatReport } from './policy.issues.js';
 import { loadPolicyFile } from './policy.load.js';
 import { policyJsonSchema } from './policy.schema.js';
 import { renderPolicy } from './render/render.js';
+import { BUILT_IN_CATEGORIES, type CategoryInfo } from './taxonomy.js';
 
 /** `pledge policy validate FILE [--json]` */
 export function validateCommand(args: string[], io: CommandIO): number {
@@ -85,5 +86,34 @@ export async function initCommand(args: string[], io: CommandIO, input: NodeJS.R
   if (!existsSync(schemaFile)) writeFileAtomic(schemaFile, `${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
   const shown = path.relative(io.cwd, target) || target;
   io.out(`wrote ${shown} (and pledge.schema.json for editor autocompletion)\nnext: edit it, then run  pledge policy validate ${shown}  and  pledge serve --policy ${shown}`);
+  return EXIT.ok;
+}
+
+/** `pledge policy categories [FILE] [--json]`: the taxonomy, plus a policy's own categories. */
+export function categoriesCommand(args: string[], io: CommandIO): number {
+  const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' } });
+  if (positionals.length > 1) throw new UsageError('usage: pledge policy categories [FILE] [--json]');
+  let categories: CategoryInfo[] = [...BUILT_IN_CATEGORIES.values()];
+  const custom = new Set<string>();
+  if (positionals[0] !== undefined) {
+    const result = loadPolicyFile(path.resolve(io.cwd, positionals[0]));
+    if (!result.policy) {
+      io.err(formatReport(result.issues));
+      return EXIT.invalid;
+    }
+    categories = [...result.policy.categories.values()];
+    for (const category of result.policy.document.categories ?? []) custom.add(category.id);
+  }
+  categories.sort((a, b) => (a.id < b.id ? -1 : 1));
+  if (values.json) {
+    io.out(JSON.stringify(categories.map((category) => ({ ...category, custom: custom.has(category.id) })), null, 2));
+    return EXIT.ok;
+  }
+  const width = Math.max(...categories.map((category) => category.id.length));
+  io.out(
+    categories
+      .map((category) => `${category.id.padEnd(width)}  ${category.name}${category.sensitive ? ' (sensitive)' : ''}${custom.has(category.id) ? ' [this policy]' : ''}`)
+      .join('\n'),
+  );
   return EXIT.ok;
 }

@@ -150,7 +150,7 @@ export function renderStarterPolicy(answers: StarterAnswers, options: { today?: 
     '    description: Anyone using the website without signing in.',
     '',
     '# ---------------------------------------------------------------------------------------------',
-    '# Data categories of your own, added under the built-in taxonomy (`pledge policy schema` lists',
+    '# Data categories of your own, added under the built-in taxonomy (`pledge policy categories` lists',
     '# it: user.name, user.contact.email, user.device.ip_address, user.behavior.purchase_history…).',
     '# Example:',
     '#   - id: user.account.loyalty_points',

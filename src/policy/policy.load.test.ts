@@ -213,8 +213,20 @@ describe('cross-checks', () => {
     assert.deepEqual(codes(edited('partner: payment_gateway', 'partner: payment_gw')), ['unknown_source']);
   });
 
+  test('an empty ISO duration is not a duration', () => {
+    for (const empty of ['P', 'PT', 'P1DT']) {
+      const issue = errorsOf(edited('lifetime: 7 days', `lifetime: ${empty}`))[0]!;
+      assert.equal(issue?.path, 'cookies[1].lifetime', empty);
+    }
+    assert.deepEqual(errorsOf(edited('lifetime: 7 days', 'lifetime: P1W')), []);
+  });
+
   test('duplicate ids', () => {
     assert.deepEqual(codes(edited('  - id: carrier', '  - id: payment_gateway')), ['duplicate_id']);
+    const twice = edited('        duration: 7 years\n', '        duration: 7 years\n      - id: tax_records\n        reason: legal_claims\n        description: Disputes.\n        categories: [user.payment]\n        duration: 7 years\n');
+    const issue = errorsOf(twice)[0]!;
+    assert.equal(issue.code, 'duplicate_id');
+    assert.equal(issue.path, 'retention[1].exceptions[1].id');
   });
 
   test('a signal cannot opt out of a necessary purpose, and an ignored signal lists none', () => {

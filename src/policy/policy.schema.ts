@@ -1,4 +1,5 @@
 import Type, { type Static, type TSchema } from 'typebox';
+import { BUILT_IN_CATEGORIES } from './taxonomy.js';
 
 /**
  * The policy language: the JSON Schema of `pledge.yaml`, written once in TypeBox. It serves
@@ -24,6 +25,8 @@ const CategoryRef = Type.String({
   pattern: '^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$',
   description: 'A data category from the taxonomy, dotted from general to specific (e.g. user.contact.email). Naming a category covers all categories below it.',
   'x-hint': 'a dotted category name such as "user.contact.email"',
+  // Offered by editors as completions; categories a policy declares itself are valid too.
+  examples: [...BUILT_IN_CATEGORIES.keys()],
 });
 const CategoryList = (description: string) => Type.Array(CategoryRef, { minItems: 1, uniqueItems: true, description });
 const IdList = (description: string) => Type.Array(Id(description), { uniqueItems: true, description });
@@ -35,7 +38,7 @@ const RegionCode = Type.String({
 
 /** Durations in words or ISO 8601, parsed by policy/duration.ts. */
 export const DURATION_PATTERN =
-  '^((\\d+) (hour|hours|day|days|week|weeks|month|months|year|years)|P(\\d+Y)?(\\d+M)?(\\d+W)?(\\d+D)?(T(\\d+H)?)?)$';
+  '^((\\d+) (hour|hours|day|days|week|weeks|month|months|year|years)|P(?=\\d)(\\d+Y)?(\\d+M)?(\\d+W)?(\\d+D)?(T\\d+H)?)$';
 const Duration = (description: string) =>
   Type.String({ pattern: DURATION_PATTERN, description, 'x-hint': 'a duration such as "30 days", "6 months", "2 years" or ISO 8601 "P30D"' });
 export const DEADLINE_PATTERN = '^(\\d+) (calendar |business )?(day|days)$';
