@@ -44,16 +44,14 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   const address = await app.http.listen({ port: config.port, host: config.host });
   const base = config.publicUrl.endsWith(`:${config.port}`) || !address.endsWith(`:${config.port}`) ? address : config.publicUrl;
   const policyName = config.policyIsDemo ? 'the demo policy (no pledge.yaml here; run `pledge init` to write yours)' : path.relative(io.cwd, config.policyPath) || config.policyPath;
-  io.out(
-    [
-      `Pledge is running on ${address}`,
-      `  policy      ${policyName}, version ${loaded.policy.version}`,
-      `  database    ${app.database.dialect === 'sqlite' ? config.databaseUrl.slice('sqlite:'.length) : 'PostgreSQL'}`,
-      `  privacy policy  ${base}/policy`,
-      `  API docs        ${base}/docs`,
-      `  health          ${base}/health`,
-    ].join('\n'),
-  );
+  const lines: Array<[string, string]> = [
+    ['policy', `${policyName}, version ${loaded.policy.version}`],
+    ['database', app.database.dialect === 'sqlite' ? config.databaseUrl.slice('sqlite:'.length) : 'PostgreSQL'],
+    ['privacy policy', `${base}/policy`],
+    ['API docs', `${base}/docs`],
+    ['health', `${base}/health`],
+  ];
+  io.out([`Pledge is running on ${address}`, ...lines.map(([label, value]) => `  ${label.padEnd(15)}${value}`)].join('\n'));
 
   await new Promise<void>((resolve) => {
     const stop = () => {
