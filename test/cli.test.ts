@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { temporaryDirectory } from './support/databases.js';
+import pg from 'pg';
+import { createTestDatabase, temporaryDirectory, testDialects } from './support/databases.js';
 import { runPledge, startServer } from './support/cli.js';
 
 const DEMO = path.resolve('examples/demo/pledge.yaml');
@@ -234,6 +235,36 @@ describe('pledge serve', () => {
       }
     } finally {
       directory.remove();
+    }
+  });
+});
+
+describe('pledge serve on PostgreSQL', { skip: testDialects().includes('postgres') ? undefined : 'PLEDGE_TEST_POSTGRES_URL is not set' }, () => {
+  test('two server processes share one database: both migrate, both answer, one policy version recorded', async () => {
+    const database = await createTestDatabase('postgres');
+    const directory = temporaryDirectory();
+    try {
+      const options = { cwd: directory.path, env: { DATABASE_URL: database.url } };
+      const [first, second] = await Promise.all([startServer(['--data-dir', 'a'], options), startServer(['--data-dir', 'b'], options)]);
+      try {
+        for (const server of [first, second]) {
+          const health = (await (await fetch(`${server.url}/health`)).json()) as { status: string; database: { dialect: string } };
+          assert.deepEqual([health.status, health.database.dialect], ['ok', 'postgres']);
+        }
+        const client = new pg.Client({ connectionString: database.url });
+        await client.connect();
+        try {
+          const { rows } = await client.query('select count(*)::int as count from policy_versions');
+          assert.equal(rows[0].count, 1);
+        } finally {
+          await client.end();
+        }
+      } finally {
+        await Promise.all([first.stop(), second.stop()]);
+      }
+    } finally {
+      directory.remove();
+      await database.cleanup();
     }
   });
 });
