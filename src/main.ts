@@ -2,7 +2,11 @@
 import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
+import { auditVerifyCommand } from './audit/audit.commands.js';
+import { loadConfig } from './core/config.js';
+import { createEngine } from './engine.js';
 import { serveCommand } from './serve.js';
+import { keysRotateCommand } from './subjects/keys.commands.js';
 import { VERSION } from './core/package.js';
 
 const HELP = `pledge ${VERSION} — your privacy policy, kept by software
@@ -16,6 +20,8 @@ Usage:
   pledge policy diff OLD NEW [--json]
   pledge policy schema [--out FILE]
   pledge policy categories [FILE] [--json]
+  pledge audit verify [--from SEQ] [--json]
+  pledge keys rotate [--batch 1000]
   pledge --version | --help
 
 Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
@@ -56,9 +62,22 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
           throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema or categories`);
       }
     }
+    case 'audit':
+      if (rest[0] !== 'verify') throw new UsageError('usage: pledge audit verify [--from SEQ] [--json]');
+      return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));
+    case 'keys':
+      if (rest[0] !== 'rotate') throw new UsageError('usage: pledge keys rotate [--batch 1000]');
+      return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
     default:
       throw new UsageError(`unknown command "${command}"; run pledge --help`);
   }
+}
+
+/** The engine as `pledge serve` would build it (same configuration), for maintenance commands. */
+async function openEngineFor(io: CommandIO) {
+  const { config, warnings } = loadConfig(undefined, {}, io.cwd);
+  for (const warning of warnings) io.err(`warning: ${warning}`);
+  return createEngine(config, { warn: (message) => io.err(`warning: ${message}`) });
 }
 
 run(process.argv.slice(2), processIO).then(

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createTestDatabase, temporaryDirectory, testDialects } from './support/databases.js';
-import { runPledge, startServer } from './support/cli.js';
+import { runPledge, startServer, type RunningServer } from './support/cli.js';
 
 const DEMO = path.resolve('examples/demo/pledge.yaml');
 const DEMO_TEXT = readFileSync(DEMO, 'utf8');
@@ -239,13 +239,38 @@ describe('pledge serve', () => {
   });
 });
 
+describe('pledge serve with a foreign master key', () => {
+  test('refuses to start when the keyring was written with another master key, and says which', async () => {
+    const directory = temporaryDirectory();
+    try {
+      const first = await startServer([], { cwd: directory.path, env: { PLEDGE_MASTER_KEY: '11'.repeat(32) } });
+      await first.stop();
+      const result = runPledge(['serve', '--port', '0'], { cwd: directory.path, env: { PLEDGE_MASTER_KEY: '22'.repeat(32) } });
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /written with a master key \(key id [0-9a-f]{12}\) that is neither PLEDGE_MASTER_KEY/);
+      noStackTrace(result.stderr);
+    } finally {
+      directory.remove();
+    }
+  });
+});
+
 describe('pledge serve on PostgreSQL', { skip: testDialects().includes('postgres') ? undefined : 'PLEDGE_TEST_POSTGRES_URL is not set' }, () => {
   test('two server processes share one database: both migrate, both answer, one policy version recorded', async () => {
     const database = await createTestDatabase('postgres');
     const directory = temporaryDirectory();
     try {
-      const options = { cwd: directory.path, env: { DATABASE_URL: database.url } };
-      const [first, second] = await Promise.all([startServer(['--data-dir', 'a'], options), startServer(['--data-dir', 'b'], options)]);
+      // Processes sharing a database share its master key (each would otherwise generate its own).
+      const options = { cwd: directory.path, env: { DATABASE_URL: database.url, PLEDGE_MASTER_KEY: 'ab'.repeat(32) } };
+      const started = await Promise.allSettled([startServer(['--data-dir', 'a'], options), startServer(['--data-dir', 'b'], options)]);
+      const servers = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+      // Never leave a server behind, even when its sibling failed to start.
+      const failure = started.find((result) => result.status === 'rejected');
+      if (failure) {
+        await Promise.all(servers.map((server) => server.stop()));
+        throw (failure as PromiseRejectedResult).reason;
+      }
+      const [first, second] = servers as [RunningServer, RunningServer];
       try {
         for (const server of [first, second]) {
           const health = (await (await fetch(`${server.url}/health`)).json()) as { status: string; database: { dialect: string } };

@@ -19,7 +19,16 @@ export interface Config {
   readonly policyIsDemo: boolean;
   /** `sqlite:/abs/path.db` or `postgres://…`. */
   readonly databaseUrl: string;
+  /**
+   * Where subjects' data keys live: its own database, so that erasing a key also defeats
+   * backups of the main database. Default: `keys.db` beside a SQLite database; the main
+   * database itself on PostgreSQL (with a start-up warning).
+   */
+  readonly keystoreUrl: string;
+  readonly keystoreSharesDatabase: boolean;
   readonly masterKey: string | undefined;
+  /** Earlier master keys, still accepted for unwrapping until `pledge keys rotate` has run. */
+  readonly previousMasterKeys: readonly string[];
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly publicUrl: string;
   /** Largest request body accepted by the HTTP API, in bytes. */
@@ -50,7 +59,9 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_DATA_DIR: 'directory for the SQLite database, the development key and mail files (default ./.pledge)',
   PLEDGE_POLICY: 'path of the policy file (default ./pledge.yaml, else the demo policy)',
   PLEDGE_DATABASE_URL: 'postgres://… to run on PostgreSQL (DATABASE_URL is read too)',
+  PLEDGE_KEYSTORE_URL: "database of subjects' data keys, backed up apart from the main one (default: keys.db in the data dir, or the main PostgreSQL database)",
   PLEDGE_MASTER_KEY: '32 random bytes as 64 hex characters or base64; required in production',
+  PLEDGE_PREVIOUS_MASTER_KEYS: 'comma-separated earlier master keys, during a key rotation',
   PLEDGE_LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent',
   PLEDGE_PUBLIC_URL: 'the address people reach this server at, used in links',
   PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
@@ -149,6 +160,16 @@ export function loadConfig(
       ? `sqlite:${path.join(dataDir, 'pledge.db')}`
       : parseDatabaseUrl(databaseRaw, databaseSource, dataDir, cwd);
 
+  let keystoreUrl: string;
+  if (env.PLEDGE_KEYSTORE_URL) keystoreUrl = parseDatabaseUrl(env.PLEDGE_KEYSTORE_URL, 'PLEDGE_KEYSTORE_URL', dataDir, cwd);
+  else if (databaseUrl === 'sqlite::memory:') keystoreUrl = 'sqlite::memory:';
+  else if (databaseUrl.startsWith('sqlite:')) keystoreUrl = `sqlite:${path.join(path.dirname(databaseUrl.slice('sqlite:'.length)), 'keys.db')}`;
+  else keystoreUrl = databaseUrl;
+  const keystoreSharesDatabase = keystoreUrl === databaseUrl;
+  if (keystoreSharesDatabase && environmentRaw === 'production') {
+    warnings.push('the key store shares the main database (set PLEDGE_KEYSTORE_URL): an erasure then does not reach backups of that database until they expire');
+  }
+
   const logLevelRaw = flags.logLevel ?? env.PLEDGE_LOG_LEVEL ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
     fail(`PLEDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevelRaw}"`);
@@ -175,6 +196,7 @@ export function loadConfig(
   }
 
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
+  const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
   const config: Config = Object.freeze({
     environment: environmentRaw,
@@ -184,7 +206,10 @@ export function loadConfig(
     policyPath,
     policyIsDemo,
     databaseUrl,
+    keystoreUrl,
+    keystoreSharesDatabase,
     masterKey,
+    previousMasterKeys: Object.freeze(previousMasterKeys),
     logLevel: logLevelRaw as Config['logLevel'],
     publicUrl,
     bodyLimit,

@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PledgeError } from './errors.js';
+import { secureRandomBytes } from './random.js';
 
 /**
  * The master key: 32 random bytes from which every other key is derived (data-key wrapping,
@@ -60,4 +61,86 @@ export function loadMasterKey(options: { masterKey: string | undefined; dataDir:
     `generated a development master key in ${file}. Production must supply its own in PLEDGE_MASTER_KEY (openssl rand -hex 32) and keep it out of the data directory and its backups.`,
   );
   return { key, source: 'generated', warnings };
+}
+
+// --- primitives ---------------------------------------------------------------------------------
+
+/** base64url without padding: the text form of every binary value Pledge stores. */
+export function toBase64Url(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+export function fromBase64Url(text: string): Buffer {
+  return Buffer.from(text, 'base64url');
+}
+
+/**
+ * Derives a purpose-bound 32-byte key from the master key (HKDF-SHA-256). Each label yields an
+ * independent key, so one leaked derived key reveals nothing about the others.
+ */
+export function deriveKey(masterKey: Buffer, label: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.from('pledge'), Buffer.from(label), 32));
+}
+
+/** A short public name for a key (never the key): first 12 hex digits of its SHA-256. */
+export function keyId(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 12);
+}
+
+const SEAL_VERSION = 1;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+/**
+ * AES-256-GCM with a random nonce. `context` is bound as associated data: a ciphertext only
+ * opens under the same context (e.g. `subject:sub_…/field:user.contact.email`), so a
+ * ciphertext copied into another row fails to decrypt instead of leaking into the wrong place.
+ * Layout: version (1 byte) ‖ nonce (12) ‖ ciphertext ‖ tag (16), base64url.
+ */
+export function seal(key: Buffer, plaintext: Uint8Array, context: string): string {
+  const nonce = secureRandomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(context));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return toBase64Url(Buffer.concat([Buffer.of(SEAL_VERSION), nonce, body, cipher.getAuthTag()]));
+}
+
+/** Opens what `seal` produced; a wrong key, context or any changed byte is an integrity error. */
+export function open(key: Buffer, sealed: string, context: string): Buffer {
+  const bytes = fromBase64Url(sealed);
+  if (bytes.length < 1 + NONCE_BYTES + TAG_BYTES || bytes[0] !== SEAL_VERSION) {
+    throw new PledgeError('data_integrity_failed', 'a stored ciphertext is malformed');
+  }
+  const nonce = bytes.subarray(1, 1 + NONCE_BYTES);
+  const tag = bytes.subarray(bytes.length - TAG_BYTES);
+  const body = bytes.subarray(1 + NONCE_BYTES, bytes.length - TAG_BYTES);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+    decipher.setAAD(Buffer.from(context));
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
+  } catch (error) {
+    throw new PledgeError('data_integrity_failed', 'a stored ciphertext failed its integrity check (wrong key, moved or altered)', { cause: error });
+  }
+}
+
+/** Keyed hash for look-ups by value without storing the value (a blind index). */
+export function blindIndex(key: Buffer, kind: string, normalizedValue: string): string {
+  return createHmac('sha256', key).update(kind).update('\u0000').update(normalizedValue).digest('base64url');
+}
+
+/** SHA-256 of a high-entropy token (API keys, session ids): fast, and enough for random secrets. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+export function randomToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** Constant-time comparison of two strings of any length. */
+export function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
 }

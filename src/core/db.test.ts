@@ -37,6 +37,18 @@ for (const dialect of testDialects()) {
       }
     });
 
+    test('first-time migrations from several processes at once do not collide', async () => {
+      const fresh = await createTestDatabase(dialect);
+      const connections = [0, 1, 2].map(() => openDatabase(fresh.url));
+      try {
+        const results = await Promise.all(connections.map((connection) => migrate(connection)));
+        assert.equal(results.filter((applied) => applied.length > 0).length, 1, 'exactly one of them applied the migrations');
+      } finally {
+        await Promise.all(connections.map((connection) => connection.close()));
+        await fresh.cleanup();
+      }
+    });
+
     test('ping reports a live database, and the dialect is the one asked for', async () => {
       assert.equal(database.dialect, dialect);
       assert.equal(await ping(database), true);

@@ -52,6 +52,70 @@ export const ERROR_CATALOGUE = {
     title: 'Too many requests',
     description: 'Slow down; the `Retry-After` header says when to try again.',
   },
+  unauthenticated: {
+    status: 401,
+    title: 'Authentication required',
+    description:
+      'The request carries no valid credentials. Send an API key as `Authorization: Bearer pk_…`, or sign in (POST /v1/auth/login) and send the `pledge_session` cookie.',
+  },
+  invalid_credentials: {
+    status: 401,
+    title: 'Wrong email or password',
+    description:
+      'The email and password do not match an active staff account. The answer is the same whether the email is unknown, the password is wrong or the account is locked after repeated failures (it unlocks by itself after 15 minutes, or a staff manager unlocks it).',
+  },
+  session_expired: {
+    status: 401,
+    title: 'Session expired',
+    description: 'The session ended: 30 minutes without activity, or 12 hours after signing in. Sign in again.',
+  },
+  api_key_revoked: {
+    status: 401,
+    title: 'API key revoked',
+    description: 'This API key was revoked and can no longer be used. Create a new key (POST /v1/api-keys) and update the service that uses it.',
+  },
+  api_key_expired: {
+    status: 401,
+    title: 'API key expired',
+    description: 'This API key has passed its expiry date. Create a new key (POST /v1/api-keys) and update the service that uses it.',
+  },
+  forbidden: {
+    status: 403,
+    title: 'Not allowed',
+    description: 'You are signed in, but your role (or your API key) lacks the permission this operation needs. `permission` names it.',
+  },
+  csrf_failed: {
+    status: 403,
+    title: 'CSRF token missing or wrong',
+    description:
+      'A request authenticated by the session cookie that changes something must carry the `X-CSRF-Token` header with the token returned by POST /v1/auth/login (or GET /v1/auth/me). API-key requests do not need it.',
+  },
+  weak_password: {
+    status: 422,
+    title: 'Password too weak',
+    description:
+      'The password must be at least 12 characters long, differ from the email address and not be a commonly used password. `reasons` lists what failed; the password itself is never echoed.',
+  },
+  staff_email_taken: {
+    status: 409,
+    title: 'Staff email already used',
+    description: 'Another staff account already uses this email address.',
+  },
+  staff_not_found: {
+    status: 404,
+    title: 'Staff account not found',
+    description: 'No staff account has this id.',
+  },
+  last_owner: {
+    status: 409,
+    title: 'The last owner cannot be removed',
+    description: 'At least one active staff account must keep the owner role, or nobody could manage staff and keys. Make someone else owner first.',
+  },
+  api_key_not_found: {
+    status: 404,
+    title: 'API key not found',
+    description: 'No API key has this id.',
+  },
   policy_invalid: {
     status: 422,
     title: 'The policy is not valid',
@@ -78,6 +142,84 @@ export const ERROR_CATALOGUE = {
     status: 503,
     title: 'The database is unavailable',
     description: 'Pledge cannot reach its database. The health endpoint reports the same state.',
+  },
+  unknown_purpose: {
+    status: 422,
+    title: 'Unknown purpose',
+    description: 'The purpose is not declared in the policy. Every use of personal data names one of the policy\'s purposes.',
+  },
+  unknown_subject_kind: {
+    status: 422,
+    title: 'Unknown subject kind',
+    description: 'The subject kind is not declared under subject_kinds in the policy.',
+  },
+  category_not_collected: {
+    status: 422,
+    title: 'Category not collected',
+    description:
+      'The policy does not collect this data category (from this source). Nothing was stored. Declare it under collection in pledge.yaml if you really collect it.',
+  },
+  category_not_permitted: {
+    status: 422,
+    title: 'Category not allowed for the purpose',
+    description: 'The purpose the data is written for may not use this category under the policy. Nothing was stored.',
+  },
+  invalid_identity: {
+    status: 422,
+    title: 'Invalid identity',
+    description: 'An email address, phone number, user id, external id or cookie id is malformed. The value is never echoed.',
+  },
+  invalid_field_value: {
+    status: 422,
+    title: 'Invalid field value',
+    description: 'A field value is not acceptable (too large, or not the expected form, e.g. a date of birth that is not YYYY-MM-DD).',
+  },
+  identity_taken: {
+    status: 409,
+    title: 'Identity already belongs to another subject',
+    description: 'Another subject already has this identity. Look it up and update that subject instead, or merge them.',
+  },
+  below_minimum_age: {
+    status: 422,
+    title: 'Below the minimum age',
+    description: "The data shows the person is younger than the policy's minimum age. Nothing was stored.",
+  },
+  subject_not_found: {
+    status: 404,
+    title: 'Subject not found',
+    description: 'No subject has this id.',
+  },
+  subject_erased: {
+    status: 410,
+    title: 'Subject erased',
+    description: "The subject was erased: its data key is destroyed and its data can never be read again. Only the erasure's record remains.",
+  },
+  subject_closed: {
+    status: 409,
+    title: 'Subject closed',
+    description: 'The subject\'s account is closed; its data is kept only as the retention rules say and cannot be added to.',
+  },
+  purpose_not_permitted: {
+    status: 403,
+    title: 'Purpose not permitted',
+    description:
+      'Personal data cannot be used for this purpose now: the person has not consented or has objected, processing is restricted, or the caller is not allowed this purpose. `reason` says which.',
+  },
+  justification_required: {
+    status: 400,
+    title: 'Justification required',
+    description: 'Your role must state why it reads this person\'s data: send it in the X-Pledge-Justification header. It is written to the audit log.',
+  },
+  batch_rejected: {
+    status: 422,
+    title: 'Batch rejected',
+    description: 'At least one item of the batch is invalid, so nothing was written (a batch is all or nothing). `errors` lists each failing item by index.',
+  },
+  data_integrity_failed: {
+    status: 500,
+    title: 'Stored data failed its integrity check',
+    description:
+      'A ciphertext did not decrypt: it was altered, moved to another row, or the master key is not the one it was written with. Nothing was returned. Check PLEDGE_MASTER_KEY and run `pledge audit verify`.',
   },
   internal: {
     status: 500,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { secureRandomBytes } from './random.js';
 
 /**
  * Prefixed, time-ordered identifiers: `sub_01jd3x…`. The prefix says what the id names
@@ -53,7 +53,7 @@ export function newId(prefix: IdPrefix, now: number = Date.now()): string {
     bytes[i] = time % 256;
     time = Math.floor(time / 256);
   }
-  bytes.set(randomBytes(10), 6);
+  bytes.set(secureRandomBytes(10), 6);
   return `${prefix}_${encodeBase32(bytes)}`;
 }
 

@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import './route-config.js';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import { ping, type Database } from '../core/db.js';
@@ -14,6 +15,7 @@ const HealthSchema = Type.Object({
 
 export function registerSystemRoutes(app: FastifyInstance, deps: { database: Database; policy: PolicyService; version: string }): void {
   app.get('/health', {
+    config: { public: true },
     schema: {
       tags: ['system'],
       summary: 'Liveness and readiness',
@@ -34,11 +36,14 @@ export function registerSystemRoutes(app: FastifyInstance, deps: { database: Dat
   });
 
   // Browsers ask for it on every page; an empty answer keeps their consoles (and logs) clean.
-  app.get('/favicon.ico', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').status(204).send());
+  app.get('/favicon.ico', {
+    config: { public: true }, schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').status(204).send());
 
-  app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(app.swagger()));
+  app.get('/openapi.json', {
+    config: { public: true }, schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(app.swagger()));
 
-  app.get('/problems', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/problems', {
+    config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
     const items = Object.entries(ERROR_CATALOGUE)
       .map(([code, spec]) => `<li><a href="/problems/${code}"><code>${code}</code></a> (${spec.status}) — ${escapeHtml(spec.title)}</li>`)
       .join('\n');
@@ -46,6 +51,7 @@ export function registerSystemRoutes(app: FastifyInstance, deps: { database: Dat
   });
 
   app.get<{ Params: { code: string } }>('/problems/:code', {
+    config: { public: true },
     schema: { hide: true, params: Type.Object({ code: Type.String({ pattern: '^[a-z_]{1,64}$' }) }) },
   }, async (request, reply) => {
     const spec = ERROR_CATALOGUE[request.params.code as ErrorCode];
@@ -54,7 +60,8 @@ export function registerSystemRoutes(app: FastifyInstance, deps: { database: Dat
     return reply.type('text/html; charset=utf-8').send(page(spec.title, body));
   });
 
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/', {
+    config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
     const { policy } = deps.policy;
     const body = `<p>Pledge is keeping the privacy policy of ${escapeHtml(policy.document.organization.name)}.</p>
 <ul>

@@ -1,3 +1,4 @@
+import '../http/route-config.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { PolicyService } from './policy.service.js';
@@ -15,14 +16,17 @@ export function registerPolicyRoutes(app: FastifyInstance, service: PolicyServic
   };
 
   app.get('/policy', {
+    config: { public: true },
     schema: { tags: ['policy'], summary: 'The privacy policy as a web page', produces: ['text/html'] },
   }, (request, reply) => send(request, reply, 'text/html; charset=utf-8', service.html));
 
   app.get('/policy.md', {
+    config: { public: true },
     schema: { tags: ['policy'], summary: 'The privacy policy as Markdown', produces: ['text/markdown'] },
   }, (request, reply) => send(request, reply, 'text/markdown; charset=utf-8', service.markdown));
 
   app.get('/policy.json', {
+    config: { public: true },
     schema: {
       tags: ['policy'],
       summary: 'The policy document as data',
@@ -39,6 +43,7 @@ export function registerPolicyRoutes(app: FastifyInstance, service: PolicyServic
   }, (request, reply) => send(request, reply, 'application/json; charset=utf-8', service.json));
 
   app.get('/.well-known/gpc.json', {
+    config: { public: true },
     schema: {
       tags: ['policy'],
       summary: 'Global Privacy Control support resource',
@@ -48,6 +53,7 @@ export function registerPolicyRoutes(app: FastifyInstance, service: PolicyServic
   }, (request, reply) => send(request, reply, 'application/json', service.gpc, { 'access-control-allow-origin': '*' }));
 
   app.get('/policy/schema.json', {
+    config: { public: true },
     schema: { tags: ['policy'], summary: 'JSON Schema of the policy language (pledge.yaml)' },
   }, (request, reply) => send(request, reply, 'application/schema+json', service.schema));
 }

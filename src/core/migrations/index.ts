@@ -1,5 +1,8 @@
 import type { Migration } from 'kysely';
 import * as policyVersions from './0001-policy-versions.js';
+import * as keyringAndSubjects from './0002-keyring-and-subjects.js';
+import * as audit from './0003-audit.js';
+import * as staff from './0004-staff.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -8,4 +11,7 @@ import * as policyVersions from './0001-policy-versions.js';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-policy-versions': policyVersions,
+  '0002-keyring-and-subjects': keyringAndSubjects,
+  '0003-audit': audit,
+  '0004-staff': staff,
 };

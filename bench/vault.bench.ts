@@ -1,0 +1,193 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AuditService } from '../src/audit/audit.service.js';
+import { manualClock, systemClock } from '../src/core/clock.js';
+import { blindIndex, seal } from '../src/core/crypto.js';
+import { migrate, openDatabase, type Database } from '../src/core/db.js';
+import { newId } from '../src/core/ids.js';
+import { Keyring } from '../src/core/keyring.js';
+import { loadPolicyText, requirePolicy } from '../src/policy/policy.load.js';
+import { PolicyDefaultConsentGate } from '../src/subjects/consent-gate.js';
+import { KeyStore } from '../src/subjects/keystore.js';
+import { KEYSTORE_MIGRATIONS } from '../src/subjects/keystore.migrations.js';
+import { SubjectsService, type CreateSubjectInput } from '../src/subjects/subjects.service.js';
+import type { KeystoreTables, SubjectIdentitiesTable, SubjectsTable } from '../src/subjects/subjects.tables.js';
+import type { Actor } from '../src/staff/permissions.js';
+import { median, type ResultRow } from './support.js';
+
+const actor: Actor = { type: 'system', id: 'bench' };
+
+/** The demo policy, widened so one purpose takes eight categories from the person. */
+function benchPolicy() {
+  const text = readFileSync('examples/demo/pledge.yaml', 'utf8')
+    .replace('categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials]', 'categories: [user.name, user.contact.email, user.account.username, user.account.settings, user.authorization.credentials]')
+    .replace('categories: [user.contact.address, user.contact.phone_number, user.behavior.purchase_history]', 'categories: [user.contact.address, user.contact.phone_number, user.contact.url, user.behavior.purchase_history]')
+    .replace('categories: [user.name, user.contact, user.behavior.purchase_history, user.payment]', 'categories: [user.name, user.contact, user.account, user.behavior.purchase_history, user.payment]');
+  return requirePolicy(loadPolicyText(text, 'bench-policy.yaml'));
+}
+
+interface BenchVault {
+  directory: string;
+  database: Database;
+  keystoreDatabase: Database<KeystoreTables>;
+  keyring: Keyring;
+  keystore: KeyStore;
+  audit: AuditService;
+  subjects: SubjectsService;
+  close(): Promise<void>;
+}
+
+async function openVault(masterKey = randomBytes(32)): Promise<BenchVault> {
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-vault-'));
+  const clock = systemClock;
+  const database = openDatabase(`sqlite:${path.join(directory, 'pledge.db')}`);
+  const keystoreDatabase = openDatabase<KeystoreTables>(`sqlite:${path.join(directory, 'keys.db')}`);
+  await migrate(database);
+  await migrate(keystoreDatabase, KEYSTORE_MIGRATIONS, 'keystore_');
+  const keyring = await Keyring.open(database, masterKey, [], clock);
+  const keystore = new KeyStore(keystoreDatabase, keyring);
+  const audit = new AuditService(database, keyring, clock, { checkpointEvery: 10_000 });
+  const policy = benchPolicy();
+  const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+  return {
+    directory,
+    database,
+    keystoreDatabase,
+    keyring,
+    keystore,
+    audit,
+    subjects,
+    async close() {
+      await audit.close();
+      await database.close();
+      await keystoreDatabase.close();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+function person(index: number): CreateSubjectInput {
+  return {
+    kinds: ['customer'],
+    identities: [{ kind: 'email', value: `person${index}@example.com` }],
+    data: {
+      purpose: 'order_fulfilment',
+      source: 'person',
+      fields: {
+        'user.name': `Person ${index}`,
+        'user.contact.email': `person${index}@example.com`,
+        'user.contact.phone_number': `+1 555 ${String(index).padStart(7, '0')}`,
+        'user.contact.address': { street: `${index} Main Street`, city: 'Springfield', postcode: '12345' },
+        'user.contact.url': `https://example.com/~person${index}`,
+        'user.account.username': `person${index}`,
+        'user.account.settings': { language: 'en', newsletter: index % 2 === 0 },
+        'user.behavior.purchase_history': [{ order: `o-${index}`, total: 42.5 }],
+      },
+    },
+  };
+}
+
+/** (b) 100,000 subjects × 8 fields through the batch API's service, 1,000 a call, with audit. */
+export async function benchBatchCreate(total = 100_000): Promise<ResultRow[]> {
+  const vault = await openVault();
+  try {
+    const started = performance.now();
+    for (let offset = 0; offset < total; offset += 1000) {
+      await vault.subjects.createMany(actor, Array.from({ length: 1000 }, (_, index) => person(offset + index)));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return [{
+      benchmark: `batch-create ${total.toLocaleString('en')} subjects × 8 fields (1,000 a call, encrypted, audited; SQLite)`,
+      measured: `${seconds.toFixed(1)} s (${Math.round(total / seconds).toLocaleString('en')} subjects/s)`,
+      ceiling: '—',
+      ratio: '—',
+      target: '≤ 20 s',
+      verdict: seconds <= 20 ? 'pass' : 'FAIL',
+    }];
+  } finally {
+    await vault.close();
+  }
+}
+
+/**
+ * (c) look-up by email among 1,000,000 subjects, in process: normalise, blind index, one
+ * index probe, the subject row. The identities are written directly (sealed values and real
+ * blind indexes) so that building the million takes seconds, not the batch path's minutes.
+ */
+export async function benchLookup(total = 1_000_000, samples = 2000): Promise<ResultRow[]> {
+  const vault = await openVault();
+  try {
+    const blindKey = vault.keyring.secret('blind_index');
+    const dummyKey = randomBytes(32);
+    const stamp = '2026-03-01T00:00:00.000Z';
+    const chunk = 3000;
+    for (let offset = 0; offset < total; offset += chunk) {
+      const subjects: SubjectsTable[] = [];
+      const identities: SubjectIdentitiesTable[] = [];
+      for (let index = offset; index < Math.min(total, offset + chunk); index++) {
+        const id = newId('sub');
+        const email = `person${index}@example.com`;
+        subjects.push({ id, kinds: '["customer"]', status: 'active' as const, restricted: 0, created_at: stamp, updated_at: stamp, last_activity_at: stamp, closed_at: null, erased_at: null });
+        identities.push({ subject_id: id, kind: 'email' as const, blind_index: blindIndex(blindKey, 'email', email), value: seal(dummyKey, Buffer.from(email), `identity:${id}:email`), created_at: stamp });
+      }
+      await vault.database.db.transaction().execute(async (trx) => {
+        await trx.insertInto('subjects').values(subjects).execute();
+        await trx.insertInto('subject_identities').values(identities).execute();
+      });
+    }
+    // Warm-up, then time look-ups of random people (each call also writes its audit entry).
+    for (let index = 0; index < 200; index++) await vault.subjects.lookup(actor, { kind: 'email', value: `person${(index * 7919) % total}@example.com` });
+    const times: number[] = [];
+    for (let index = 0; index < samples; index++) {
+      const who = `Person${(index * 104_729) % total}@Example.com`;
+      const started = performance.now();
+      await vault.subjects.lookup(actor, { kind: 'email', value: who });
+      times.push(performance.now() - started);
+    }
+    const result = median(times);
+    return [{
+      benchmark: `look-up by email among ${total.toLocaleString('en')} subjects, in process (audited), median of ${samples}`,
+      measured: `${result.toFixed(3)} ms`,
+      ceiling: '—',
+      ratio: '—',
+      target: '≤ 0.5 ms',
+      verdict: result <= 0.5 ? 'pass' : 'FAIL',
+    }];
+  } finally {
+    await vault.close();
+  }
+}
+
+/** (e) `pledge keys rotate` over 1,000,000 data keys: re-wrap under a new master key. */
+export async function benchRotation(total = 1_000_000): Promise<ResultRow[]> {
+  const oldMaster = randomBytes(32);
+  const vault = await openVault(oldMaster);
+  try {
+    const ids = Array.from({ length: total }, () => newId('sub'));
+    for (let offset = 0; offset < total; offset += 50_000) await vault.keystore.create(ids.slice(offset, offset + 50_000), new Date());
+    const keyring = await Keyring.open(vault.database, randomBytes(32), [oldMaster], manualClock());
+    const keystore = new KeyStore(vault.keystoreDatabase, keyring);
+    const started = performance.now();
+    await keyring.rewrapSecrets(vault.database);
+    let rotated = 0;
+    for (;;) {
+      const batch = await keystore.rotateBatch(1000);
+      if (batch === 0) break;
+      rotated += batch;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (rotated !== total) throw new Error(`rotated ${rotated} of ${total}`);
+    return [{
+      benchmark: `key rotation of ${total.toLocaleString('en')} subjects' data keys (SQLite, batches of 1,000)`,
+      measured: `${seconds.toFixed(1)} s`,
+      ceiling: '—',
+      ratio: '—',
+      target: '≤ 60 s',
+      verdict: seconds <= 60 ? 'pass' : 'FAIL',
+    }];
+  } finally {
+    await vault.close();
+  }
+}

@@ -1,0 +1,65 @@
+import { EXIT, UsageError, parseCommandArgs, processIO, type CommandIO } from '../cli/io.js';
+import type { AuditService, AuditVerifyProgress } from './audit.service.js';
+
+const USAGE = 'usage: pledge audit verify [--from SEQ] [--json] [--progress]';
+
+/**
+ * `pledge audit verify [--from SEQ] [--json] [--progress]`: walks the whole chain (or from
+ * SEQ on) and checks every hash, link and checkpoint signature. Exit 0 when intact, 1 with
+ * the first problem:
+ *
+ *   audit chain broken at entry 1234: hash_mismatch — entry 1234 does not hash to its stored hash: …
+ *
+ * Progress (entries/s) goes to stderr once a second when stderr is a terminal, or with --progress.
+ */
+export async function auditVerifyCommand(
+  args: string[],
+  io: CommandIO,
+  openEngine: () => Promise<{ audit: AuditService; close(): Promise<void> }>,
+): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    json: { type: 'boolean' },
+    from: { type: 'string' },
+    progress: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(USAGE);
+  let fromSeq: number | undefined;
+  if (values.from !== undefined) {
+    if (!/^[1-9][0-9]{0,14}$/.test(values.from)) throw new UsageError(`--from must be an entry number (1, 2, …), not "${values.from}"`);
+    fromSeq = Number(values.from);
+  }
+  const showProgress = values.progress ?? (io === processIO && process.stderr.isTTY === true && !values.json);
+
+  const engine = await openEngine();
+  try {
+    const started = performance.now();
+    let lastPrinted = started;
+    const onProgress = showProgress
+      ? (progress: AuditVerifyProgress) => {
+          const now = performance.now();
+          if (now - lastPrinted < 1000) return;
+          lastPrinted = now;
+          const rate = progress.entries / ((now - started) / 1000);
+          const of = progress.headSeq > 0 ? ` of ${progress.headSeq.toLocaleString('en')}` : '';
+          io.err(`verified ${progress.seq.toLocaleString('en')}${of} (${Math.round(rate).toLocaleString('en')} entries/s)`);
+        }
+      : undefined;
+    const result = await engine.audit.verify({ ...(fromSeq !== undefined ? { fromSeq } : {}), ...(onProgress ? { onProgress } : {}) });
+    const seconds = (performance.now() - started) / 1000;
+    const rate = seconds > 0 ? Math.round(result.entries / seconds) : result.entries;
+
+    if (values.json) {
+      io.out(JSON.stringify({ ...result, seconds: Number(seconds.toFixed(3)), entriesPerSecond: rate, keyId: engine.audit.keyId }, null, 2));
+    } else if (result.ok) {
+      io.out(
+        `audit chain intact: ${result.entries.toLocaleString('en')} entries${fromSeq ? ` from entry ${fromSeq}` : ''}, ${result.checkpoints.toLocaleString('en')} signed checkpoints (key ${engine.audit.keyId}), verified in ${seconds.toFixed(1)} s (${rate.toLocaleString('en')} entries/s)`,
+      );
+    } else {
+      const problem = result.firstProblem!;
+      io.err(`audit chain broken at entry ${problem.seq}: ${problem.problem} — ${problem.message}`);
+    }
+    return result.ok ? EXIT.ok : EXIT.invalid;
+  } finally {
+    await engine.close();
+  }
+}

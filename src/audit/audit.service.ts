@@ -1,0 +1,507 @@
+import { hash as oneShotHash } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { Clock } from '../core/clock.js';
+import type { Database } from '../core/db.js';
+import type { Tables } from '../core/db.tables.js';
+import { PledgeError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Keyring } from '../core/keyring.js';
+import {
+  GENESIS_HASH,
+  canonicalDetails,
+  checkpointSignatureValid,
+  hashEntry,
+  linksTo,
+  signCheckpoint,
+  signingKeyFromSeed,
+  validateAuditEvent,
+  type SigningKey,
+} from './audit.chain.js';
+import { auditStore, type AuditCheckpointRow, type AuditEntryRow } from './audit.store.js';
+import type { AuditDetailValue, AuditEvent, AuditWriter } from './audit.types.js';
+
+export interface AuditServiceOptions {
+  /** Sign a checkpoint at every multiple of this seq (default 1000). */
+  checkpointEvery?: number;
+  /** Also sign one when this long has passed since the last and new entries exist (default 60 s; 0 = never). */
+  checkpointIntervalMs?: number;
+  /**
+   * How long record() waits for more callers before committing (default 0: the commit starts
+   * on the next turn of the event loop, and callers arriving while it runs join the next one).
+   */
+  flushDelayMs?: number;
+  /** Most events committed in one group transaction (default 500). */
+  maxBatch?: number;
+  /** Where failures of background work (interval checkpoints) are reported; default: ignored, retried next interval. */
+  onError?: (error: unknown) => void;
+}
+
+export type AuditProblem = 'hash_mismatch' | 'broken_link' | 'missing_entry' | 'unexpected_entry' | 'checkpoint_mismatch' | 'bad_signature' | 'head_mismatch';
+
+export interface AuditVerifyProgress {
+  /** Entries verified so far. */
+  entries: number;
+  /** The last seq verified. */
+  seq: number;
+  /** The head when verification started (for a percentage; the chain may grow meanwhile). */
+  headSeq: number;
+}
+
+export interface AuditVerifyOptions {
+  /** Start at this seq, trusting the stored hash of the entry before it (default 1: the whole chain). */
+  fromSeq?: number;
+  /** Called after each batch. */
+  onProgress?: (progress: AuditVerifyProgress) => void;
+  /** Entries read per query (default 5000). */
+  batchSize?: number;
+}
+
+export interface AuditVerifyResult {
+  ok: boolean;
+  /** Entries verified (before the first problem, when there is one). */
+  entries: number;
+  /** Checkpoints whose hash and signature were verified. */
+  checkpoints: number;
+  firstProblem?: { seq: number; problem: AuditProblem; message: string };
+}
+
+export interface AuditEntry {
+  seq: number;
+  id: string;
+  at: string;
+  actor: { type: string; id: string };
+  action: string;
+  target?: { type: string; id: string };
+  purpose?: string;
+  details: Record<string, AuditDetailValue>;
+  hash: string;
+}
+
+export interface AuditCheckpoint {
+  seq: number;
+  hash: string;
+  signedAt: string;
+  keyId: string;
+  signature: string;
+}
+
+export interface AuditListQuery {
+  /** First seq to return (default 1). */
+  fromSeq?: number;
+  /** 1–500 (default 100). */
+  limit?: number;
+  targetId?: string;
+  action?: string;
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** fromSeq of the next page, or null at the end. */
+  nextSeq: number | null;
+}
+
+interface PendingRecord {
+  events: readonly AuditEvent[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The audit chain: every entry carries the SHA-256 of its content and of the entry before it,
+ * so changing, removing, inserting or reordering an entry breaks the chain at that point; the
+ * head row catches a cut tail, and Ed25519-signed checkpoints catch a chain rewritten
+ * consistently from some point on (the rewriter lacks the signing key).
+ *
+ *   const audit = new AuditService(database, keyring, systemClock);
+ *   await audit.record([{ actor, action: 'data.read', target: { type: 'subject', id }, purpose: 'support',
+ *                         details: { categories: ['user.contact.email'] } }]);
+ *   await database.db.transaction().execute(async (trx) => {
+ *     await subjects.writeWithin(trx, …);
+ *     await audit.appendWithin(trx, [{ actor, action: 'data.write', … }]);
+ *   });
+ *   const { ok, firstProblem } = await audit.verify();
+ *
+ * Details must never contain personal data: ids, codes, counts, booleans and category names
+ * only. Strings over 200 characters, e-mail-like strings and nested objects are refused.
+ */
+export class AuditService implements AuditWriter {
+  private readonly key: SigningKey;
+  private readonly checkpointEvery: number;
+  private readonly checkpointIntervalMs: number;
+  private readonly flushDelayMs: number;
+  private readonly maxBatch: number;
+  private readonly onError: (error: unknown) => void;
+
+  private pending: PendingRecord[] = [];
+  private flushing: Promise<void> | null = null;
+  private pendingEvents = 0;
+  /** The scheduled flush, when one is scheduled: whether it waits for flushDelayMs, and how to cancel it. */
+  private scheduled: { delayed: boolean; cancel: () => void } | null = null;
+  private readonly intervalTimer: NodeJS.Timeout | null;
+  private lastCheckpointCheck: number;
+  private closed = false;
+  private readonly background = new Set<Promise<void>>();
+  private readonly counters = { records: 0, transactions: 0, events: 0 };
+
+  constructor(
+    private readonly database: Database,
+    keyring: Pick<Keyring, 'secret'>,
+    private readonly clock: Clock,
+    options: AuditServiceOptions = {},
+  ) {
+    this.key = signingKeyFromSeed(keyring.secret('audit_signing'));
+    this.checkpointEvery = positiveInteger(options.checkpointEvery ?? 1000, 'checkpointEvery');
+    this.checkpointIntervalMs = Math.max(0, options.checkpointIntervalMs ?? 60_000);
+    this.flushDelayMs = Math.max(0, options.flushDelayMs ?? 0);
+    this.maxBatch = positiveInteger(options.maxBatch ?? 500, 'maxBatch');
+    this.onError = options.onError ?? (() => {});
+    this.lastCheckpointCheck = clock.now().getTime();
+    if (this.checkpointIntervalMs > 0) {
+      this.intervalTimer = setInterval(() => this.inBackground(this.maybeCheckpoint()), this.checkpointIntervalMs);
+      this.intervalTimer.unref();
+    } else {
+      this.intervalTimer = null;
+    }
+  }
+
+  // --- writing ---------------------------------------------------------------------------------
+
+  /**
+   * Appends inside the caller's transaction. Call it as late in the transaction as possible:
+   * from here to the commit every other audit append (in every process) waits for the head.
+   * On SQLite, a transaction that only read before this call may fail with SQLITE_BUSY when
+   * another process wrote meanwhile; write first (or call this first) to hold the lock.
+   */
+  async appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
+    for (const event of events) validateAuditEvent(event);
+    await this.append(trx, events);
+  }
+
+  /**
+   * Appends on its own and resolves once the transaction holding the entries has committed;
+   * rejects when it failed (then the caller must not go on to return the data it audits).
+   * Concurrent calls share one transaction (group commit).
+   */
+  record(events: readonly AuditEvent[]): Promise<void> {
+    if (this.closed) return Promise.reject(new PledgeError('internal', 'the audit service is closed'));
+    try {
+      for (const event of events) validateAuditEvent(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (events.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ events, resolve, reject });
+      this.pendingEvents += events.length;
+      this.counters.records++;
+      this.schedule();
+    });
+  }
+
+  /** Group-commit counters since start: record() calls, their transactions, and events written by them. */
+  stats(): { records: number; transactions: number; events: number } {
+    return { ...this.counters };
+  }
+
+  private async append(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const now = this.clock.now();
+    const at = now.toISOString();
+    const millis = now.getTime();
+    const head = await auditStore.reserve(trx, events.length);
+    const rows: AuditEntryRow[] = new Array(events.length);
+    const checkpoints: AuditCheckpointRow[] = [];
+    let prevHash = head.hash;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      const row: AuditEntryRow = {
+        seq: head.seq + 1 + i,
+        id: newId('aud', millis),
+        at,
+        actor_type: event.actor.type,
+        actor_id: event.actor.id,
+        action: event.action,
+        target_type: event.target?.type ?? null,
+        target_id: event.target?.id ?? null,
+        purpose: event.purpose ?? null,
+        details: canonicalDetails(event.details),
+        prev_hash: prevHash,
+        hash: '',
+      };
+      row.hash = hashEntry(row);
+      prevHash = row.hash;
+      rows[i] = row;
+      if (row.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(row.seq, row.hash, at));
+    }
+    await auditStore.insertEntries(trx, rows);
+    await auditStore.setHeadHash(trx, prevHash);
+    await auditStore.insertCheckpoints(trx, checkpoints);
+  }
+
+  private schedule(): void {
+    if (this.flushing) return; // its end schedules the next flush
+    const full = this.pendingEvents >= this.maxBatch;
+    if (this.scheduled) {
+      if (!this.scheduled.delayed || !full) return;
+      this.scheduled.cancel(); // a full batch does not wait for the delay
+    }
+    const run = () => {
+      this.scheduled = null;
+      this.flushing = this.flush().finally(() => {
+        this.flushing = null;
+        if (this.pending.length > 0) this.schedule();
+      });
+    };
+    if (this.flushDelayMs > 0 && !full) {
+      const timer = setTimeout(run, this.flushDelayMs);
+      this.scheduled = { delayed: true, cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(run);
+      this.scheduled = { delayed: false, cancel: () => clearImmediate(immediate) };
+    }
+  }
+
+  private async flush(): Promise<void> {
+    const batch: PendingRecord[] = [];
+    const events: AuditEvent[] = [];
+    while (this.pending.length > 0 && (batch.length === 0 || events.length + this.pending[0]!.events.length <= this.maxBatch)) {
+      const record = this.pending.shift()!;
+      this.pendingEvents -= record.events.length;
+      batch.push(record);
+      for (const event of record.events) events.push(event);
+    }
+    try {
+      await this.database.db.transaction().execute((trx) => this.append(trx, events));
+    } catch (error) {
+      for (const record of batch) record.reject(error);
+      return;
+    }
+    this.counters.transactions++;
+    this.counters.events += events.length;
+    for (const record of batch) record.resolve();
+    if (this.checkpointIntervalMs > 0) this.inBackground(this.maybeCheckpoint());
+  }
+
+  private inBackground(work: Promise<unknown>): void {
+    const tracked = work.then(
+      () => {},
+      (error: unknown) => this.onError(error),
+    );
+    this.background.add(tracked);
+    void tracked.finally(() => this.background.delete(tracked));
+  }
+
+  // --- checkpoints -----------------------------------------------------------------------------
+
+  /** The Ed25519 public key that verifies checkpoints (SPKI PEM), to publish or keep elsewhere. */
+  publicKeyPem(): string {
+    return this.key.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  }
+
+  get keyId(): string {
+    return this.key.keyId;
+  }
+
+  private sign(seq: number, hash: string, signedAt: string): AuditCheckpointRow {
+    return { seq, hash, signed_at: signedAt, key_id: this.key.keyId, signature: signCheckpoint(this.key, seq, hash) };
+  }
+
+  /** Signs the current head now; null when the chain is empty. Idempotent per seq. */
+  async checkpoint(): Promise<AuditCheckpoint | null> {
+    const head = await auditStore.head(this.database.db);
+    if (!head || head.seq === 0) return null;
+    const row = this.sign(head.seq, head.hash, this.clock.now().toISOString());
+    await auditStore.insertCheckpoints(this.database.db, [row]);
+    this.lastCheckpointCheck = this.clock.now().getTime();
+    return { seq: row.seq, hash: row.hash, signedAt: row.signed_at, keyId: row.key_id, signature: row.signature };
+  }
+
+  /**
+   * Signs the head when checkpointIntervalMs has passed since the last checkpoint (by any
+   * process) and entries were added since. Runs on a timer and after group commits.
+   */
+  async maybeCheckpoint(): Promise<AuditCheckpoint | null> {
+    if (this.checkpointIntervalMs <= 0) return null;
+    const now = this.clock.now().getTime();
+    if (now - this.lastCheckpointCheck < this.checkpointIntervalMs) return null;
+    this.lastCheckpointCheck = now;
+    const [head, latest] = await Promise.all([auditStore.head(this.database.db), auditStore.latestCheckpoint(this.database.db)]);
+    if (!head || head.seq === 0) return null;
+    if (latest && (latest.seq >= head.seq || now - Date.parse(latest.signed_at) < this.checkpointIntervalMs)) return null;
+    return this.checkpoint();
+  }
+
+  // --- reading ---------------------------------------------------------------------------------
+
+  /**
+   * Walks the chain in seq order, a batch at a time (constant memory), and reports the first
+   * problem: an entry whose content no longer hashes to its hash, a broken link, a gap, a
+   * checkpoint that disagrees with the chain or is not signed by this engine's key, or a head
+   * that does not match the last entry. Safe while appends go on: it verifies what was
+   * committed when it got there.
+   */
+  async verify(options: AuditVerifyOptions = {}): Promise<AuditVerifyResult> {
+    const db = this.database.db;
+    const batchSize = Math.max(1, options.batchSize ?? 5000);
+    const publicKey = this.key.publicKey;
+    const currentKeyId = this.key.keyId;
+    let entries = 0;
+    let checkpoints = 0;
+    const fail = (seq: number, problem: AuditProblem, message: string): AuditVerifyResult => ({ ok: false, entries, checkpoints, firstProblem: { seq, problem, message } });
+
+    const fromSeq = Math.max(1, Math.floor(options.fromSeq ?? 1));
+    let expected = fromSeq;
+    let prevHash = GENESIS_HASH;
+    const startHead = (await auditStore.head(db))?.seq ?? 0;
+    if (fromSeq > 1) {
+      // Nothing to verify past the head (the head itself is checked by a full verification).
+      if (fromSeq - 1 > startHead) return { ok: true, entries, checkpoints };
+      const anchor = await auditStore.entryHash(db, fromSeq - 1);
+      if (anchor === undefined) return fail(fromSeq - 1, 'missing_entry', `entry ${fromSeq - 1} is missing, so entry ${fromSeq} has nothing to link to`);
+      prevHash = anchor;
+    }
+
+    let rows = await auditStore.chainAfter(this.database, expected - 1, batchSize);
+    for (;;) {
+      if (rows.length > 0) {
+        const cps = await auditStore.checkpointsBetween(db, expected - 1, rows[rows.length - 1]!.seq);
+        let c = 0;
+        for (let i = 0; i < rows.length; i++) {
+          const row = rows[i]!;
+          const seq = row.seq;
+          if (seq !== expected) {
+            return fail(expected, 'missing_entry', `entry ${expected} is missing: the chain goes from entry ${expected - 1} to entry ${seq}`);
+          }
+          if (oneShotHash('sha256', row.serialized, 'base64url') !== row.hash || !linksTo(row.serialized, prevHash)) {
+            const problem = await this.recheck(seq, prevHash);
+            if (problem === 'hash_mismatch') {
+              return fail(seq, 'hash_mismatch', `entry ${seq} does not hash to its stored hash: it was changed after it was written`);
+            }
+            if (problem === 'broken_link') {
+              return fail(seq, 'broken_link', `entry ${seq} does not link to entry ${seq - 1}: the entry before it was replaced or rewritten`);
+            }
+          }
+          if (c < cps.length && cps[c]!.seq === seq) {
+            const cp = cps[c++]!;
+            if (cp.hash !== row.hash) {
+              return fail(seq, 'checkpoint_mismatch', `the signed checkpoint at entry ${seq} records another hash: the chain up to entry ${seq} was rewritten after it was signed`);
+            }
+            if (cp.key_id !== currentKeyId || !checkpointSignatureValid(publicKey, seq, cp.hash, cp.signature)) {
+              return fail(seq, 'bad_signature', `the checkpoint at entry ${seq} is not validly signed by the audit key ${currentKeyId}${cp.key_id !== currentKeyId ? ` (it names key ${cp.key_id})` : ''}`);
+            }
+            checkpoints++;
+          }
+          prevHash = row.hash;
+          expected = seq + 1;
+          entries++;
+        }
+        options.onProgress?.({ entries, seq: expected - 1, headSeq: startHead });
+        if (rows.length === batchSize) {
+          rows = await auditStore.chainAfter(this.database, expected - 1, batchSize);
+          continue;
+        }
+      }
+
+      // The end of what was committed when the last batch was read. The head is read before
+      // looking for more entries: whatever it counts was committed before that look.
+      const last = expected - 1;
+      const head = await auditStore.head(db);
+      if (!head) return fail(last, 'head_mismatch', 'the audit head row is missing');
+      if (head.seq > last) {
+        rows = await auditStore.chainAfter(this.database, last, batchSize);
+        if (rows.length > 0) continue; // appended while verifying
+        return fail(last + 1, 'head_mismatch', `the head counts ${head.seq} entries but the chain ends at entry ${last}: entries ${last + 1}–${head.seq} were removed`);
+      }
+      if (head.seq < last) {
+        // Entries and the head commit together, so a committed entry beyond the head was not
+        // written by the audit service.
+        return fail(head.seq + 1, 'unexpected_entry', `entry ${head.seq + 1} lies beyond the head (entry ${head.seq}): it was added outside the audit service`);
+      }
+      if (head.hash !== prevHash) {
+        return fail(last, 'head_mismatch', `the head's hash is not the hash of entry ${last}`);
+      }
+      break;
+    }
+
+    // A checkpoint beyond the verified end proves entries that are gone — unless the chain
+    // has grown since (it was signed together with entries committed after the last read).
+    const beyond = (await auditStore.checkpointsAfter(db, expected - 1, 1))[0];
+    if (beyond) {
+      const head = await auditStore.head(db);
+      if (!head || head.seq < beyond.seq) {
+        return fail(expected, 'missing_entry', `a signed checkpoint covers entry ${beyond.seq}, but the chain ends at entry ${expected - 1}: entries were removed`);
+      }
+    }
+    return { ok: true, entries, checkpoints };
+  }
+
+  /**
+   * The exact check behind a fast-path failure, on the stored columns and serializeEntry():
+   * which problem the entry has, or null when only the database's formatting differed.
+   */
+  private async recheck(seq: number, prevHash: string): Promise<'hash_mismatch' | 'broken_link' | null> {
+    const row = await auditStore.entry(this.database.db, seq);
+    if (!row || hashEntry(row) !== row.hash) return 'hash_mismatch';
+    return row.prev_hash === prevHash ? null : 'broken_link';
+  }
+
+  /** A page of entries in chain order, for the audit log listing. */
+  async list(query: AuditListQuery = {}): Promise<AuditPage> {
+    const limit = Math.min(500, Math.max(1, Math.floor(query.limit ?? 100)));
+    const fromSeq = Math.max(1, Math.floor(query.fromSeq ?? 1));
+    const rows = await auditStore.list(this.database.db, {
+      fromSeq,
+      limit: limit + 1,
+      ...(query.targetId !== undefined ? { targetId: query.targetId } : {}),
+      ...(query.action !== undefined ? { action: query.action } : {}),
+    });
+    const more = rows.length > limit;
+    const page = more ? rows.slice(0, limit) : rows;
+    return { entries: page.map(toEntry), nextSeq: more ? rows[limit]!.seq : null };
+  }
+
+  async listCheckpoints(query: { fromSeq?: number; limit?: number } = {}): Promise<AuditCheckpoint[]> {
+    const limit = Math.min(500, Math.max(1, Math.floor(query.limit ?? 100)));
+    const rows = await auditStore.checkpointsAfter(this.database.db, Math.max(0, Math.floor(query.fromSeq ?? 1) - 1), limit);
+    return rows.map((row) => ({ seq: row.seq, hash: row.hash, signedAt: row.signed_at, keyId: row.key_id, signature: row.signature }));
+  }
+
+  /** Commits what is pending, stops the timers; later record() calls reject. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    while (this.flushing || this.pending.length > 0) {
+      if (this.scheduled) {
+        this.scheduled.cancel();
+        this.scheduled = null;
+      }
+      if (!this.flushing) {
+        this.flushing = this.flush().finally(() => {
+          this.flushing = null;
+        });
+      }
+      await this.flushing;
+    }
+    await Promise.all(this.background);
+  }
+}
+
+function toEntry(row: AuditEntryRow): AuditEntry {
+  const entry: AuditEntry = {
+    seq: row.seq,
+    id: row.id,
+    at: row.at,
+    actor: { type: row.actor_type, id: row.actor_id },
+    action: row.action,
+    details: JSON.parse(row.details) as Record<string, AuditDetailValue>,
+    hash: row.hash,
+  };
+  if (row.target_type !== null && row.target_id !== null) entry.target = { type: row.target_type, id: row.target_id };
+  if (row.purpose !== null) entry.purpose = row.purpose;
+  return entry;
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new PledgeError('internal', `AuditService option ${name} must be a positive integer`);
+  return value;
+}

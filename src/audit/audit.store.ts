@@ -1,0 +1,126 @@
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { Database } from '../core/db.js';
+import type { Tables } from '../core/db.tables.js';
+import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
+import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
+
+export type AuditEntryRow = Selectable<AuditEntriesTable>;
+export type AuditCheckpointRow = Selectable<AuditCheckpointsTable>;
+type Executor = Kysely<Tables> | Transaction<Tables>;
+
+/** What verification needs of an entry: its seq, its hash, and the text the hash is taken over (which ends with prev_hash). */
+export interface ChainRow {
+  seq: number;
+  hash: string;
+  serialized: string;
+}
+
+// Rows per INSERT statement: 12 columns × 1,000 rows stays below SQLite's 32,766 and
+// PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK = 1_000;
+
+const ENTRY_COLUMNS = ['seq', 'id', 'at', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'prev_hash', 'hash'] as const;
+
+/** The only code that touches the audit tables. */
+export const auditStore = {
+  /**
+   * Reserves `count` seqs by moving the head forward, and returns the previous head. Being an
+   * UPDATE, it is the first write of the append: on PostgreSQL it takes the head's row lock
+   * (held to commit, so appends from every process queue here); on SQLite it takes the
+   * database write lock before anything is read, so the head it returns cannot be stale.
+   */
+  async reserve(trx: Transaction<Tables>, count: number): Promise<{ seq: number; hash: string }> {
+    const row = await trx
+      .updateTable('audit_head')
+      .set((eb) => ({ seq: eb('seq', '+', count) }))
+      .where('id', '=', 1)
+      .returning(['seq', 'hash'])
+      .executeTakeFirst();
+    if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+    return { seq: row.seq - count, hash: row.hash };
+  },
+
+  async setHeadHash(trx: Transaction<Tables>, hash: string): Promise<void> {
+    await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
+  },
+
+  async insertEntries(trx: Transaction<Tables>, rows: readonly AuditEntryRow[]): Promise<void> {
+    for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
+      await trx.insertInto('audit_entries').values(rows.slice(start, start + INSERT_CHUNK)).execute();
+    }
+  },
+
+  /** Checkpoints are idempotent per seq: two processes signing the same head write one row. */
+  async insertCheckpoints(executor: Executor, rows: readonly AuditCheckpointRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await executor
+      .insertInto('audit_checkpoints')
+      .values([...rows])
+      .onConflict((conflict) => conflict.column('seq').doNothing())
+      .execute();
+  },
+
+  async head(executor: Executor): Promise<{ seq: number; hash: string } | undefined> {
+    return executor.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
+  },
+
+  async latestCheckpoint(executor: Executor): Promise<AuditCheckpointRow | undefined> {
+    return executor.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  },
+
+  /** The next `limit` entries after `afterSeq`, in chain order: the verifier's read. */
+  async entriesAfter(executor: Executor, afterSeq: number, limit: number): Promise<AuditEntryRow[]> {
+    return executor.selectFrom('audit_entries').select(ENTRY_COLUMNS).where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+  },
+
+  /**
+   * The next entries after `afterSeq` as verification reads them. On SQLite the database
+   * builds the serialisation itself with json_array(), in the same field order as
+   * serializeEntry(): three columns per row instead of twelve is what makes verification fast
+   * (better-sqlite3 pays per column; see bench/audit.bench.ts). json_array() is a correct JSON
+   * encoder, so a row it serialises to the written text is the written row; where it might
+   * format an untampered row differently, the verifier re-checks that row with
+   * serializeEntry() before reporting it.
+   */
+  async chainAfter(database: Database, afterSeq: number, limit: number): Promise<ChainRow[]> {
+    if (database.dialect === 'sqlite') {
+      return database.db
+        .selectFrom('audit_entries')
+        .select([
+          'seq',
+          'hash',
+          sql<string>`json_array(${ENTRY_FORMAT}, seq, id, at, actor_type, actor_id, action, target_type, target_id, purpose, details, prev_hash)`.as('serialized'),
+        ])
+        .where('seq', '>', afterSeq)
+        .orderBy('seq')
+        .limit(limit)
+        .execute();
+    }
+    const rows = await auditStore.entriesAfter(database.db, afterSeq, limit);
+    return rows.map((row) => ({ seq: row.seq, hash: row.hash, serialized: serializeEntry(row) }));
+  },
+
+  async entry(executor: Executor, seq: number): Promise<AuditEntryRow | undefined> {
+    return executor.selectFrom('audit_entries').select(ENTRY_COLUMNS).where('seq', '=', seq).executeTakeFirst();
+  },
+
+  async entryHash(executor: Executor, seq: number): Promise<string | undefined> {
+    const row = await executor.selectFrom('audit_entries').select('hash').where('seq', '=', seq).executeTakeFirst();
+    return row?.hash;
+  },
+
+  async checkpointsBetween(executor: Executor, afterSeq: number, toSeq: number): Promise<AuditCheckpointRow[]> {
+    return executor.selectFrom('audit_checkpoints').selectAll().where('seq', '>', afterSeq).where('seq', '<=', toSeq).orderBy('seq').execute();
+  },
+
+  async checkpointsAfter(executor: Executor, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
+    return executor.selectFrom('audit_checkpoints').selectAll().where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+  },
+
+  async list(executor: Executor, query: { fromSeq: number; limit: number; targetId?: string; action?: string }): Promise<AuditEntryRow[]> {
+    let select = executor.selectFrom('audit_entries').select(ENTRY_COLUMNS).where('seq', '>=', query.fromSeq);
+    if (query.targetId !== undefined) select = select.where('target_id', '=', query.targetId);
+    if (query.action !== undefined) select = select.where('action', '=', query.action);
+    return select.orderBy('seq').limit(query.limit).execute();
+  },
+};

@@ -1,0 +1,32 @@
+import type { Transaction } from 'kysely';
+import type { Tables } from '../core/db.tables.js';
+import type { Actor } from '../staff/permissions.js';
+
+/** A value allowed in audit details: ids, codes, counts, category names — never personal data. */
+export type AuditDetailValue = string | number | boolean | null | readonly string[];
+
+/**
+ * One thing that happened: who (actor), did what (action, e.g. `data.read`), to which record
+ * (target), for which purpose. Details carry ids, category names, counts and codes only.
+ */
+export interface AuditEvent {
+  actor: Actor;
+  action: string;
+  target?: { type: string; id: string };
+  purpose?: string;
+  details?: Record<string, AuditDetailValue>;
+}
+
+/** How domains write to the audit chain. */
+export interface AuditWriter {
+  /**
+   * Appends inside the caller's transaction, so the entry commits or rolls back together with
+   * the change it describes (every write of personal data).
+   */
+  appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void>;
+  /**
+   * Appends durably on its own and resolves once stored (reads: the data is returned only
+   * after its entry is written). Concurrent calls are grouped into one transaction.
+   */
+  record(events: readonly AuditEvent[]): Promise<void>;
+}

@@ -1,0 +1,95 @@
+import { AuditService } from './audit/audit.service.js';
+import { systemClock, type Clock } from './core/clock.js';
+import type { Config } from './core/config.js';
+import { loadMasterKey, parseMasterKey } from './core/crypto.js';
+import { migrate, openDatabase, type Database } from './core/db.js';
+import { Keyring } from './core/keyring.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { loadPolicyFile, requirePolicy } from './policy/policy.load.js';
+import type { Policy } from './policy/policy.model.js';
+import { PolicyService } from './policy/policy.service.js';
+import { PolicyDefaultConsentGate } from './subjects/consent-gate.js';
+import { KeyStore } from './subjects/keystore.js';
+import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
+import type { KeystoreTables } from './subjects/subjects.tables.js';
+import { SubjectsService } from './subjects/subjects.service.js';
+
+export interface EngineOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** A policy already loaded (tests, serve); otherwise read from config.policyPath. */
+  policy?: Policy;
+  /** Where start-up warnings go (the CLI prints them for people); default: the log. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * The engine without its HTTP face: policy, keys, databases and domain services. `pledge
+ * serve` puts HTTP in front of it (app.ts); commands such as `pledge audit verify` and
+ * `pledge keys rotate` use it directly.
+ *
+ * The order matters: the policy is validated before anything is written, so an invalid policy
+ * leaves no data directory, key or database behind.
+ */
+export interface Engine {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly database: Database;
+  readonly keystoreDatabase: Database<KeystoreTables>;
+  readonly keyring: Keyring;
+  readonly masterKey: Buffer;
+  readonly policy: PolicyService;
+  readonly audit: AuditService;
+  readonly keystore: KeyStore;
+  readonly subjects: SubjectsService;
+  close(): Promise<void>;
+}
+
+export async function createEngine(config: Config, options: EngineOptions = {}): Promise<Engine> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const warn = options.warn ?? ((message: string) => logger.warn(message));
+  const policy = options.policy ?? requirePolicy(loadPolicyFile(config.policyPath));
+
+  const masterKey = loadMasterKey(config);
+  for (const warning of masterKey.warnings) warn(warning);
+  const previousMasterKeys = config.previousMasterKeys.map((key, index) => parseMasterKey(key, `PLEDGE_PREVIOUS_MASTER_KEYS (key ${index + 1})`));
+
+  const database = openDatabase(config.databaseUrl);
+  const keystoreDatabase = config.keystoreSharesDatabase ? (database as unknown as Database<KeystoreTables>) : openDatabase<KeystoreTables>(config.keystoreUrl);
+  const closeDatabases = async () => {
+    await database.close();
+    if (!config.keystoreSharesDatabase) await keystoreDatabase.close();
+  };
+  try {
+    await migrate(database);
+    await migrate(keystoreDatabase, KEYSTORE_MIGRATIONS, 'keystore_');
+    const keyring = await Keyring.open(database, masterKey.key, previousMasterKeys, clock);
+    const policyService = new PolicyService(policy, database, clock);
+    await policyService.recordActiveVersion();
+    const audit = new AuditService(database, keyring, clock);
+    const keystore = new KeyStore(keystoreDatabase, keyring);
+    const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+    return {
+      config,
+      clock,
+      logger,
+      database,
+      keystoreDatabase,
+      keyring,
+      masterKey: masterKey.key,
+      policy: policyService,
+      audit,
+      keystore,
+      subjects,
+      async close() {
+        await audit.close();
+        await closeDatabases();
+      },
+    };
+  } catch (error) {
+    await closeDatabases();
+    throw error;
+  }
+}

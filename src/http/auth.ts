@@ -1,0 +1,215 @@
+import cookie from '@fastify/cookie';
+import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditWriter } from '../audit/audit.types.js';
+import { PledgeError, isPledgeError } from '../core/errors.js';
+import { actorAllows, PERMISSIONS, type Actor, type Permission } from '../staff/permissions.js';
+import type { SessionInfo, StaffService } from '../staff/staff.service.js';
+
+/**
+ * Authentication and authorisation for every HTTP route.
+ *
+ * Each route states who may call it, in its config — and a route that states nothing is
+ * refused when it is registered, so nothing is left open by mistake:
+ *
+ *   app.get('/v1/subjects/:id', { config: { permission: 'subjects:read' } }, handler);
+ *   app.get('/v1/auth/me', { config: { authenticated: true } }, handler);   // anyone signed in
+ *   app.get('/policy', { config: { public: true } }, handler);
+ *
+ * A request proves who it comes from with an API key (`Authorization: Bearer pk_…`, for
+ * company services) or the console's session cookie (`pledge_session`). Requests that change
+ * something with the cookie must also send `X-CSRF-Token`: a browser attaches cookies to
+ * requests another site makes it send, but that site cannot read the token.
+ *
+ * Call `registerAuth` right after `createHttpApp` and before any route: the registration
+ * check only sees routes added after it. Routes added before it (the API documentation of
+ * @fastify/swagger-ui) are served only when their path is in PUBLIC_PREFIXES; any other
+ * route without an access rule answers 500 rather than run unprotected.
+ */
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling; null on public routes. */
+    actor: Actor | null;
+    /** The console session, when the request was authenticated by the session cookie. */
+    session: SessionInfo | null;
+  }
+  interface FastifyContextConfig {
+    /** The permission a caller needs. */
+    permission?: Permission;
+    /** Any authenticated caller (signing out, "who am I"). */
+    authenticated?: boolean;
+    /** No authentication at all. */
+    public?: boolean;
+  }
+}
+
+export const SESSION_COOKIE = 'pledge_session';
+export const CSRF_HEADER = 'x-csrf-token';
+
+/**
+ * Paths served by plugins that declare no access rule of their own: the API documentation
+ * (@fastify/swagger-ui's page, assets and JSON). The one place such exceptions are listed.
+ */
+export const PUBLIC_PREFIXES: readonly string[] = ['/docs'];
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export type RouteAccess =
+  | { kind: 'public' }
+  | { kind: 'documentation' }
+  | { kind: 'authenticated' }
+  | { kind: 'permission'; permission: Permission };
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  access: RouteAccess;
+}
+
+const registries = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route registered after `registerAuth`, with its access rule (the route-table test walks it). */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  const registry = registries.get(app);
+  if (!registry) throw new Error('registerAuth has not been called on this app');
+  return registry;
+}
+
+export interface AuthOptions {
+  staff: StaffService;
+  /** The server's public address: decides whether the session cookie is marked Secure. */
+  publicUrl: string;
+  /** When given, refusals of authenticated callers (403) are written to the audit chain. */
+  audit?: AuditWriter;
+}
+
+/**
+ * The session cookie is Secure unless the server is reached over plain http on the local
+ * machine (development): browsers never send a Secure cookie over http, so a non-local http
+ * address cannot keep anyone signed in — put Pledge behind TLS instead.
+ */
+export function cookieIsSecure(publicUrl: string): boolean {
+  const url = new URL(publicUrl);
+  if (url.protocol !== 'http:') return true;
+  const host = url.hostname;
+  return !(host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(host) || host === '[::1]');
+}
+
+export interface SessionCookieOptions {
+  httpOnly: true;
+  secure: boolean;
+  sameSite: 'strict';
+  path: '/';
+}
+
+export function sessionCookieOptions(publicUrl: string): SessionCookieOptions {
+  return { httpOnly: true, secure: cookieIsSecure(publicUrl), sameSite: 'strict', path: '/' };
+}
+
+export function setSessionCookie(reply: FastifyReply, publicUrl: string, token: string, expiresAt: string, now: Date): void {
+  const maxAge = Math.max(0, Math.floor((Date.parse(expiresAt) - now.getTime()) / 1000));
+  reply.setCookie(SESSION_COOKIE, token, { ...sessionCookieOptions(publicUrl), maxAge });
+}
+
+export function clearSessionCookie(reply: FastifyReply, publicUrl: string): void {
+  reply.clearCookie(SESSION_COOKIE, sessionCookieOptions(publicUrl));
+}
+
+/** The access rule a route declares, or undefined when it declares none. Throws on contradictions. */
+export function routeAccess(url: string, config: Partial<FastifyContextConfig> | null | undefined): RouteAccess | undefined {
+  const declared = [config?.public === true, config?.authenticated === true, config?.permission !== undefined].filter(Boolean).length;
+  if (declared > 1) throw new Error(`route ${url} declares more than one of config.public, config.authenticated and config.permission`);
+  if (config?.public === true) return { kind: 'public' };
+  if (config?.authenticated === true) return { kind: 'authenticated' };
+  if (config?.permission !== undefined) {
+    if (!Object.hasOwn(PERMISSIONS, config.permission)) throw new Error(`route ${url} names an unknown permission "${String(config.permission)}"`);
+    return { kind: 'permission', permission: config.permission };
+  }
+  if (PUBLIC_PREFIXES.some((prefix) => url === prefix || url.startsWith(`${prefix}/`))) return { kind: 'documentation' };
+  return undefined;
+}
+
+/**
+ * Installs the cookie parser, the registration check and the per-request check on `app`
+ * (the root instance, so they apply to every route).
+ */
+export async function registerAuth(app: FastifyInstance, options: AuthOptions): Promise<void> {
+  const { staff, publicUrl, audit } = options;
+  const registry: RegisteredRoute[] = [];
+  registries.set(app, registry);
+
+  await app.register(cookie);
+  app.decorateRequest('actor', null);
+  app.decorateRequest('session', null);
+
+  app.addHook('onRoute', (route) => {
+    const access = routeAccess(route.url, route.config);
+    if (!access) {
+      throw new Error(
+        `route ${String(route.method)} ${route.url} declares no access rule: add config: { permission: '…' }, config: { authenticated: true } or config: { public: true }`,
+      );
+    }
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) registry.push({ method, url: route.url, access });
+  });
+
+  const unauthorised = (reply: FastifyReply, error: PledgeError, clearCookie: boolean): PledgeError => {
+    // RFC 9110: a 401 names the scheme the client can use.
+    reply.header('www-authenticate', 'Bearer realm="pledge"');
+    if (clearCookie) clearSessionCookie(reply, publicUrl);
+    return error;
+  };
+
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<Actor> => {
+    const authorization = request.headers.authorization;
+    if (authorization !== undefined) {
+      const match = /^Bearer +(\S+) *$/i.exec(authorization);
+      if (!match) throw unauthorised(reply, new PledgeError('unauthenticated', 'the Authorization header must be "Bearer pk_…"'), false);
+      try {
+        return await staff.authenticateApiKey(match[1]!);
+      } catch (error) {
+        if (isPledgeError(error) && error.status === 401) throw unauthorised(reply, error, false);
+        throw error;
+      }
+    }
+    const token = request.cookies[SESSION_COOKIE];
+    if (!token) throw unauthorised(reply, new PledgeError('unauthenticated', 'sign in, or send an API key as Authorization: Bearer pk_…'), false);
+    let session: SessionInfo;
+    try {
+      session = await staff.authenticateSession(token);
+    } catch (error) {
+      if (isPledgeError(error) && error.status === 401) throw unauthorised(reply, error, true);
+      throw error;
+    }
+    request.session = session;
+    if (UNSAFE_METHODS.has(request.method)) {
+      const presented = request.headers[CSRF_HEADER];
+      if (!staff.checkCsrf(session, typeof presented === 'string' ? presented : undefined)) {
+        throw new PledgeError('csrf_failed', 'send the X-CSRF-Token header with the token given at sign-in (GET /v1/auth/me returns it again)');
+      }
+    }
+    return session.actor;
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    const url = request.routeOptions.url;
+    // No route matched: the not-found handler answers, and says nothing about what exists.
+    if (url === undefined || url === null) return;
+    const access = routeAccess(url, request.routeOptions.config);
+    if (!access) {
+      // Registered before registerAuth and not allow-listed: refuse rather than run unprotected.
+      throw new PledgeError('internal', 'this route declares no access rule');
+    }
+    if (access.kind === 'public' || access.kind === 'documentation') return;
+
+    const actor = await authenticate(request, reply);
+    request.actor = actor;
+    // Answers for a caller must not be kept by shared caches.
+    reply.header('cache-control', 'no-store');
+    if (access.kind === 'permission' && !actorAllows(actor, access.permission)) {
+      if (audit) {
+        await audit.record([{ actor, action: 'access.denied', details: { permission: access.permission, route: `${request.method} ${url}` } }]);
+      }
+      throw new PledgeError('forbidden', `this needs the ${access.permission} permission`, { details: { permission: access.permission } });
+    }
+  });
+}

@@ -1,0 +1,69 @@
+/**
+ * Who may do what: one table of permissions per role. Every HTTP route names the permission
+ * it needs (`config: { permission: 'data:read' }`) or declares itself public
+ * (`config: { public: true }`); the auth layer refuses to register a route that does neither,
+ * so a new route cannot be left open by mistake.
+ */
+export const PERMISSIONS = {
+  'subjects:read': 'Look up subjects and see their metadata (kinds, status, identities count) — not their data.',
+  'subjects:write': 'Create, update and close subjects, add identities, batch imports.',
+  'subjects:erase': 'Erase a subject (destroys its data key).',
+  'data:read': "Read a subject's personal data for a declared purpose.",
+  'data:write': "Write a subject's personal data for a declared purpose.",
+  'audit:read': 'Read the audit log.',
+  'audit:verify': 'Verify the audit chain and its checkpoints.',
+  'staff:manage': 'Add staff, change roles, unlock accounts.',
+  'keys:manage': 'Create and revoke API keys.',
+} as const;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export const ROLES = ['owner', 'privacy_officer', 'support', 'auditor', 'developer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  owner: Object.keys(PERMISSIONS) as Permission[],
+  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify'],
+  // Support reads data only with a written justification, which lands in the audit entry.
+  support: ['subjects:read', 'data:read', 'data:write'],
+  auditor: ['subjects:read', 'audit:read', 'audit:verify'],
+  developer: ['subjects:read', 'keys:manage'],
+};
+
+/** Roles whose data reads must carry a justification (header X-Pledge-Justification). */
+export const JUSTIFICATION_REQUIRED: readonly Role[] = ['support'];
+
+export function roleAllows(role: Role, permission: Permission): boolean {
+  return ROLE_PERMISSIONS[role].includes(permission);
+}
+
+/**
+ * Who is acting. Recorded in every audit entry by id, never by name or email.
+ * - staff: a person signed in to the console (id stf_…, with a role);
+ * - api_key: a company service (id key_…, with permissions and the purposes it may use);
+ * - subject: the person themselves (privacy center);
+ * - system: the engine (retention sweeps, start-up, CLI).
+ */
+export type Actor =
+  | { type: 'staff'; id: string; role: Role }
+  | { type: 'api_key'; id: string; permissions: readonly Permission[]; purposes: readonly string[] | 'all' }
+  | { type: 'subject'; id: string }
+  | { type: 'system'; id: string };
+
+export function actorAllows(actor: Actor, permission: Permission): boolean {
+  switch (actor.type) {
+    case 'staff':
+      return roleAllows(actor.role, permission);
+    case 'api_key':
+      return actor.permissions.includes(permission);
+    case 'system':
+      return true;
+    case 'subject':
+      return false;
+  }
+}
+
+/** May this actor use data for this purpose at all (API keys are scoped to purposes)? */
+export function actorMayUsePurpose(actor: Actor, purpose: string): boolean {
+  return actor.type !== 'api_key' || actor.purposes === 'all' || actor.purposes.includes(purpose);
+}

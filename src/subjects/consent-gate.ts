@@ -1,0 +1,28 @@
+import type { Policy } from '../policy/policy.model.js';
+
+export interface ConsentDecision {
+  allowed: boolean;
+  /** Why, in words safe to show (no personal data). */
+  reason: string;
+}
+
+/**
+ * The one seam through which the vault asks "may purpose P be used for subject S now?".
+ * The policy-default gate answers from the policy alone; the consent ledger replaces it with
+ * each person's recorded decisions.
+ */
+export interface ConsentGate {
+  decide(subjectId: string, purposeId: string): Promise<ConsentDecision>;
+}
+
+/** Opt-in purposes wait for a consent that cannot be recorded yet; opt-out and necessary ones apply. */
+export class PolicyDefaultConsentGate implements ConsentGate {
+  constructor(private readonly policy: Policy) {}
+
+  async decide(_subjectId: string, purposeId: string): Promise<ConsentDecision> {
+    const choice = this.policy.choiceOf(purposeId);
+    if (choice === 'opt_in') return { allowed: false, reason: `purpose "${purposeId}" needs the person's consent, and none is recorded` };
+    if (choice === undefined) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
+    return { allowed: true, reason: choice === 'none' ? 'necessary for this purpose' : 'allowed until the person objects' };
+  }
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import type { Database } from '../core/db.js';
+import type { Keyring } from '../core/keyring.js';
+import type { KeystoreTables } from './subjects.tables.js';
+
+/**
+ * Each subject's data key (32 random bytes), wrapped by the key-encryption key and kept in the
+ * key store database. Destroying the key is the erasure: every ciphertext of that subject,
+ * wherever a copy of it lives, becomes noise.
+ */
+export class KeyStore {
+  constructor(
+    private readonly database: Database<KeystoreTables>,
+    private readonly keyring: Keyring,
+  ) {}
+
+  private context(subjectId: string): string {
+    return `subject-key:${subjectId}`;
+  }
+
+  /** Creates and stores a fresh data key for each subject id. */
+  async create(subjectIds: readonly string[], now: Date): Promise<Map<string, Buffer>> {
+    const keys = new Map<string, Buffer>();
+    const rows = subjectIds.map((subjectId) => {
+      const key = randomBytes(32);
+      keys.set(subjectId, key);
+      const { kekId, wrapped } = this.keyring.wrap(key, this.context(subjectId));
+      return { subject_id: subjectId, kek_id: kekId, wrapped, created_at: now.toISOString() };
+    });
+    // 4 columns a row: stay well under SQLite's bound-parameter limit.
+    for (let start = 0; start < rows.length; start += 5000) {
+      await this.database.db.insertInto('subject_keys').values(rows.slice(start, start + 5000)).execute();
+    }
+    return keys;
+  }
+
+  async get(subjectId: string): Promise<Buffer | undefined> {
+    const row = await this.database.db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId).executeTakeFirst();
+    return row ? this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId)) : undefined;
+  }
+
+  /** Destroys the keys (crypto-shredding). Returns how many existed. */
+  async destroy(subjectIds: readonly string[]): Promise<number> {
+    if (subjectIds.length === 0) return 0;
+    const result = await this.database.db.deleteFrom('subject_keys').where('subject_id', 'in', subjectIds).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Keys still wrapped by another key-encryption key than the current one. */
+  async countToRotate(): Promise<number> {
+    const row = await this.database.db
+      .selectFrom('subject_keys')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('kek_id', '!=', this.keyring.kekId)
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
+  /**
+   * Re-wraps up to `batchSize` keys under the current key-encryption key, in one transaction.
+   * Resumable by construction: each call takes the keys not yet re-wrapped, so a rotation
+   * interrupted at any point continues where it stopped.
+   */
+  async rotateBatch(batchSize: number): Promise<number> {
+    return this.database.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('subject_keys')
+        .select(['subject_id', 'kek_id', 'wrapped'])
+        .where('kek_id', '!=', this.keyring.kekId)
+        .orderBy('subject_id')
+        .limit(batchSize)
+        .execute();
+      for (const row of rows) {
+        const key = this.keyring.unwrap(row.kek_id, row.wrapped, this.context(row.subject_id));
+        const { kekId, wrapped } = this.keyring.wrap(key, this.context(row.subject_id));
+        await trx.updateTable('subject_keys').set({ kek_id: kekId, wrapped }).where('subject_id', '=', row.subject_id).execute();
+      }
+      return rows.length;
+    });
+  }
+}

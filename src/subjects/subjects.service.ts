@@ -1,0 +1,537 @@
+import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
+import type { Clock } from '../core/clock.js';
+import { blindIndex, open, seal } from '../core/crypto.js';
+import type { Database } from '../core/db.js';
+import { PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Keyring } from '../core/keyring.js';
+import type { Policy } from '../policy/policy.model.js';
+import { covers } from '../policy/taxonomy.js';
+import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
+import type { ConsentGate } from './consent-gate.js';
+import { normalizeIdentity, type IdentityKind } from './identities.js';
+import type { KeyStore } from './keystore.js';
+import { subjectsStore as store } from './subjects.store.js';
+import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
+
+/**
+ * The vault: the one door through which personal data enters and leaves Pledge.
+ *
+ * - Every field is encrypted with its subject's own data key (AES-256-GCM), bound to the
+ *   subject and the category, so a ciphertext moved to another row does not open.
+ * - Identities are found through a blind index (HMAC), never by scanning or decrypting.
+ * - Writes are refused unless the policy collects the category from that source and the
+ *   purpose may use it; reads return only what the purpose may use, and only while consent
+ *   and restriction allow it.
+ * - Every read and write is audited: writes in the same transaction, reads before any data
+ *   is returned.
+ */
+export type FieldSource = SubjectFieldsTable['source'];
+
+export interface IdentityInput {
+  kind: IdentityKind;
+  value: string;
+}
+
+export interface DataWrite {
+  purpose: string;
+  source: FieldSource;
+  /** With source: partner, the policy's source id. */
+  partner?: string;
+  fields: Record<string, unknown>;
+}
+
+export interface CreateSubjectInput {
+  kinds: string[];
+  identities?: IdentityInput[];
+  data?: DataWrite;
+}
+
+export interface SubjectSummary {
+  id: string;
+  kinds: string[];
+  status: SubjectsTable['status'];
+  restricted: boolean;
+  createdAt: string;
+  updatedAt: string;
+  lastActivityAt: string;
+  closedAt: string | null;
+  erasedAt: string | null;
+}
+
+export interface FieldValue {
+  value: unknown;
+  source: FieldSource;
+  partner: string | null;
+  collectedFor: string;
+  collectedAt: string;
+  updatedAt: string;
+}
+
+export interface PurposeRead {
+  subjectId: string;
+  purpose: string;
+  fields: Record<string, FieldValue>;
+}
+
+export interface BatchItemError {
+  index: number;
+  code: ErrorCode;
+  message: string;
+}
+
+export const MAX_BATCH = 1000;
+const MAX_FIELD_BYTES = 64 * 1024;
+const DATE_OF_BIRTH = 'user.demographic.date_of_birth';
+
+interface PreparedIdentity {
+  kind: IdentityKind;
+  normalized: string;
+  blindIndex: string;
+}
+
+interface PreparedCreate {
+  kinds: string[];
+  identities: PreparedIdentity[];
+  data: PreparedData | undefined;
+}
+
+interface PreparedData {
+  purpose: string;
+  source: FieldSource;
+  partner: string | null;
+  fields: Array<{ category: string; json: string }>;
+}
+
+export interface SubjectsServiceDeps {
+  database: Database;
+  keystore: KeyStore;
+  keyring: Keyring;
+  policy: Policy;
+  audit: AuditWriter;
+  consent: ConsentGate;
+  clock: Clock;
+}
+
+function summary(row: SubjectsTable): SubjectSummary {
+  return {
+    id: row.id,
+    kinds: JSON.parse(row.kinds) as string[],
+    status: row.status,
+    restricted: row.restricted === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastActivityAt: row.last_activity_at,
+    closedAt: row.closed_at,
+    erasedAt: row.erased_at,
+  };
+}
+
+/** Unique-constraint violations on SQLite and PostgreSQL. */
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505';
+}
+
+export class SubjectsService {
+  private readonly blindKey: Buffer;
+  private readonly refusals = new Map<string, { code: ErrorCode; message: string } | undefined>();
+
+  constructor(private readonly deps: SubjectsServiceDeps) {
+    this.blindKey = deps.keyring.secret('blind_index');
+  }
+
+  private get policy(): Policy {
+    return this.deps.policy;
+  }
+
+  // --- validation ------------------------------------------------------------------------------
+
+  private prepareIdentity(input: IdentityInput): PreparedIdentity {
+    const normalized = normalizeIdentity(input.kind, input.value);
+    return { kind: input.kind, normalized, blindIndex: blindIndex(this.blindKey, input.kind, normalized) };
+  }
+
+  private prepareKinds(kinds: readonly string[]): string[] {
+    const declared = new Set(this.policy.document.subject_kinds.map((kind) => kind.id));
+    for (const kind of kinds) {
+      if (!declared.has(kind)) throw new PledgeError('unknown_subject_kind', `subject kind "${kind}" is not declared in the policy (declared: ${[...declared].join(', ')})`);
+    }
+    return [...new Set(kinds)];
+  }
+
+  /** Applies the policy to a write: purpose, source, categories, sizes and the age gate. */
+  private prepareData(write: DataWrite, now: Date): PreparedData {
+    const purpose = this.policy.purposes.get(write.purpose);
+    if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${write.purpose}" is not declared in the policy`);
+    const partner = write.source === 'partner' ? (write.partner ?? null) : null;
+    if (write.source === 'partner' && (!partner || !this.policy.document.sources?.some((source) => source.id === partner))) {
+      throw new PledgeError('category_not_collected', `source: partner needs a partner declared under sources in the policy`);
+    }
+    const fields: PreparedData['fields'] = [];
+    for (const [category, value] of Object.entries(write.fields)) {
+      const refusal = this.categoryRefusal(purpose.id, write.source, partner, category);
+      if (refusal) throw new PledgeError(refusal.code, refusal.message);
+      if (value === undefined) continue;
+      const json = JSON.stringify(value);
+      if (Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the value of "${category}" is larger than ${MAX_FIELD_BYTES / 1024} KB`);
+      if (category === DATE_OF_BIRTH) this.checkAge(value, now);
+      fields.push({ category, json });
+    }
+    return { purpose: purpose.id, source: write.source, partner, fields };
+  }
+
+  /**
+   * Why the policy refuses `category` from `source` for `purposeId`, or undefined when it
+   * allows it. Remembered per combination: batch imports ask the same question many times.
+   */
+  private categoryRefusal(purposeId: string, source: FieldSource, partner: string | null, category: string): { code: ErrorCode; message: string } | undefined {
+    const key = `${purposeId}\u0000${source}\u0000${partner ?? ''}\u0000${category}`;
+    if (this.refusals.has(key)) return this.refusals.get(key);
+    let refusal: { code: ErrorCode; message: string } | undefined;
+    const entries = this.policy.document.collection.filter((entry) => entry.categories.some((reference) => covers(reference, category)));
+    if (!this.policy.categories.has(category)) {
+      refusal = { code: 'category_not_collected', message: `"${category}" is not a data category of the policy` };
+    } else if (entries.length === 0) {
+      refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}"` };
+    } else if (!entries.some((entry) => entry.source === source && (source !== 'partner' || entry.partner === partner))) {
+      refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" from source ${source}${partner ? ` (${partner})` : ''}` };
+    } else if (!this.policy.purposeAllows(purposeId, category)) {
+      refusal = { code: 'category_not_permitted', message: `purpose "${purposeId}" may not use "${category}" under the policy` };
+    }
+    // Bounded: category names come from callers, and a flood of made-up ones must not grow it.
+    if (this.refusals.size < 10_000) this.refusals.set(key, refusal);
+    return refusal;
+  }
+
+  /** The age gate: a date of birth younger than the policy's minimum age stores nothing. */
+  private checkAge(value: unknown, now: Date): void {
+    const match = typeof value === 'string' ? /^(\d{4})-(\d{2})-(\d{2})$/.exec(value) : null;
+    const birth = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
+    if (!match || !birth || birth.getUTCDate() !== Number(match[3]) || birth > now) {
+      throw new PledgeError('invalid_field_value', `"${DATE_OF_BIRTH}" must be a past date written YYYY-MM-DD`);
+    }
+    const minimum = this.policy.document.children?.minimum_age;
+    if (minimum === undefined) return;
+    let age = now.getUTCFullYear() - birth.getUTCFullYear();
+    if (now.getUTCMonth() < birth.getUTCMonth() || (now.getUTCMonth() === birth.getUTCMonth() && now.getUTCDate() < birth.getUTCDate())) age -= 1;
+    if (age < minimum) throw new PledgeError('below_minimum_age', `the person is younger than the minimum age of ${minimum} the policy sets; nothing was stored`);
+  }
+
+  private prepareCreate(input: CreateSubjectInput, now: Date): PreparedCreate {
+    if (input.kinds.length === 0) throw new PledgeError('unknown_subject_kind', 'a subject needs at least one kind');
+    const kinds = this.prepareKinds(input.kinds);
+    const identities = (input.identities ?? []).map((identity) => this.prepareIdentity(identity));
+    const seen = new Set<string>();
+    for (const identity of identities) {
+      const key = `${identity.kind}:${identity.blindIndex}`;
+      if (seen.has(key)) throw new PledgeError('invalid_identity', `the same ${identity.kind} identity is given twice`);
+      seen.add(key);
+    }
+    return { kinds, identities, data: input.data ? this.prepareData(input.data, now) : undefined };
+  }
+
+  // --- creation ----------------------------------------------------------------------------------
+
+  async create(actor: Actor, input: CreateSubjectInput): Promise<SubjectSummary> {
+    const now = this.deps.clock.now();
+    const prepared = this.prepareCreate(input, now);
+    const [created] = await this.insertPrepared(actor, [prepared], now, (_index, error) => {
+      throw error;
+    });
+    return created!;
+  }
+
+  /**
+   * Creates up to MAX_BATCH subjects in one transaction: every item is validated first, and if
+   * any fails nothing is written and each failure is reported by its index.
+   */
+  async createMany(actor: Actor, inputs: readonly CreateSubjectInput[]): Promise<SubjectSummary[]> {
+    if (inputs.length > MAX_BATCH) throw new PledgeError('batch_rejected', `a batch holds at most ${MAX_BATCH} subjects, got ${inputs.length}`, { details: { errors: [] } });
+    const now = this.deps.clock.now();
+    const errors: BatchItemError[] = [];
+    const prepared: PreparedCreate[] = [];
+    inputs.forEach((input, index) => {
+      try {
+        prepared.push(this.prepareCreate(input, now));
+      } catch (error) {
+        if (!isPledgeError(error)) throw error;
+        errors.push({ index, code: error.code, message: error.message });
+      }
+    });
+    // The same identity twice in one batch is as much a conflict as one already stored.
+    const owners = new Map<string, number>();
+    prepared.forEach((item, index) => {
+      for (const identity of item.identities) {
+        const key = `${identity.kind}:${identity.blindIndex}`;
+        const first = owners.get(key);
+        if (first !== undefined) errors.push({ index, code: 'identity_taken', message: `a ${identity.kind} identity of this item is also given to item ${first}` });
+        else owners.set(key, index);
+      }
+    });
+    if (errors.length > 0) throw this.batchRejected(errors);
+    return this.insertPrepared(actor, prepared, now, (index, error) => {
+      throw this.batchRejected([{ index, code: error.code, message: error.message }]);
+    });
+  }
+
+  private batchRejected(errors: BatchItemError[]): PledgeError {
+    errors.sort((a, b) => a.index - b.index);
+    return new PledgeError('batch_rejected', `${errors.length} item(s) of the batch are invalid; nothing was written`, { details: { errors } });
+  }
+
+  private async insertPrepared(
+    actor: Actor,
+    items: readonly PreparedCreate[],
+    now: Date,
+    onConflict: (index: number, error: PledgeError) => never,
+  ): Promise<SubjectSummary[]> {
+    const { database, keystore, audit } = this.deps;
+    // Identities already held by other subjects.
+    const byKind = new Map<IdentityKind, Map<string, number>>();
+    items.forEach((item, index) => {
+      for (const identity of item.identities) {
+        if (!byKind.has(identity.kind)) byKind.set(identity.kind, new Map());
+        byKind.get(identity.kind)!.set(identity.blindIndex, index);
+      }
+    });
+    for (const [kind, indexes] of byKind) {
+      const taken = await store.findByIdentities(database.db, kind, [...indexes.keys()]);
+      if (taken.length > 0) onConflict(indexes.get(taken[0]!.blind_index)!, new PledgeError('identity_taken', `this ${kind} identity already belongs to another subject`));
+    }
+
+    const stamp = now.toISOString();
+    const ids = items.map(() => newId('sub', now.getTime()));
+    const keys = await keystore.create(ids, now);
+    const subjects: SubjectsTable[] = [];
+    const identities: SubjectIdentitiesTable[] = [];
+    const fields: SubjectFieldsTable[] = [];
+    const events: AuditEvent[] = [];
+    items.forEach((item, index) => {
+      const id = ids[index]!;
+      const key = keys.get(id)!;
+      subjects.push({ id, kinds: JSON.stringify(item.kinds), status: 'active', restricted: 0, created_at: stamp, updated_at: stamp, last_activity_at: stamp, closed_at: null, erased_at: null });
+      for (const identity of item.identities) {
+        identities.push({ subject_id: id, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key, Buffer.from(identity.normalized), `identity:${id}:${identity.kind}`), created_at: stamp });
+      }
+      for (const field of item.data?.fields ?? []) {
+        fields.push(this.fieldRow(id, key, field, item.data!, stamp));
+      }
+      events.push({
+        actor,
+        action: 'subject.created',
+        target: { type: 'subject', id },
+        ...(item.data ? { purpose: item.data.purpose } : {}),
+        details: { kinds: item.kinds, identities: item.identities.map((identity) => identity.kind), categories: (item.data?.fields ?? []).map((field) => field.category) },
+      });
+    });
+    try {
+      await database.db.transaction().execute(async (trx) => {
+        await store.insertSubjects(trx, subjects);
+        await store.insertIdentities(trx, identities);
+        await store.insertFields(trx, fields);
+        await audit.appendWithin(trx, events);
+      });
+    } catch (error) {
+      await keystore.destroy(ids);
+      // Another request took an identity between the check and the insert.
+      if (isUniqueViolation(error)) onConflict(0, new PledgeError('identity_taken', 'an identity already belongs to another subject'));
+      throw error;
+    }
+    return subjects.map(summary);
+  }
+
+  private fieldRow(subjectId: string, key: Buffer, field: { category: string; json: string }, data: PreparedData, stamp: string): SubjectFieldsTable {
+    return {
+      subject_id: subjectId,
+      category: field.category,
+      value: seal(key, Buffer.from(field.json), `field:${subjectId}:${field.category}`),
+      source: data.source,
+      partner: data.partner,
+      purpose: data.purpose,
+      collected_at: stamp,
+      updated_at: stamp,
+    };
+  }
+
+  // --- look-up and metadata -----------------------------------------------------------------
+
+  private async requireSubject(id: string, options: { active?: boolean } = {}): Promise<SubjectsTable> {
+    const row = await store.getSubject(this.deps.database.db, id);
+    if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
+    if (row.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; its data can no longer be read');
+    if (options.active && row.status === 'closed') throw new PledgeError('subject_closed', 'the subject is closed; no data can be added');
+    return row;
+  }
+
+  async get(id: string): Promise<SubjectSummary> {
+    const row = await store.getSubject(this.deps.database.db, id);
+    if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
+    return summary(row);
+  }
+
+  /** Finds a subject by one identity, through the blind index. */
+  async lookup(actor: Actor, input: IdentityInput): Promise<SubjectSummary> {
+    const identity = this.prepareIdentity(input);
+    const [match] = await store.findByIdentities(this.deps.database.db, identity.kind, [identity.blindIndex]);
+    await this.deps.audit.record([
+      { actor, action: 'subject.lookup', ...(match ? { target: { type: 'subject', id: match.subject_id } } : {}), details: { kind: identity.kind, found: Boolean(match) } },
+    ]);
+    if (!match) throw new PledgeError('subject_not_found', `no subject has this ${identity.kind}`);
+    return this.get(match.subject_id);
+  }
+
+  // --- data ------------------------------------------------------------------------------------
+
+  private async dataKey(subjectId: string): Promise<Buffer> {
+    const key = await this.deps.keystore.get(subjectId);
+    if (!key) throw new PledgeError('subject_erased', 'the subject\'s data key is destroyed; its data can no longer be read');
+    return key;
+  }
+
+  async writeData(actor: Actor, subjectId: string, write: DataWrite): Promise<{ categories: string[] }> {
+    const now = this.deps.clock.now();
+    const prepared = this.prepareData(write, now);
+    if (!actorMayUsePurpose(actor, prepared.purpose)) {
+      throw new PledgeError('purpose_not_permitted', `this API key may not use purpose "${prepared.purpose}"`, { details: { reason: 'api_key_scope' } });
+    }
+    await this.requireSubject(subjectId, { active: true });
+    const key = await this.dataKey(subjectId);
+    const stamp = now.toISOString();
+    const categories = prepared.fields.map((field) => field.category);
+    await this.deps.database.db.transaction().execute(async (trx) => {
+      for (const field of prepared.fields) await store.upsertField(trx, this.fieldRow(subjectId, key, field, prepared, stamp));
+      await store.updateSubject(trx, subjectId, { updated_at: stamp, last_activity_at: stamp });
+      await this.deps.audit.appendWithin(trx, [{ actor, action: 'data.written', target: { type: 'subject', id: subjectId }, purpose: prepared.purpose, details: { categories, source: prepared.source } }]);
+    });
+    return { categories };
+  }
+
+  /**
+   * Returns the subject's data that `purpose` may use — only the categories the policy allows
+   * it, and only while consent and restriction allow the purpose. The audit entry is stored
+   * before anything is returned.
+   */
+  async readData(actor: Actor, subjectId: string, purposeId: string, justification?: string): Promise<PurposeRead> {
+    const purpose = this.policy.purposes.get(purposeId);
+    if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${purposeId}" is not declared in the policy`);
+    if (!actorMayUsePurpose(actor, purposeId)) {
+      throw new PledgeError('purpose_not_permitted', `this API key may not use purpose "${purposeId}"`, { details: { reason: 'api_key_scope' } });
+    }
+    const cleanJustification = justification?.trim();
+    if (actor.type === 'staff' && JUSTIFICATION_REQUIRED.includes(actor.role) && !cleanJustification) {
+      throw new PledgeError('justification_required', 'say why you read this person\'s data (header X-Pledge-Justification); it is written to the audit log');
+    }
+    const subject = await this.requireSubject(subjectId);
+    if (subject.restricted === 1 && purpose.legal_basis !== 'legal_obligation') {
+      throw new PledgeError('purpose_not_permitted', 'processing of this person\'s data is restricted: only legal obligations may use it', { details: { reason: 'restricted' } });
+    }
+    const decision = await this.deps.consent.decide(subjectId, purposeId);
+    if (!decision.allowed) throw new PledgeError('purpose_not_permitted', decision.reason, { details: { reason: 'consent' } });
+
+    const rows = (await store.fieldsOf(this.deps.database.db, subjectId)).filter((row) => this.policy.purposeAllows(purposeId, row.category));
+    const fields: Record<string, FieldValue> = {};
+    if (rows.length > 0) {
+      const key = await this.dataKey(subjectId);
+      for (const row of rows) {
+        fields[row.category] = {
+          value: JSON.parse(open(key, row.value, `field:${subjectId}:${row.category}`).toString('utf8')),
+          source: row.source,
+          partner: row.partner,
+          collectedFor: row.purpose,
+          collectedAt: row.collected_at,
+          updatedAt: row.updated_at,
+        };
+      }
+    }
+    await this.deps.audit.record([
+      {
+        actor,
+        action: 'data.read',
+        target: { type: 'subject', id: subjectId },
+        purpose: purposeId,
+        details: { categories: Object.keys(fields), ...(cleanJustification ? { justification: cleanJustification.slice(0, 200) } : {}) },
+      },
+    ]);
+    return { subjectId, purpose: purposeId, fields };
+  }
+
+  // --- lifecycle ---------------------------------------------------------------------------------
+
+  async update(actor: Actor, subjectId: string, changes: { kinds?: string[]; addIdentities?: IdentityInput[] }): Promise<SubjectSummary> {
+    const now = this.deps.clock.now();
+    const kinds = changes.kinds ? this.prepareKinds(changes.kinds) : undefined;
+    if (kinds && kinds.length === 0) throw new PledgeError('unknown_subject_kind', 'a subject needs at least one kind');
+    const added = (changes.addIdentities ?? []).map((identity) => this.prepareIdentity(identity));
+    await this.requireSubject(subjectId, { active: true });
+    for (const identity of added) {
+      const taken = await store.findByIdentities(this.deps.database.db, identity.kind, [identity.blindIndex]);
+      if (taken.length > 0) throw new PledgeError('identity_taken', taken[0]!.subject_id === subjectId ? `the subject already has this ${identity.kind}` : `this ${identity.kind} identity already belongs to another subject`);
+    }
+    const key = added.length > 0 ? await this.dataKey(subjectId) : undefined;
+    const stamp = now.toISOString();
+    try {
+      await this.deps.database.db.transaction().execute(async (trx) => {
+        await store.updateSubject(trx, subjectId, { ...(kinds ? { kinds: JSON.stringify(kinds) } : {}), updated_at: stamp, last_activity_at: stamp });
+        await store.insertIdentities(
+          trx,
+          added.map((identity) => ({ subject_id: subjectId, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key!, Buffer.from(identity.normalized), `identity:${subjectId}:${identity.kind}`), created_at: stamp })),
+        );
+        await this.deps.audit.appendWithin(trx, [{ actor, action: 'subject.updated', target: { type: 'subject', id: subjectId }, details: { ...(kinds ? { kinds } : {}), identitiesAdded: added.map((identity) => identity.kind) } }]);
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new PledgeError('identity_taken', 'an identity already belongs to another subject');
+      throw error;
+    }
+    return this.get(subjectId);
+  }
+
+  async close(actor: Actor, subjectId: string): Promise<SubjectSummary> {
+    const subject = await this.requireSubject(subjectId);
+    if (subject.status === 'closed') return summary(subject);
+    const stamp = this.deps.clock.now().toISOString();
+    await this.deps.database.db.transaction().execute(async (trx) => {
+      await store.updateSubject(trx, subjectId, { status: 'closed', closed_at: stamp, updated_at: stamp });
+      await this.deps.audit.appendWithin(trx, [{ actor, action: 'subject.closed', target: { type: 'subject', id: subjectId } }]);
+    });
+    return this.get(subjectId);
+  }
+
+  async setRestricted(actor: Actor, subjectId: string, restricted: boolean): Promise<SubjectSummary> {
+    await this.requireSubject(subjectId);
+    const stamp = this.deps.clock.now().toISOString();
+    await this.deps.database.db.transaction().execute(async (trx) => {
+      await store.updateSubject(trx, subjectId, { restricted: restricted ? 1 : 0, updated_at: stamp });
+      await this.deps.audit.appendWithin(trx, [{ actor, action: restricted ? 'subject.restricted' : 'subject.unrestricted', target: { type: 'subject', id: subjectId } }]);
+    });
+    return this.get(subjectId);
+  }
+
+  /**
+   * Erases a subject: its data key is destroyed first (from that moment no copy of its data,
+   * in this database or any backup of it, can be read), then its ciphertexts are removed and a
+   * tombstone without personal data remains. Erasing twice is harmless.
+   */
+  async erase(actor: Actor, subjectId: string): Promise<SubjectSummary> {
+    const row = await store.getSubject(this.deps.database.db, subjectId);
+    if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
+    if (row.status === 'erased') return summary(row);
+    const destroyed = await this.deps.keystore.destroy([subjectId]);
+    const stamp = this.deps.clock.now().toISOString();
+    await this.deps.database.db.transaction().execute(async (trx) => {
+      await store.eraseSubject(trx, subjectId, stamp);
+      await this.deps.audit.appendWithin(trx, [{ actor, action: 'subject.erased', target: { type: 'subject', id: subjectId }, details: { keyDestroyed: destroyed > 0 } }]);
+    });
+    return this.get(subjectId);
+  }
+
+  /** The subject's identities, decrypted (for the person's own access request later). */
+  async identities(actor: Actor, subjectId: string): Promise<Array<{ kind: string; value: string }>> {
+    await this.requireSubject(subjectId);
+    const rows = await store.identitiesOf(this.deps.database.db, subjectId);
+    const key = rows.length > 0 ? await this.dataKey(subjectId) : undefined;
+    const values = rows.map((row) => ({ kind: row.kind, value: open(key!, row.value, `identity:${subjectId}:${row.kind}`).toString('utf8') }));
+    await this.deps.audit.record([{ actor, action: 'identities.read', target: { type: 'subject', id: subjectId }, details: { kinds: rows.map((row) => row.kind) } }]);
+    return values;
+  }
+}

@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { openDatabase, migrate } from '../core/db.js';
+import { PledgeError, type ErrorCode } from '../core/errors.js';
+import { Keyring } from '../core/keyring.js';
+import { loadPolicyText, requirePolicy } from '../policy/policy.load.js';
+import type { Actor } from '../staff/permissions.js';
+import { createTestVault, type TestVault } from '../../test/support/vault.js';
+import { testDialects } from '../../test/support/databases.js';
+import { KeyStore } from './keystore.js';
+import { SubjectsService } from './subjects.service.js';
+import { PolicyDefaultConsentGate } from './consent-gate.js';
+
+const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
+const support: Actor = { type: 'staff', id: 'stf_support', role: 'support' };
+const shopKey: Actor = { type: 'api_key', id: 'key_shop', permissions: ['subjects:read', 'subjects:write', 'data:read', 'data:write'], purposes: ['order_fulfilment', 'account'] };
+
+const DEMO = readFileSync('examples/demo/pledge.yaml', 'utf8');
+
+const jane = () => ({
+  kinds: ['customer'],
+  identities: [{ kind: 'email' as const, value: ' Jane.Doe@Example.COM ' }],
+  data: {
+    purpose: 'order_fulfilment',
+    source: 'person' as const,
+    fields: { 'user.name': 'Jane Doe', 'user.contact.address': { street: '1 Elm Street', city: 'Portland' }, 'user.contact.phone_number': '+1 207 555 0199' },
+  },
+});
+
+async function rejects(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<PledgeError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof PledgeError, `expected PledgeError ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  if (message) assert.match(caught.message, message);
+  return caught;
+}
+
+for (const dialect of testDialects()) {
+  describe(`the vault on ${dialect}`, () => {
+    let vault: TestVault;
+    before(async () => {
+      vault = await createTestVault(dialect);
+    });
+    after(() => vault.close());
+
+    const count = async (table: 'subjects' | 'subject_fields' | 'subject_identities') =>
+      Number((await vault.database.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+    test('a purpose reads only the categories the policy gives it', async () => {
+      const subject = await vault.subjects.create(officer, jane());
+      assert.equal(subject.status, 'active');
+      assert.deepEqual(subject.kinds, ['customer']);
+      const orders = await vault.subjects.readData(officer, subject.id, 'order_fulfilment');
+      assert.deepEqual(Object.keys(orders.fields).sort(), ['user.contact.address', 'user.contact.phone_number', 'user.name']);
+      assert.deepEqual(orders.fields['user.contact.address']!.value, { street: '1 Elm Street', city: 'Portland' });
+      assert.equal(orders.fields['user.name']!.source, 'person');
+      // Security may use only the IP address, the username and payments: none of this.
+      const security = await vault.subjects.readData(officer, subject.id, 'security');
+      assert.deepEqual(security.fields, {});
+    });
+
+    test('an opt-in purpose is refused without consent, with the reason', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'optin@example.com' }] });
+      const error = await rejects(vault.subjects.readData(officer, subject.id, 'marketing'), 'purpose_not_permitted', /needs the person's consent/);
+      assert.equal(error.details?.reason, 'consent');
+    });
+
+    test('restriction blocks every purpose but legal obligations', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'restricted@example.com' }] });
+      await vault.subjects.setRestricted(officer, subject.id, true);
+      await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'purpose_not_permitted', /restricted/);
+      const legal = await vault.subjects.readData(officer, subject.id, 'legal_compliance');
+      assert.ok('user.name' in legal.fields);
+    });
+
+    test('writes the policy does not allow are refused and store nothing', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'writer@example.com' }] });
+      const before = await count('subject_fields');
+      const write = (fields: Record<string, unknown>, purpose = 'order_fulfilment', source: 'person' | 'automatic' = 'person') =>
+        vault.subjects.writeData(officer, subject.id, { purpose, source, fields });
+      await rejects(write({ 'user.name': 'Ok', 'user.health': 'diabetic' }), 'category_not_collected', /does not collect "user.health"/);
+      await rejects(write({ 'user.name': 'Ok' }, 'profiling'), 'unknown_purpose');
+      await rejects(write({ 'user.device.ip_address': '203.0.113.9' }, 'analytics', 'person'), 'category_not_collected', /from source person/);
+      await rejects(write({ 'user.contact.phone_number': '+1 555' }, 'marketing'), 'category_not_permitted', /"marketing" may not use "user.contact.phone_number"/);
+      await rejects(write({ 'user.nme': 'x' }), 'category_not_collected', /not a data category/);
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      const written = await write({ 'user.name': 'Writer' });
+      assert.deepEqual(written.categories, ['user.name']);
+    });
+
+    test('identities are normalised, found through the blind index, and unique', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
+      const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
+      assert.equal(byEmail.id, subject.id);
+      // The same text in decomposed Unicode form is the same identity.
+      const decomposed = await vault.subjects.lookup(officer, { kind: 'email', value: 'u\u0308ni\u0308code.person@example.org' });
+      assert.equal(decomposed.id, subject.id);
+      assert.equal((await vault.subjects.lookup(officer, { kind: 'phone', value: '+12075550100' })).id, subject.id);
+      await rejects(vault.subjects.lookup(officer, { kind: 'email', value: 'nobody@example.org' }), 'subject_not_found');
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'UNICODE.person@example.org'.replace('UNICODE', 'Ünïcode') }] }), 'identity_taken');
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'not-an-email' }] }), 'invalid_identity');
+      await rejects(vault.subjects.create(officer, { kinds: ['alien'] }), 'unknown_subject_kind');
+    });
+
+    test('nothing personal is stored in clear: not in fields, identities, or the audit log', async () => {
+      await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'clear.text@example.com' }] });
+      const fields = await vault.database.db.selectFrom('subject_fields').selectAll().execute();
+      const identities = await vault.database.db.selectFrom('subject_identities').selectAll().execute();
+      const audit = await sql<Record<string, unknown>>`select * from audit_entries`.execute(vault.database.db);
+      const everything = JSON.stringify([fields, identities, audit.rows]);
+      for (const secret of ['clear.text', 'Jane Doe', 'Elm Street', '555 0199', '5550199']) assert.ok(!everything.includes(secret), `${secret} found in storage`);
+    });
+
+    test('a ciphertext moved to another row, or altered, does not decrypt', async () => {
+      const a = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'a.moved@example.com' }] });
+      const b = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'b.moved@example.com' }] });
+      const fieldOfA = await vault.database.db.selectFrom('subject_fields').select('value').where('subject_id', '=', a.id).where('category', '=', 'user.name').executeTakeFirstOrThrow();
+      await vault.database.db.updateTable('subject_fields').set({ value: fieldOfA.value }).where('subject_id', '=', b.id).where('category', '=', 'user.name').execute();
+      await rejects(vault.subjects.readData(officer, b.id, 'order_fulfilment'), 'data_integrity_failed');
+      // Same subject, other category: bound to the category too.
+      await vault.database.db.updateTable('subject_fields').set({ value: fieldOfA.value }).where('subject_id', '=', a.id).where('category', '=', 'user.contact.phone_number').execute();
+      await rejects(vault.subjects.readData(officer, a.id, 'order_fulfilment'), 'data_integrity_failed');
+      const c = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'c.altered@example.com' }] });
+      const field = await vault.database.db.selectFrom('subject_fields').select('value').where('subject_id', '=', c.id).where('category', '=', 'user.name').executeTakeFirstOrThrow();
+      const flipped = field.value.slice(0, 20) + (field.value[20] === 'A' ? 'B' : 'A') + field.value.slice(21);
+      await vault.database.db.updateTable('subject_fields').set({ value: flipped }).where('subject_id', '=', c.id).where('category', '=', 'user.name').execute();
+      await rejects(vault.subjects.readData(officer, c.id, 'order_fulfilment'), 'data_integrity_failed');
+    });
+
+    test('support must justify a read, and the justification lands in the audit entry', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'support.case@example.com' }] });
+      await rejects(vault.subjects.readData(support, subject.id, 'order_fulfilment'), 'justification_required');
+      await vault.subjects.readData(support, subject.id, 'order_fulfilment', 'ticket 4512: delivery address check');
+      const { entries } = await vault.audit.list({ targetId: subject.id, limit: 50 });
+      const read = entries.find((entry) => entry.action === 'data.read' && entry.actor.id === 'stf_support');
+      assert.ok(read, 'the read is audited');
+      assert.equal(read.purpose, 'order_fulfilment');
+      assert.equal(read.details.justification, 'ticket 4512: delivery address check');
+    });
+
+    test('an API key reads only for the purposes it is scoped to', async () => {
+      const subject = await vault.subjects.create(shopKey, { ...jane(), identities: [{ kind: 'email', value: 'scoped@example.com' }] });
+      await vault.subjects.readData(shopKey, subject.id, 'order_fulfilment');
+      const error = await rejects(vault.subjects.readData(shopKey, subject.id, 'analytics'), 'purpose_not_permitted');
+      assert.equal(error.details?.reason, 'api_key_scope');
+    });
+
+    test('a batch is all or nothing, with every failing item named', async () => {
+      const before = await count('subjects');
+      const items = [0, 1, 2].map((index) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value: `batch${index}@example.com` }] }));
+      const error = await rejects(
+        vault.subjects.createMany(officer, [...items, { kinds: ['customer'], identities: [{ kind: 'email', value: 'batch1@example.com' }] }, { kinds: ['nobody'] }]),
+        'batch_rejected',
+      );
+      assert.deepEqual(
+        (error.details?.errors as Array<{ index: number; code: string }>).map((item) => [item.index, item.code]),
+        [[3, 'identity_taken'], [4, 'unknown_subject_kind']],
+      );
+      assert.equal(await count('subjects'), before, 'nothing was written');
+      const created = await vault.subjects.createMany(officer, items);
+      assert.equal(created.length, 3);
+      const taken = await rejects(vault.subjects.createMany(officer, [{ kinds: ['customer'], identities: [{ kind: 'email', value: 'fresh@example.com' }] }, items[1]!]), 'batch_rejected');
+      assert.deepEqual((taken.details?.errors as Array<{ index: number }>).map((item) => item.index), [1]);
+    });
+
+    test('erasure destroys the key: a copy of the database taken before yields no plaintext', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'erase.me@example.com' }] });
+      // The "backup": every row of the main database that holds this subject's data.
+      const backupFields = await vault.database.db.selectFrom('subject_fields').selectAll().where('subject_id', '=', subject.id).execute();
+      const backupIdentities = await vault.database.db.selectFrom('subject_identities').selectAll().where('subject_id', '=', subject.id).execute();
+      assert.ok(backupFields.length > 0 && backupIdentities.length > 0);
+      assert.ok(await vault.keystore.get(subject.id), 'the key exists before');
+
+      const erased = await vault.subjects.erase(officer, subject.id);
+      assert.equal(erased.status, 'erased');
+      assert.deepEqual(erased.kinds, []);
+      await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'subject_erased');
+      await rejects(vault.subjects.lookup(officer, { kind: 'email', value: 'erase.me@example.com' }), 'subject_not_found');
+      assert.equal(await vault.keystore.get(subject.id), undefined, 'the data key is gone');
+
+      // Restore the backup rows into the live database: still nothing can be read.
+      await vault.database.db.insertInto('subject_fields').values(backupFields).execute();
+      await vault.database.db.updateTable('subjects').set({ status: 'active' }).where('id', '=', subject.id).execute();
+      await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'subject_erased');
+      // And no key anywhere opens the ciphertexts: the only one was destroyed.
+      assert.ok(!JSON.stringify(backupFields).includes('Jane'));
+      const again = await vault.subjects.erase(officer, subject.id);
+      assert.equal(again.status, 'erased', 'erasing twice is harmless');
+    });
+
+    test('the audit chain records every read and write, and verifies', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'audited@example.com' }] });
+      await vault.subjects.readData(officer, subject.id, 'order_fulfilment');
+      await vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Jane Q. Doe' } });
+      await vault.subjects.close(officer, subject.id);
+      await vault.subjects.erase(officer, subject.id);
+      const actions = (await vault.audit.list({ targetId: subject.id, limit: 50 })).entries.map((entry) => entry.action);
+      assert.deepEqual(actions, ['subject.created', 'data.read', 'data.written', 'subject.closed', 'subject.erased']);
+      const report = await vault.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+  });
+}
+
+describe('the vault with a policy that collects dates of birth', () => {
+  test('the age gate refuses a person below the minimum age and stores nothing', async () => {
+    const text = DEMO.replace(
+      'categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials]',
+      'categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials, user.demographic.date_of_birth]',
+    )
+      .replace('categories: [user.name, user.contact.email, user.account, user.authorization]\n', 'categories: [user.name, user.contact.email, user.account, user.authorization, user.demographic.date_of_birth]\n')
+      .replace('categories: [user.name, user.contact, user.account, user.authorization]\n    duration: 30 days', 'categories: [user.name, user.contact, user.account, user.authorization, user.demographic]\n    duration: 30 days');
+    const policy = requirePolicy(loadPolicyText(text, 'dob.yaml'));
+    const vault = await createTestVault('sqlite', { policy });
+    try {
+      const child = { kinds: ['customer'], identities: [{ kind: 'email' as const, value: 'kid@example.com' }], data: { purpose: 'account', source: 'person' as const, fields: { 'user.name': 'Kid', 'user.demographic.date_of_birth': '2015-06-01' } } };
+      await rejects(vault.subjects.create(officer, child), 'below_minimum_age');
+      assert.equal(Number((await vault.database.db.selectFrom('subjects').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n), 0);
+      // Thirteen on the day: accepted (the clock says 2026-03-01).
+      const teen = await vault.subjects.create(officer, { ...child, identities: [{ kind: 'email', value: 'teen@example.com' }], data: { ...child.data, fields: { 'user.demographic.date_of_birth': '2013-03-01' } } });
+      assert.equal(teen.status, 'active');
+      await rejects(vault.subjects.create(officer, { ...child, data: { ...child.data, fields: { 'user.demographic.date_of_birth': '2013-02-30' } } }), 'invalid_field_value');
+    } finally {
+      await vault.close();
+    }
+  });
+});
+
+describe('master key rotation', () => {
+  test('re-wraps every data key without touching field ciphertexts; the old key can then go', async () => {
+    const vault = await createTestVault('sqlite');
+    try {
+      const ids: string[] = [];
+      for (let index = 0; index < 25; index++) ids.push((await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: `rotate${index}@example.com` }] })).id);
+      const before = await vault.database.db.selectFrom('subject_fields').select(['subject_id', 'category', 'value']).orderBy('subject_id').orderBy('category').execute();
+
+      const newMaster = randomBytes(32);
+      // Without the old key the keyring cannot be opened: the operator must supply it.
+      await rejects(Keyring.open(vault.database, newMaster, [], vault.clock), 'master_key_invalid');
+      const keyring = await Keyring.open(vault.database, newMaster, [vault.masterKey], vault.clock);
+      const keystore = new KeyStore(vault.keystoreDatabase, keyring);
+      assert.equal(await keystore.countToRotate(), 25);
+      // Interrupted after one batch, resumed: it continues where it stopped.
+      assert.equal(await keystore.rotateBatch(10), 10);
+      assert.equal(await keystore.countToRotate(), 15);
+      while ((await keystore.rotateBatch(10)) > 0);
+      assert.equal(await keyring.rewrapSecrets(vault.database), 3);
+      assert.equal(await keystore.countToRotate(), 0);
+
+      const after = await vault.database.db.selectFrom('subject_fields').select(['subject_id', 'category', 'value']).orderBy('subject_id').orderBy('category').execute();
+      assert.deepEqual(after, before, 'no field was re-encrypted');
+      // The new key alone now opens everything, and blind indexes still find people.
+      const fresh = await Keyring.open(vault.database, newMaster, [], vault.clock);
+      const subjects = new SubjectsService({ database: vault.database, keystore: new KeyStore(vault.keystoreDatabase, fresh), keyring: fresh, policy: vault.policy, audit: vault.audit, consent: new PolicyDefaultConsentGate(vault.policy), clock: vault.clock });
+      const read = await subjects.readData(officer, ids[7]!, 'order_fulfilment');
+      assert.equal(read.fields['user.name']!.value, 'Jane Doe');
+      assert.equal((await subjects.lookup(officer, { kind: 'email', value: 'rotate3@example.com' })).id, ids[3]);
+    } finally {
+      await vault.close();
+    }
+  });
+});
+
+describe('erasure against a real file backup', () => {
+  test('a copy of the SQLite database file taken before the erasure yields no plaintext', async () => {
+    const vault = await createTestVault('sqlite');
+    try {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'file.backup@example.com' }] });
+      const file = vault.main.url.slice('sqlite:'.length);
+      await sql`pragma wal_checkpoint(TRUNCATE)`.execute(vault.database.db);
+      const backup = path.join(path.dirname(file), 'backup.db');
+      copyFileSync(file, backup);
+      await vault.subjects.erase(officer, subject.id);
+
+      // Restore the backup as the engine's database, with the live key store.
+      const restored = openDatabase(`sqlite:${backup}`);
+      try {
+        await migrate(restored);
+        const keyring = await Keyring.open(restored, vault.masterKey, [], vault.clock);
+        const subjects = new SubjectsService({ database: restored, keystore: new KeyStore(vault.keystoreDatabase, keyring), keyring, policy: vault.policy, audit: vault.audit, consent: new PolicyDefaultConsentGate(vault.policy), clock: vault.clock });
+        assert.equal((await subjects.get(subject.id)).status, 'active', 'the backup still holds the subject');
+        await rejects(subjects.readData(officer, subject.id, 'order_fulfilment'), 'subject_erased');
+        assert.ok(!readFileSync(backup).includes(Buffer.from('Jane Doe')), 'and its file holds no plaintext');
+      } finally {
+        await restored.close();
+      }
+    } finally {
+      await vault.close();
+    }
+  });
+});
