@@ -1,16 +1,43 @@
+import { testDatabaseUrls } from '../src/core/config.js';
+import { createTestDatabase } from '../test/support/databases.js';
+import { benchAuditVerify } from './audit.bench.js';
+import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
-import { recordResults } from './support.js';
+import { recordResults, type ResultRow } from './support.js';
+import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
 /**
- * `npm run bench`: runs every benchmark and appends the results to bench/RESULTS.md.
- * Benchmarks measure; they never fail the test suite. A FAIL verdict here is a finding to
- * act on, and the exit code says so (1) for scripts that want to gate on it.
+ * `npm run bench [name…]`: runs the benchmarks (all, or those named: policy, startup, read,
+ * batch, lookup, audit, rotation) and appends the results to bench/RESULTS.md. Benchmarks
+ * measure; they never fail the test suite. A FAIL verdict here is a finding to act on, and the
+ * exit code says so (1) for scripts that want to gate on it. The PostgreSQL read runs when
+ * PLEDGE_TEST_POSTGRES_URL is set (in a schema of its own, dropped afterwards).
  */
 const only = process.argv.slice(2);
 const wanted = (name: string) => only.length === 0 || only.includes(name);
-const rows = [];
-if (wanted('policy')) rows.push(...benchPolicy());
-if (wanted('startup')) rows.push(...(await benchStartup()));
-recordResults('Policy and start-up', rows);
-process.exitCode = rows.some((row) => row.verdict === 'FAIL') ? 1 : 0;
+
+const foundation: ResultRow[] = [];
+if (wanted('policy')) foundation.push(...benchPolicy());
+if (wanted('startup')) foundation.push(...(await benchStartup()));
+if (foundation.length) recordResults('Policy and start-up', foundation);
+
+const vault: ResultRow[] = [];
+if (wanted('read')) {
+  vault.push(...(await benchPurposeRead()));
+  if (testDatabaseUrls().postgres) {
+    const database = await createTestDatabase('postgres');
+    try {
+      vault.push(...(await benchPurposeRead(database.url)));
+    } finally {
+      await database.cleanup();
+    }
+  }
+}
+if (wanted('batch')) vault.push(...(await benchBatchCreate()));
+if (wanted('lookup')) vault.push(...(await benchLookup()));
+if (wanted('audit')) vault.push(...(await benchAuditVerify()));
+if (wanted('rotation')) vault.push(...(await benchRotation()));
+if (vault.length) recordResults('Vault, audit and keys', vault);
+
+process.exitCode = [...foundation, ...vault].some((row) => row.verdict === 'FAIL') ? 1 : 0;

@@ -2,9 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './core/config.js';
 import { VERSION } from './core/package.js';
 import { createEngine, type Engine, type EngineOptions } from './engine.js';
+import { registerAuth } from './http/auth.js';
 import { createHttpApp } from './http/server.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 import { registerPolicyRoutes } from './policy/policy.routes.js';
+import { registerStaffRoutes } from './staff/staff.routes.js';
+import { registerSubjectRoutes } from './subjects/subjects.routes.js';
 
 export type AppOptions = EngineOptions;
 
@@ -23,8 +26,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const engine = await createEngine(config, options);
   try {
     const http = await createHttpApp({ config, logger: engine.logger, version: VERSION });
+    // Before any route: from here on a route without an access rule cannot be registered.
+    await registerAuth(http, { staff: engine.staff, publicUrl: config.publicUrl, audit: engine.audit });
     registerSystemRoutes(http, { database: engine.database, policy: engine.policy, version: VERSION });
     registerPolicyRoutes(http, engine.policy);
+    registerStaffRoutes(http, engine.staff, { publicUrl: config.publicUrl, clock: engine.clock });
+    registerSubjectRoutes(http, engine.subjects);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

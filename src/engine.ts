@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { loadPolicyFile, requirePolicy } from './policy/policy.load.js';
 import type { Policy } from './policy/policy.model.js';
 import { PolicyService } from './policy/policy.service.js';
+import { StaffService } from './staff/staff.service.js';
 import { PolicyDefaultConsentGate } from './subjects/consent-gate.js';
 import { KeyStore } from './subjects/keystore.js';
 import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
@@ -43,6 +44,7 @@ export interface Engine {
   readonly audit: AuditService;
   readonly keystore: KeyStore;
   readonly subjects: SubjectsService;
+  readonly staff: StaffService;
   close(): Promise<void>;
 }
 
@@ -68,7 +70,8 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const keyring = await Keyring.open(database, masterKey.key, previousMasterKeys, clock);
     const policyService = new PolicyService(policy, database, clock);
     await policyService.recordActiveVersion();
-    const audit = new AuditService(database, keyring, clock);
+    const audit = new AuditService(database, keyring, clock, { onError: (error) => logger.error({ err: error }, 'audit checkpoint failed') });
+    const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
     const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
     return {
@@ -83,6 +86,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       audit,
       keystore,
       subjects,
+      staff,
       async close() {
         await audit.close();
         await closeDatabases();

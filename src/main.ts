@@ -3,10 +3,11 @@ import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { auditVerifyCommand } from './audit/audit.commands.js';
-import { loadConfig } from './core/config.js';
+import { commandSecrets, loadConfig } from './core/config.js';
 import { createEngine } from './engine.js';
 import { serveCommand } from './serve.js';
 import { keysRotateCommand } from './subjects/keys.commands.js';
+import { staffAddCommand } from './staff/staff.commands.js';
 import { VERSION } from './core/package.js';
 
 const HELP = `pledge ${VERSION} — your privacy policy, kept by software
@@ -22,6 +23,7 @@ Usage:
   pledge policy categories [FILE] [--json]
   pledge audit verify [--from SEQ] [--json]
   pledge keys rotate [--batch 1000]
+  pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
   pledge --version | --help
 
 Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
@@ -65,6 +67,19 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     case 'audit':
       if (rest[0] !== 'verify') throw new UsageError('usage: pledge audit verify [--from SEQ] [--json]');
       return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));
+    case 'staff':
+      if (rest[0] !== 'add') throw new UsageError('usage: pledge staff add --email E --name N --role R [--password-stdin]');
+      return staffAddCommand(
+        rest.slice(1),
+        io,
+        async (flags) => {
+          const { config, warnings } = loadConfig(undefined, flags, io.cwd);
+          for (const warning of warnings) io.err(`warning: ${warning}`);
+          const engine = await createEngine(config, { warn: (message) => io.err(`warning: ${message}`) });
+          return { staff: engine.staff, close: () => engine.close() };
+        },
+        { env: commandSecrets(), stdin: process.stdin, prompt: process.stderr },
+      );
     case 'keys':
       if (rest[0] !== 'rotate') throw new UsageError('usage: pledge keys rotate [--batch 1000]');
       return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));

@@ -141,6 +141,7 @@ export function validateAuditEvent(event: AuditEvent): void {
   checkString(actor.id, 'actor.id');
   checkCode(event.action, 'action');
   if (event.target !== undefined) {
+    if (!event.target || typeof event.target !== 'object') refuse('target must be an object');
     checkCode(event.target.type, 'target.type');
     if (typeof event.target.id !== 'string' || event.target.id.length === 0) refuse('target.id must be a non-empty string');
     checkString(event.target.id, 'target.id');

@@ -11,7 +11,7 @@ import { migrate, openDatabase, type Database } from '../core/db.js';
 import { isPledgeError } from '../core/errors.js';
 import { Keyring } from '../core/keyring.js';
 import type { Actor } from '../staff/permissions.js';
-import { GENESIS_HASH, hashEntry, signingKeyFromSeed, validateAuditEvent } from './audit.chain.js';
+import { GENESIS_HASH, hashEntry, linksTo, serializeEntry, signCheckpoint, signingKeyFromSeed, validateAuditEvent } from './audit.chain.js';
 import { auditVerifyCommand } from './audit.commands.js';
 import { AuditService, type AuditProblem, type AuditVerifyResult } from './audit.service.js';
 import type { AuditEvent } from './audit.types.js';
@@ -253,7 +253,6 @@ for (const dialect of testDialects()) {
       await freshChain();
       const other = signingKeyFromSeed(randomBytes(32));
       const row = await database.db.selectFrom('audit_checkpoints').selectAll().where('seq', '=', 30).executeTakeFirstOrThrow();
-      const { signCheckpoint } = await import('./audit.chain.js');
       await sql`update audit_checkpoints set signature = ${signCheckpoint(other, 30, row.hash)} where seq = ${30}`.execute(database.db);
       await expectProblem(30, 'bad_signature');
     });
@@ -387,6 +386,7 @@ for (const dialect of testDialects()) {
         { ...event(1), target: { type: 'subject', id: 'jane.doe@example.com' } },
         { ...event(1), action: 'Jane Doe read her file' },
         { ...event(1), purpose: 'p'.repeat(201) },
+        { ...event(1), target: null as never },
       ];
       for (const bad of refused) {
         await assert.rejects(audit.record([bad]), (error: unknown) => {
@@ -496,3 +496,48 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('chain serialisation and keys', () => {
+  const base = {
+    seq: 7,
+    id: 'aud_01jd3xq8m2v7k9r4t6w8y0z2b4',
+    at: '2026-01-01T00:00:00.000Z',
+    actor_type: 'staff',
+    actor_id: 'stf_1',
+    action: 'data.read',
+    target_type: null,
+    target_id: null,
+    purpose: null,
+    details: '{}',
+    prev_hash: GENESIS_HASH,
+  };
+
+  test('different entries never serialise alike: null is not "null", a boundary cannot move', () => {
+    assert.notEqual(serializeEntry(base), serializeEntry({ ...base, purpose: 'null' }));
+    assert.notEqual(serializeEntry({ ...base, actor_type: 'staff', actor_id: 'x' }), serializeEntry({ ...base, actor_type: 'staffx', actor_id: '' }));
+    assert.notEqual(serializeEntry({ ...base, target_type: 'a","b' }), serializeEntry({ ...base, target_type: 'a', target_id: 'b' }));
+    assert.equal(hashEntry(base), hashEntry({ ...base }), 'deterministic');
+    assert.match(hashEntry(base), /^[A-Za-z0-9_-]{43}$/);
+  });
+
+  test('linksTo reads prev_hash off the serialisation exactly', () => {
+    const other = hashEntry(base);
+    assert.equal(linksTo(serializeEntry(base), GENESIS_HASH), true);
+    assert.equal(linksTo(serializeEntry(base), other), false);
+    assert.equal(linksTo(serializeEntry({ ...base, prev_hash: other }), other), true);
+    // A quote inside the field is escaped, so the text cannot fake the field boundary.
+    assert.equal(linksTo(serializeEntry({ ...base, prev_hash: `x","${other}` }), other), false);
+    assert.equal(linksTo(serializeEntry({ ...base, prev_hash: `${other}x` }), other), false);
+  });
+
+  test('the signing key is derived from the seed: same seed, same key', () => {
+    const seed = randomBytes(32);
+    const one = signingKeyFromSeed(seed);
+    const two = signingKeyFromSeed(Buffer.from(seed));
+    assert.equal(one.keyId, two.keyId);
+    assert.match(one.keyId, /^[0-9a-f]{12}$/);
+    assert.equal(signCheckpoint(one, 10, GENESIS_HASH), signCheckpoint(two, 10, GENESIS_HASH), 'Ed25519 signatures are deterministic');
+    assert.notEqual(signingKeyFromSeed(randomBytes(32)).keyId, one.keyId);
+    assert.throws(() => signingKeyFromSeed(randomBytes(16)));
+  });
+});

@@ -33,6 +33,8 @@ export interface Config {
   readonly publicUrl: string;
   /** Largest request body accepted by the HTTP API, in bytes. */
   readonly bodyLimit: number;
+  /** Fastify's trustProxy: which reverse proxies' X-Forwarded-For to believe (client addresses). */
+  readonly trustProxy: boolean | number | string;
 }
 
 export interface ConfigFlags {
@@ -64,6 +66,8 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_PREVIOUS_MASTER_KEYS: 'comma-separated earlier master keys, during a key rotation',
   PLEDGE_LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent',
   PLEDGE_PUBLIC_URL: 'the address people reach this server at, used in links',
+  PLEDGE_STAFF_PASSWORD: '`pledge staff add` only: the new account\'s password (never a flag)',
+  PLEDGE_TRUST_PROXY: 'true, a hop count, or addresses of the reverse proxies whose X-Forwarded-For is believed',
   PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
@@ -195,6 +199,15 @@ export function loadConfig(
     bodyLimit = Number(env.PLEDGE_BODY_LIMIT);
   }
 
+  let trustProxy: boolean | number | string = false;
+  const trustRaw = env.PLEDGE_TRUST_PROXY?.trim();
+  if (trustRaw) {
+    if (trustRaw === 'true' || trustRaw === 'false') trustProxy = trustRaw === 'true';
+    else if (/^\d{1,2}$/.test(trustRaw)) trustProxy = Number(trustRaw);
+    else if (/^[0-9a-fA-F:.,/ ]+$/.test(trustRaw)) trustProxy = trustRaw;
+    else fail(`PLEDGE_TRUST_PROXY must be true, false, a hop count or proxy addresses, got "${trustRaw}"`);
+  }
+
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
@@ -213,6 +226,7 @@ export function loadConfig(
     logLevel: logLevelRaw as Config['logLevel'],
     publicUrl,
     bodyLimit,
+    trustProxy,
   });
   return { config, warnings };
 }
@@ -228,4 +242,9 @@ export function testDatabaseUrls(env: NodeJS.ProcessEnv = process.env): { postgr
 /** Test-suite browser settings: which Chromium to drive, and whether its absence is a failure. */
 export function testBrowserSettings(env: NodeJS.ProcessEnv = process.env): { executable: string; required: boolean } {
   return { executable: env.PLEDGE_TEST_CHROMIUM || '/usr/bin/chromium', required: env.PLEDGE_TEST_BROWSER === 'required' };
+}
+
+/** Secrets a command may take from its environment (never from flags). */
+export function commandSecrets(env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  return { PLEDGE_STAFF_PASSWORD: env.PLEDGE_STAFF_PASSWORD };
 }

@@ -3,12 +3,24 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { registerProblemHandlers } from './problem.js';
 
 export type HttpApp = FastifyInstance;
+
+type AddFormats = (ajv: Ajv, formats: string[]) => Ajv;
+// ajv-formats is CommonJS; under ESM its function arrives as the default export.
+const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
+
+function newAjv(options: { coerceTypes: boolean | 'array' }): Ajv {
+  const ajv = new Ajv({ ...options, removeAdditional: false, useDefaults: true, allErrors: false, strict: false });
+  addFormats(ajv, ['date', 'date-time', 'email', 'uri', 'uuid']);
+  return ajv;
+}
 
 export interface HttpOptions {
   config: Config;
@@ -27,10 +39,17 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
     bodyLimit: config.bodyLimit,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    trustProxy: false,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // The union is what Fastify accepts; its overloads just do not spell it out.
+    trustProxy: config.trustProxy as boolean,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
+
+  // Bodies are checked strictly: a wrong type is an error, never silently converted. Query
+  // strings, path parameters and headers arrive as text, so there numbers and lists are read
+  // from their text form.
+  const strict = newAjv({ coerceTypes: false });
+  const lenient = newAjv({ coerceTypes: 'array' });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema));
 
   registerProblemHandlers(app);
 
@@ -67,8 +86,19 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
       servers: [{ url: config.publicUrl }],
       tags: [
         { name: 'policy', description: 'The published privacy policy and its machine-readable forms.' },
+        { name: 'subjects', description: 'The vault: people, their identities and their personal data, read and written for a purpose.' },
+        { name: 'auth', description: 'Staff sign-in for the console (session cookie + CSRF token).' },
+        { name: 'staff', description: 'Staff accounts and roles.' },
+        { name: 'api-keys', description: 'Keys for company services, scoped to permissions and purposes.' },
         { name: 'system', description: 'Health and API description.' },
       ],
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (pk_…) created by staff with keys:manage.' },
+          session: { type: 'apiKey', in: 'cookie', name: 'pledge_session', description: 'The console session; unsafe methods also need the X-CSRF-Token header.' },
+        },
+      },
+      security: [{ apiKey: [] }, { session: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false, uiConfig: { docExpansion: 'list', deepLinking: true } });

@@ -1,5 +1,4 @@
 import Type from 'typebox';
-import './route-config.js';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CATALOGUE, type ErrorCode } from '../core/errors.js';
 import { ping, type Database } from '../core/db.js';

@@ -1,4 +1,3 @@
-import '../http/route-config.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { PolicyService } from './policy.service.js';

@@ -111,6 +111,17 @@ export function registerStaffRoutes(app: FastifyInstance, staff: StaffService, o
     schema: { tags: ['staff'], summary: 'Unlock an account locked after failed sign-ins', params: StaffIdParams, response: { 200: StaffSchema } },
   }, async (request) => staff.unlock(actorOf(request), request.params.id));
 
+  r.post('/v1/staff/:id/disable', {
+    config: { permission: 'staff:manage' },
+    schema: {
+      tags: ['staff'],
+      summary: 'Disable a staff account',
+      description: 'The account can no longer sign in and its sessions end at once. The last active owner cannot be disabled.',
+      params: StaffIdParams,
+      response: { 200: StaffSchema },
+    },
+  }, async (request) => staff.disableStaff(actorOf(request), request.params.id));
+
   r.post('/v1/api-keys', {
     config: { permission: 'keys:manage' },
     schema: {

@@ -216,6 +216,30 @@ export class StaffService {
     return this.getStaff(staffId);
   }
 
+  /**
+   * Disables an account (someone leaves): it can no longer sign in and its open sessions end
+   * at once. The row stays, so the audit trail keeps naming a real account. The last active
+   * owner cannot be disabled.
+   */
+  async disableStaff(actor: Actor, staffId: string): Promise<StaffView> {
+    const now = this.now();
+    await this.database.db.transaction().execute(async (trx) => {
+      const row = await staffStore.findStaffById(trx, staffId);
+      if (!row) throw staffNotFound();
+      if (row.disabled_at !== null) return;
+      if (row.role === 'owner') {
+        const owners = await staffStore.activeOwnerIds(trx, this.database.dialect);
+        if (owners.filter((id) => id !== staffId).length === 0) {
+          throw new PledgeError('last_owner', 'this is the last active owner; make someone else owner first');
+        }
+      }
+      await staffStore.disable(trx, staffId, now);
+      const sessions = await staffStore.revokeSessionsOf(trx, staffId, now);
+      await this.audit.appendWithin(trx, [{ actor, action: 'staff.disabled', target: { type: 'staff', id: staffId }, details: { sessions_revoked: sessions } }]);
+    });
+    return this.getStaff(staffId);
+  }
+
   /** Lifts a lockout before it expires by itself. */
   async unlock(actor: Actor, staffId: string): Promise<StaffView> {
     const now = this.now();

@@ -71,6 +71,10 @@ export const staffStore = {
       .execute();
   },
 
+  async disable(executor: Executor, id: string, now: string): Promise<void> {
+    await executor.updateTable('staff_users').set({ disabled_at: now, updated_at: now }).where('id', '=', id).execute();
+  },
+
   // --- sessions ------------------------------------------------------------------------------
 
   async insertSession(executor: Executor, row: StaffSessionsTable): Promise<void> {
@@ -102,6 +106,11 @@ export const staffStore = {
   async revokeSession(executor: Executor, id: string, now: string): Promise<boolean> {
     const result = await executor.updateTable('staff_sessions').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
+  },
+
+  async revokeSessionsOf(executor: Executor, staffId: string, now: string): Promise<number> {
+    const result = await executor.updateTable('staff_sessions').set({ revoked_at: now }).where('staff_id', '=', staffId).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(result.numUpdatedRows);
   },
 
   /** Removes sessions that ended before `cutoff` (housekeeping; they can never be used again). */

@@ -136,24 +136,23 @@ for (const dialect of testDialects()) {
     });
 
     test('an unknown email costs the same argon2 work as a wrong password', async () => {
-      const median = (values: number[]) => values.sort((a, b) => a - b)[1]!;
-      const measure = async (work: () => Promise<unknown>) => {
-        const times: number[] = [];
-        for (let run = 0; run < 3; run++) {
-          const start = process.hrtime.bigint();
-          await work();
-          times.push(Number(process.hrtime.bigint() - start) / 1e6);
-        }
-        return median(times);
+      const elapsed = async (work: () => Promise<unknown>) => {
+        const start = process.hrtime.bigint();
+        await work();
+        return Number(process.hrtime.bigint() - start) / 1e6;
       };
       await app.staff.login('nobody@example.com', 'not the password', { ip: 'timing-warm-up' }).catch(() => undefined);
       const phc = await hashPassword('some other password');
-      const argon2 = await measure(() => verifyPassword(phc, 'not the password'));
-      let attempt = 0;
-      const unknown = await measure(() => app.staff.login(`nobody${attempt++}@example.com`, 'not the password', { ip: `timing-${attempt}` }).catch(() => undefined));
+      // Interleaved, and the fastest of each kept: the least disturbed by other work on the machine.
+      const argon2: number[] = [];
+      const unknown: number[] = [];
+      for (let run = 0; run < 5; run++) {
+        argon2.push(await elapsed(() => verifyPassword(phc, 'not the password')));
+        unknown.push(await elapsed(() => app.staff.login(`nobody${run}@example.com`, 'not the password', { ip: `timing-${run}` }).catch(() => undefined)));
+      }
       // Without the dummy hash an unknown email would answer after one indexed query (about a
       // millisecond); with it, after one argon2 verification like every known email.
-      assert.ok(unknown > argon2 * 0.6, `unknown email ${unknown.toFixed(1)} ms vs one argon2 verification ${argon2.toFixed(1)} ms`);
+      assert.ok(Math.min(...unknown) > Math.min(...argon2) * 0.6, `unknown email ${Math.min(...unknown).toFixed(1)} ms vs one argon2 verification ${Math.min(...argon2).toFixed(1)} ms`);
     });
 
     test('five wrong passwords lock the account for 15 minutes, even against the right password', async () => {
@@ -304,6 +303,21 @@ for (const dialect of testDialects()) {
       await app.staff.login('carl@example.com', PASSWORD, { ip: 'rehash' });
       const row = await app.database.db.selectFrom('staff_users').select('password_hash').where('id', '=', carl.id).executeTakeFirstOrThrow();
       assert.equal(needsRehash(row.password_hash), false);
+    });
+
+    test('a disabled account cannot sign in and its sessions end; the last owner cannot be disabled', async () => {
+      const dee = await app.staff.addStaff({ email: 'dee@example.com', name: 'Dee', role: 'auditor', password: PASSWORD }, OWNER);
+      const session = await app.staff.login('dee@example.com', PASSWORD, { ip: 'disable-1' });
+      const disabled = await app.staff.disableStaff(OWNER, dee.id);
+      assert.ok(disabled.disabledAt);
+      assert.deepEqual(app.audit.events.at(-1), { actor: OWNER, action: 'staff.disabled', target: { type: 'staff', id: dee.id }, details: { sessions_revoked: 1 } });
+      await assert.rejects(app.staff.authenticateSession(session.token), rejectsWith('unauthenticated'));
+      await assert.rejects(app.staff.login('dee@example.com', PASSWORD, { ip: 'disable-2' }), rejectsWith('invalid_credentials'));
+      assert.deepEqual(app.audit.events.at(-1)!.details, { reason: 'disabled' });
+
+      const owners = (await app.staff.listStaff()).filter((staff) => staff.role === 'owner' && staff.disabledAt === null);
+      for (const owner of owners.slice(1)) await app.staff.disableStaff(OWNER, owner.id);
+      await assert.rejects(app.staff.disableStaff(OWNER, owners[0]!.id), rejectsWith('last_owner'));
     });
 
     test('no audit event holds an email address or a password', () => {

@@ -1,4 +1,3 @@
-import '../http/route-config.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { PledgeError } from '../core/errors.js';

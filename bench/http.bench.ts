@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { loadConfig } from '../src/core/config.js';
+import { createLogger } from '../src/core/logger.js';
+import { createEngine } from '../src/engine.js';
+import { StaffService } from '../src/staff/staff.service.js';
+import type { ResultRow } from './support.js';
+
+/**
+ * (a) A purpose-checked read of 10 fields of one subject over HTTP, with its audit entry, at 50
+ * connections — against a bare Fastify route answering a constant, measured in the same run on
+ * the same machine. Server and load generator are separate processes.
+ */
+const MASTER_KEY = 'cd'.repeat(32);
+const DURATION_SECONDS = 10;
+
+/** The demo policy with a purpose that reads ten categories. */
+function benchPolicyText(): string {
+  return readFileSync('examples/demo/pledge.yaml', 'utf8')
+    .replace('categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials]', 'categories: [user.name, user.contact.email, user.account.username, user.account.settings, user.authorization.credentials]')
+    .replace('categories: [user.contact.address, user.contact.phone_number, user.behavior.purchase_history]', 'categories: [user.contact.address, user.contact.phone_number, user.contact.url, user.workplace, user.demographic.gender, user.behavior.purchase_history]')
+    .replace('categories: [user.name, user.contact, user.behavior.purchase_history, user.payment]', 'categories: [user.name, user.contact, user.account, user.workplace, user.demographic.gender, user.behavior.purchase_history, user.payment]')
+    .replace('categories: [user.behavior.purchase_history, user.payment]\n    duration: 3 years', 'categories: [user.behavior.purchase_history, user.payment, user.workplace, user.demographic]\n    duration: 3 years');
+}
+
+async function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20_000);
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+      const match = pattern.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+  });
+}
+
+async function load(url: string, headers: Record<string, string>): Promise<{ requests: number; p99: number; errors: number }> {
+  const result = await autocannon({ url, connections: 50, duration: DURATION_SECONDS, headers });
+  return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
+}
+
+async function prepare(directory: string, databaseUrl: string | undefined): Promise<{ subjectId: string; key: string; env: NodeJS.ProcessEnv }> {
+  const policy = path.join(directory, 'pledge.yaml');
+  writeFileSync(policy, benchPolicyText());
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, PLEDGE_MASTER_KEY: MASTER_KEY, PLEDGE_LOG_LEVEL: 'warn', PLEDGE_POLICY: policy, PLEDGE_DATA_DIR: path.join(directory, 'data'), ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
+  const { config } = loadConfig(env, {}, directory);
+  const engine = await createEngine(config, { logger: createLogger('silent') });
+  try {
+    const system = { type: 'system' as const, id: 'bench' };
+    const subject = await engine.subjects.create(system, {
+      kinds: ['customer'],
+      identities: [{ kind: 'email', value: 'bench.person@example.com' }],
+      data: {
+        purpose: 'order_fulfilment',
+        source: 'person',
+        fields: {
+          'user.name': 'Bench Person',
+          'user.contact.email': 'bench.person@example.com',
+          'user.contact.phone_number': '+1 555 0100',
+          'user.contact.address': { street: '1 Main Street', city: 'Springfield', postcode: '12345' },
+          'user.contact.url': 'https://example.com/~bench',
+          'user.account.username': 'bench',
+          'user.account.settings': { language: 'en' },
+          'user.workplace': 'Example Corp',
+          'user.demographic.gender': 'unspecified',
+          'user.behavior.purchase_history': [{ order: 'o-1', total: 42.5 }],
+        },
+      },
+    });
+    const staff = new StaffService(engine.database, engine.audit, engine.clock, engine.keyring);
+    const { key } = await staff.createApiKey(system, { name: 'bench', permissions: ['data:read'], purposes: ['order_fulfilment'] });
+    return { subjectId: subject.id, key, env };
+  } finally {
+    await engine.close();
+  }
+}
+
+export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[]> {
+  const label = databaseUrl ? 'PostgreSQL' : 'SQLite';
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-http-'));
+  const children: ChildProcess[] = [];
+  try {
+    const { subjectId, key, env } = await prepare(directory, databaseUrl);
+    const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(bare);
+    const bareUrl = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
+    const ceiling = await load(`${bareUrl}/health`, {});
+    bare.kill('SIGTERM');
+
+    const server = spawn(process.execPath, [path.resolve('dist/pledge.mjs'), 'serve', '--port', '0'], { cwd: directory, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(server);
+    const base = await waitForLine(server, /Pledge is running on (http:\/\/[^\s]+)/);
+    const url = `${base}/v1/subjects/${subjectId}/data?purpose=order_fulfilment`;
+    const check = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
+    const body = (await check.json()) as { fields?: Record<string, unknown> };
+    if (check.status !== 200 || Object.keys(body.fields ?? {}).length !== 10) throw new Error(`the read does not return 10 fields: ${check.status} ${JSON.stringify(body).slice(0, 200)}`);
+    const measured = await load(url, { authorization: `Bearer ${key}` });
+    const ratio = measured.requests / ceiling.requests;
+    return [
+      {
+        benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${DURATION_SECONDS} s (${label})`,
+        measured: `${Math.round(measured.requests).toLocaleString('en')} req/s, p99 ${measured.p99} ms${measured.errors ? `, ${measured.errors} errors` : ''}`,
+        ceiling: `${Math.round(ceiling.requests).toLocaleString('en')} req/s (bare Fastify)`,
+        ratio: `${ratio.toFixed(2)}×`,
+        target: '≥ 0.25×, p99 ≤ 15 ms',
+        verdict: ratio >= 0.25 && measured.p99 <= 15 && measured.errors === 0 ? 'pass' : 'FAIL',
+      },
+    ];
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
