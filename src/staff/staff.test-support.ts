@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { sql, type Transaction } from 'kysely';
+import { randomBytes } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import { AuditService } from '../audit/audit.service.js';
+import { Keyring } from '../core/keyring.js';
 import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
 import { manualClock, type ManualClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
@@ -13,17 +16,21 @@ import { registerStaffRoutes } from './staff.routes.js';
 import { StaffService, type StaffServiceOptions } from './staff.service.js';
 
 /**
- * A stand-in for the audit chain (built in parallel): it keeps the events in memory so tests
- * can read what would have been written. The real writer replaces it in createApp.
+ * The real audit chain, with a copy of every event it was given so tests can read exactly
+ * what the domain wrote (and the chain itself is verified when the test app is cleaned up).
  */
 export class RecordingAudit implements AuditWriter {
   readonly events: AuditEvent[] = [];
 
-  async appendWithin(_trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
+  constructor(readonly chain: AuditService) {}
+
+  async appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
+    await this.chain.appendWithin(trx, events);
     this.events.push(...events);
   }
 
   async record(events: readonly AuditEvent[]): Promise<void> {
+    await this.chain.record(events);
     this.events.push(...events);
   }
 
@@ -55,11 +62,11 @@ export async function createStaffTestApp(
   const directory = temporaryDirectory('pledge-staff-');
   const database = openDatabase(testDatabase.url);
   try {
-    if (dialect === 'postgres') await precreateMigrationTables(database);
     await migrate(database);
     const clock = manualClock('2026-03-02T09:00:00.000Z');
-    const audit = new RecordingAudit();
-    const staff = new StaffService(database, audit, clock, { secret: () => Buffer.alloc(32, 7) }, options.service);
+    const keyring = await Keyring.open(database, randomBytes(32), [], clock);
+    const audit = new RecordingAudit(new AuditService(database, keyring, clock));
+    const staff = new StaffService(database, audit, clock, keyring, options.service);
     const env = options.bodyLimit ? { PLEDGE_BODY_LIMIT: String(options.bodyLimit) } : {};
     const { config } = loadConfig(env, { dataDir: directory.path, databaseUrl: testDatabase.url, publicUrl: options.publicUrl ?? 'http://127.0.0.1:4400' });
     const logLines: string[] = [];
@@ -80,7 +87,10 @@ export async function createStaffTestApp(
       logLines,
       cleanup: async () => {
         await http.close();
+        const report = await audit.chain.verify();
+        await audit.chain.close();
         await database.close();
+        if (!report.ok) throw new Error(`the audit chain does not verify: ${JSON.stringify(report.firstProblem)}`);
         await testDatabase.cleanup();
         directory.remove();
       },
@@ -91,16 +101,4 @@ export async function createStaffTestApp(
     directory.remove();
     throw error;
   }
-}
-
-/**
- * Kysely's migrator looks for its own tables in every schema of the database, not just the
- * search_path: while another test's schema exists, it finds that one's tables, skips creating
- * its own and then fails ("relation kysely_migration_lock does not exist"). Creating them in
- * this test's schema first (with Kysely's own definitions) sidesteps that. The lasting fix
- * belongs in core/db.ts: pass `migrationTableSchema` (the current schema) to the Migrator.
- */
-async function precreateMigrationTables(database: Database): Promise<void> {
-  await sql`create table if not exists kysely_migration (name varchar(255) not null primary key, timestamp varchar(255) not null)`.execute(database.db);
-  await sql`create table if not exists kysely_migration_lock (id varchar(255) not null primary key, is_locked integer not null default 0)`.execute(database.db);
 }
