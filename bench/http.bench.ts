@@ -47,7 +47,7 @@ async function load(url: string, headers: Record<string, string>): Promise<{ req
   return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
 
-async function prepare(directory: string, databaseUrl: string | undefined): Promise<{ subjectId: string; key: string; env: NodeJS.ProcessEnv }> {
+export async function prepare(directory: string, databaseUrl: string | undefined): Promise<{ subjectId: string; key: string; env: NodeJS.ProcessEnv }> {
   const policy = path.join(directory, 'pledge.yaml');
   writeFileSync(policy, benchPolicyText());
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, PLEDGE_MASTER_KEY: MASTER_KEY, PLEDGE_LOG_LEVEL: 'warn', PLEDGE_POLICY: policy, PLEDGE_DATA_DIR: path.join(directory, 'data'), ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };

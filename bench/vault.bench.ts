@@ -171,12 +171,7 @@ export async function benchRotation(total = 1_000_000): Promise<ResultRow[]> {
     const keystore = new KeyStore(vault.keystoreDatabase, keyring);
     const started = performance.now();
     await keyring.rewrapSecrets(vault.database);
-    let rotated = 0;
-    for (;;) {
-      const batch = await keystore.rotateBatch(1000);
-      if (batch === 0) break;
-      rotated += batch;
-    }
+    const rotated = await keystore.rotateAll(1000);
     const seconds = (performance.now() - started) / 1000;
     if (rotated !== total) throw new Error(`rotated ${rotated} of ${total}`);
     return [{

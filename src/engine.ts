@@ -68,9 +68,9 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     await migrate(database);
     await migrate(keystoreDatabase, KEYSTORE_MIGRATIONS, 'keystore_');
     const keyring = await Keyring.open(database, masterKey.key, previousMasterKeys, clock);
-    const policyService = new PolicyService(policy, database, clock);
-    await policyService.recordActiveVersion();
     const audit = new AuditService(database, keyring, clock, { onError: (error) => logger.error({ err: error }, 'audit checkpoint failed') });
+    const policyService = new PolicyService(policy, database, clock);
+    await policyService.recordActiveVersion(audit);
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
     const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });

@@ -112,8 +112,11 @@ for (const dialect of testDialects()) {
       const versions = await testApp.app.policy.listVersions();
       assert.equal(versions.length, 1);
       assert.equal(versions[0]!.hash, testApp.app.policy.policy.hash);
-      await testApp.app.policy.recordActiveVersion();
+      await testApp.app.policy.recordActiveVersion(testApp.app.audit);
       assert.equal((await testApp.app.policy.listVersions()).length, 1);
+      const { entries } = await testApp.app.audit.list({ action: 'policy.activated' });
+      assert.equal(entries.length, 1, 'the policy change is audited once');
+      assert.equal(entries[0]!.details.hash, testApp.app.policy.policy.hash);
     });
   });
 }

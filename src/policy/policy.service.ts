@@ -1,3 +1,4 @@
+import type { AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
 import type { Database } from '../core/db.js';
 import type { Policy } from './policy.model.js';
@@ -32,9 +33,16 @@ export class PolicyService {
     this.etag = `"${policy.hash.slice(0, 32)}"`;
   }
 
-  /** Remembers this policy in the database (history of what the engine enforced, and when). */
-  async recordActiveVersion(): Promise<PolicyVersionRow> {
-    this.recorded = await this.store.record(this.policy, this.clock.now());
+  /**
+   * Remembers this policy in the database (history of what the engine enforced, and when);
+   * the first time a policy is seen, the change is written to the audit chain with it.
+   */
+  async recordActiveVersion(audit?: AuditWriter): Promise<PolicyVersionRow> {
+    this.recorded = await this.store.record(this.policy, this.clock.now(), async (trx, id) => {
+      await audit?.appendWithin(trx, [
+        { actor: { type: 'system', id: 'engine' }, action: 'policy.activated', target: { type: 'policy_version', id }, details: { version: this.policy.version, hash: this.policy.hash } },
+      ]);
+    });
     return this.recorded;
   }
 

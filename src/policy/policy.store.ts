@@ -1,3 +1,5 @@
+import type { Transaction } from 'kysely';
+import type { Tables } from '../core/db.tables.js';
 import type { Database } from '../core/db.js';
 import { newId } from '../core/ids.js';
 import { canonicalJson, type Policy } from './policy.model.js';
@@ -18,8 +20,9 @@ export class PolicyStore {
    * Records the policy the engine runs with, once per distinct content. Safe when several
    * processes start together: the unique hash makes the insert a no-op for all but one.
    */
-  async record(policy: Policy, now: Date): Promise<PolicyVersionRow> {
-    await this.database.db
+  async record(policy: Policy, now: Date, onFirstRecord?: (trx: Transaction<Tables>, id: string) => Promise<void>): Promise<PolicyVersionRow> {
+    await this.database.db.transaction().execute(async (trx) => {
+      const inserted = await trx
       .insertInto('policy_versions')
       .values({
         id: newId('pol', now.getTime()),
@@ -30,7 +33,10 @@ export class PolicyStore {
         recorded_at: now.toISOString(),
       })
       .onConflict((conflict) => conflict.column('hash').doNothing())
-      .execute();
+      .returning('id')
+      .executeTakeFirst();
+      if (inserted && onFirstRecord) await onFirstRecord(trx, inserted.id);
+    });
     const row = await this.database.db
       .selectFrom('policy_versions')
       .select(['id', 'version', 'hash', 'effective_date', 'recorded_at'])

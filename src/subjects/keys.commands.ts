@@ -19,17 +19,12 @@ export async function keysRotateCommand(args: string[], io: CommandIO, openEngin
     const secrets = await engine.keyring.rewrapSecrets(engine.database);
     const total = await engine.keystore.countToRotate();
     const showProgress = io === processIO && process.stderr.isTTY === true && !values.json;
-    let done = 0;
-    for (;;) {
-      const rotated = await engine.keystore.rotateBatch(batch);
-      if (rotated === 0) break;
-      done += rotated;
-      if (showProgress) {
-        const width = 30;
-        const filled = total === 0 ? width : Math.round((done / total) * width);
-        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} data keys`);
-      }
-    }
+    const done = await engine.keystore.rotateAll(batch, (rotated) => {
+      if (!showProgress) return;
+      const width = 30;
+      const filled = total === 0 ? width : Math.round((rotated / total) * width);
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${rotated}/${total} data keys`);
+    });
     if (showProgress) process.stderr.write('\n');
     await engine.audit.record([
       { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { kekId: engine.keyring.kekId, dataKeys: done, secrets } },

@@ -57,25 +57,43 @@ export class KeyStore {
   }
 
   /**
-   * Re-wraps up to `batchSize` keys under the current key-encryption key, in one transaction.
-   * Resumable by construction: each call takes the keys not yet re-wrapped, so a rotation
-   * interrupted at any point continues where it stopped.
+   * Re-wraps, under the current key-encryption key, the keys still wrapped by another one among
+   * the next `batchSize` keys after `after` (in subject id order), in one transaction. Walk
+   * the store by passing back `next` until it is null. Resumable by construction: a rotation
+   * interrupted anywhere is completed by walking again from the start, and keys already
+   * re-wrapped are only read, not written.
    */
-  async rotateBatch(batchSize: number): Promise<number> {
+  async rotateBatch(batchSize: number, after = ''): Promise<{ rotated: number; next: string | null }> {
     return this.database.db.transaction().execute(async (trx) => {
       const rows = await trx
         .selectFrom('subject_keys')
         .select(['subject_id', 'kek_id', 'wrapped'])
-        .where('kek_id', '!=', this.keyring.kekId)
+        .where('subject_id', '>', after)
         .orderBy('subject_id')
         .limit(batchSize)
         .execute();
+      let rotated = 0;
       for (const row of rows) {
+        if (row.kek_id === this.keyring.kekId) continue;
         const key = this.keyring.unwrap(row.kek_id, row.wrapped, this.context(row.subject_id));
         const { kekId, wrapped } = this.keyring.wrap(key, this.context(row.subject_id));
         await trx.updateTable('subject_keys').set({ kek_id: kekId, wrapped }).where('subject_id', '=', row.subject_id).execute();
+        rotated += 1;
       }
-      return rows.length;
+      return { rotated, next: rows.length === batchSize ? rows[rows.length - 1]!.subject_id : null };
     });
+  }
+
+  /** Re-wraps every key not under the current key-encryption key; returns how many. */
+  async rotateAll(batchSize = 1000, onProgress?: (rotated: number) => void): Promise<number> {
+    let total = 0;
+    let after: string | null = '';
+    while (after !== null) {
+      const { rotated, next }: { rotated: number; next: string | null } = await this.rotateBatch(batchSize, after);
+      total += rotated;
+      onProgress?.(total);
+      after = next;
+    }
+    return total;
   }
 }
