@@ -28,6 +28,11 @@ export interface ResultRow {
   verdict: 'pass' | 'FAIL' | 'info';
 }
 
+/** A row for a benchmark judged against an absolute target rather than a ceiling. */
+export function targetRow(benchmark: string, measured: string, target: string, passed: boolean): ResultRow {
+  return { benchmark, measured, ceiling: '—', ratio: '—', target, verdict: passed ? 'pass' : 'FAIL' };
+}
+
 export function machineLine(): string {
   const cpus = os.cpus();
   return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, ${os.platform()} ${os.release()}`;

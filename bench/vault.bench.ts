@@ -15,7 +15,7 @@ import { KEYSTORE_MIGRATIONS } from '../src/subjects/keystore.migrations.js';
 import { SubjectsService, type CreateSubjectInput } from '../src/subjects/subjects.service.js';
 import type { KeystoreTables, SubjectIdentitiesTable, SubjectsTable } from '../src/subjects/subjects.tables.js';
 import type { Actor } from '../src/staff/permissions.js';
-import { median, type ResultRow } from './support.js';
+import { median, targetRow, type ResultRow } from './support.js';
 
 const actor: Actor = { type: 'system', id: 'bench' };
 
@@ -98,14 +98,7 @@ export async function benchBatchCreate(total = 100_000): Promise<ResultRow[]> {
       await vault.subjects.createMany(actor, Array.from({ length: 1000 }, (_, index) => person(offset + index)));
     }
     const seconds = (performance.now() - started) / 1000;
-    return [{
-      benchmark: `batch-create ${total.toLocaleString('en')} subjects × 8 fields (1,000 a call, encrypted, audited; SQLite)`,
-      measured: `${seconds.toFixed(1)} s (${Math.round(total / seconds).toLocaleString('en')} subjects/s)`,
-      ceiling: '—',
-      ratio: '—',
-      target: '≤ 20 s',
-      verdict: seconds <= 20 ? 'pass' : 'FAIL',
-    }];
+    return [targetRow(`batch-create ${total.toLocaleString('en')} subjects × 8 fields (1,000 a call, encrypted, audited; SQLite)`, `${seconds.toFixed(1)} s (${Math.round(total / seconds).toLocaleString('en')} subjects/s)`, '≤ 20 s', seconds <= 20)];
   } finally {
     await vault.close();
   }
@@ -147,14 +140,7 @@ export async function benchLookup(total = 1_000_000, samples = 2000): Promise<Re
       times.push(performance.now() - started);
     }
     const result = median(times);
-    return [{
-      benchmark: `look-up by email among ${total.toLocaleString('en')} subjects, in process (audited), median of ${samples}`,
-      measured: `${result.toFixed(3)} ms`,
-      ceiling: '—',
-      ratio: '—',
-      target: '≤ 0.5 ms',
-      verdict: result <= 0.5 ? 'pass' : 'FAIL',
-    }];
+    return [targetRow(`look-up by email among ${total.toLocaleString('en')} subjects, in process (audited), median of ${samples}`, `${result.toFixed(3)} ms`, '≤ 0.5 ms', result <= 0.5)];
   } finally {
     await vault.close();
   }
@@ -174,14 +160,7 @@ export async function benchRotation(total = 1_000_000): Promise<ResultRow[]> {
     const rotated = await keystore.rotateAll(1000);
     const seconds = (performance.now() - started) / 1000;
     if (rotated !== total) throw new Error(`rotated ${rotated} of ${total}`);
-    return [{
-      benchmark: `key rotation of ${total.toLocaleString('en')} subjects' data keys (SQLite, batches of 1,000)`,
-      measured: `${seconds.toFixed(1)} s`,
-      ceiling: '—',
-      ratio: '—',
-      target: '≤ 60 s',
-      verdict: seconds <= 60 ? 'pass' : 'FAIL',
-    }];
+    return [targetRow(`key rotation of ${total.toLocaleString('en')} subjects' data keys (SQLite, batches of 1,000)`, `${seconds.toFixed(1)} s`, '≤ 60 s', seconds <= 60)];
   } finally {
     await vault.close();
   }

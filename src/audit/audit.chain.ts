@@ -1,3 +1,4 @@
+import type { AuditEntriesTable } from './audit.tables.js';
 import { createPrivateKey, createPublicKey, hash as oneShotHash, sign, verify, type KeyObject } from 'node:crypto';
 import { keyId } from '../core/crypto.js';
 import { PledgeError } from '../core/errors.js';
@@ -15,19 +16,7 @@ export const GENESIS_HASH = 'A'.repeat(43);
 export const ENTRY_FORMAT = 'pledge-audit-entry:v1';
 
 /** The stored columns an entry's hash covers — all of them but the hash itself. */
-export interface ChainFields {
-  seq: number;
-  id: string;
-  at: string;
-  actor_type: string;
-  actor_id: string;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  purpose: string | null;
-  details: string;
-  prev_hash: string;
-}
+export type ChainFields = Omit<AuditEntriesTable, 'hash'>;
 
 /**
  * The bytes an entry's hash is taken over: a JSON array of a format tag and every field, in a
