@@ -19,6 +19,8 @@ const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).de
 function newAjv(options: { coerceTypes: boolean | 'array' }): Ajv {
   const ajv = new Ajv({ ...options, removeAdditional: false, useDefaults: true, allErrors: false, strict: false });
   addFormats(ajv, ['date', 'date-time', 'email', 'uri', 'uuid']);
+  // OpenAPI's "password" format only tells documentation tools to mask the field.
+  ajv.addFormat('password', true);
   return ajv;
 }
 

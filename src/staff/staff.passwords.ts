@@ -1,4 +1,3 @@
-import { Algorithm, hash, verify } from '@node-rs/argon2';
 
 /**
  * Staff passwords: a short policy (NIST SP 800-63B: length over composition rules, and no
@@ -8,7 +7,12 @@ import { Algorithm, hash, verify } from '@node-rs/argon2';
  *   const phc = await hashPassword(password);             // $argon2id$v=19$m=19456,t=2,p=1$…
  *   await verifyPassword(phc, password);                  // true
  */
-export const ARGON2_PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+// Algorithm.Argon2id of @node-rs/argon2 (a const enum value: 2).
+export const ARGON2_PARAMS = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+/** The native argon2 module loads on the first sign-in, not at every start of the server. */
+let argon2: Promise<typeof import('@node-rs/argon2')> | undefined;
+const loadArgon2 = () => (argon2 ??= import('@node-rs/argon2'));
 
 export const MIN_PASSWORD_LENGTH = 12;
 /** Bounded so that hashing a hostile multi-megabyte "password" cannot be used to burn CPU. */
@@ -90,13 +94,15 @@ function normalisePassword(password: string): string {
   return password.normalize('NFKC');
 }
 
-export function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string): Promise<string> {
+  const { hash } = await loadArgon2();
   return hash(normalisePassword(password), ARGON2_PARAMS);
 }
 
 /** True when the password matches; a malformed stored hash counts as no match. */
 export async function verifyPassword(phc: string, password: string): Promise<boolean> {
   try {
+    const { verify } = await loadArgon2();
     return await verify(phc, normalisePassword(password));
   } catch {
     return false;
