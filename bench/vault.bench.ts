@@ -1,20 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { AuditService } from '../src/audit/audit.service.js';
+import { readFileSync } from 'node:fs';
 import { manualClock, systemClock } from '../src/core/clock.js';
 import { blindIndex, seal } from '../src/core/crypto.js';
-import { migrate, openDatabase, type Database } from '../src/core/db.js';
 import { newId } from '../src/core/ids.js';
 import { Keyring } from '../src/core/keyring.js';
 import { loadPolicyText, requirePolicy } from '../src/policy/policy.load.js';
-import { PolicyDefaultConsentGate } from '../src/subjects/consent-gate.js';
 import { KeyStore } from '../src/subjects/keystore.js';
-import { KEYSTORE_MIGRATIONS } from '../src/subjects/keystore.migrations.js';
-import { SubjectsService, type CreateSubjectInput } from '../src/subjects/subjects.service.js';
-import type { KeystoreTables, SubjectIdentitiesTable, SubjectsTable } from '../src/subjects/subjects.tables.js';
+import type { CreateSubjectInput } from '../src/subjects/subjects.service.js';
+import type { SubjectIdentitiesTable, SubjectsTable } from '../src/subjects/subjects.tables.js';
 import type { Actor } from '../src/staff/permissions.js';
+import { createTestVault } from '../test/support/vault.js';
 import { median, targetRow, type ResultRow } from './support.js';
 
 const actor: Actor = { type: 'system', id: 'bench' };
@@ -28,44 +23,9 @@ function benchPolicy() {
   return requirePolicy(loadPolicyText(text, 'bench-policy.yaml'));
 }
 
-interface BenchVault {
-  directory: string;
-  database: Database;
-  keystoreDatabase: Database<KeystoreTables>;
-  keyring: Keyring;
-  keystore: KeyStore;
-  audit: AuditService;
-  subjects: SubjectsService;
-  close(): Promise<void>;
-}
-
-async function openVault(masterKey = randomBytes(32)): Promise<BenchVault> {
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-vault-'));
-  const clock = systemClock;
-  const database = openDatabase(`sqlite:${path.join(directory, 'pledge.db')}`);
-  const keystoreDatabase = openDatabase<KeystoreTables>(`sqlite:${path.join(directory, 'keys.db')}`);
-  await migrate(database);
-  await migrate(keystoreDatabase, KEYSTORE_MIGRATIONS, 'keystore_');
-  const keyring = await Keyring.open(database, masterKey, [], clock);
-  const keystore = new KeyStore(keystoreDatabase, keyring);
-  const audit = new AuditService(database, keyring, clock, { checkpointEvery: 10_000 });
-  const policy = benchPolicy();
-  const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
-  return {
-    directory,
-    database,
-    keystoreDatabase,
-    keyring,
-    keystore,
-    audit,
-    subjects,
-    async close() {
-      await audit.close();
-      await database.close();
-      await keystoreDatabase.close();
-      rmSync(directory, { recursive: true, force: true });
-    },
-  };
+/** The engine's vault on fresh SQLite files, on the real clock. */
+function openVault(masterKey = randomBytes(32)) {
+  return createTestVault('sqlite', { policy: benchPolicy(), clock: systemClock, masterKey });
 }
 
 function person(index: number): CreateSubjectInput {

@@ -1,6 +1,8 @@
 import type { ErrorObject } from 'ajv';
 import { closestMatch } from '../core/suggest.js';
 import type { PathSegment, PendingIssue } from './policy.issues.js';
+// Compiled at build time (scripts/build-validator.mjs): compiling the schema at run time
+// would cost every start about 150 ms and 15 MB.
 import validate from './policy.validator.js';
 
 /**
@@ -8,10 +10,6 @@ import validate from './policy.validator.js';
  * can act on: the key that is unknown (and the one probably meant), the value that is not
  * one of the allowed words, the required key that is missing.
  */
-
-// Compiled at build time (scripts/build-validator.mjs): compiling the schema at run time
-// would cost every start about 150 ms and 15 MB.
-const validator = () => validate;
 
 function pathOf(instancePath: string, data: unknown): PathSegment[] {
   const segments: PathSegment[] = [];
@@ -109,7 +107,6 @@ function issueFor(error: ErrorObject, data: unknown): PendingIssue {
 }
 
 export function checkShape(data: unknown): PendingIssue[] {
-  const validate = validator();
   if (validate(data)) return [];
   const errors = validate.errors ?? [];
   // A failed union reports each branch and then itself; keep only the union's own error.
