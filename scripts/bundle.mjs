@@ -18,7 +18,7 @@ await build({
   keepNames: true,
   legalComments: 'none',
   logLevel: 'warning',
-  external: ['better-sqlite3', 'better-sqlite3-napi', '@node-rs/argon2', 'pg', 'pino', '@fastify/swagger-ui'],
+  external: ['better-sqlite3', 'better-sqlite3-napi', '@node-rs/argon2', 'pg', 'pino', '@fastify/swagger-ui', 'mysql2', 'nodemailer'],
   // Some bundled dependencies are CommonJS and call require(); give them one.
   banner: { js: "import { createRequire as __pledgeCreateRequire } from 'node:module';\nconst require = __pledgeCreateRequire(import.meta.url);" },
 });
