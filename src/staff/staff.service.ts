@@ -6,6 +6,7 @@ import type { Database } from '../core/db.js';
 import { PledgeError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Keyring } from '../core/keyring.js';
+import { TtlCache } from '../core/ttl-cache.js';
 import { AttemptLimiter } from './staff.limiter.js';
 import { hashPassword, MAX_PASSWORD_LENGTH, needsRehash, passwordProblems, verifyPassword } from './staff.passwords.js';
 import { isUniqueViolation, staffStore } from './staff.store.js';
@@ -115,7 +116,15 @@ export interface SessionInfo {
 export interface StaffServiceOptions {
   /** Per-address sign-in limit; defaults to LOGIN_RATE_LIMIT. */
   loginRateLimit?: { limit: number; windowMs: number };
+  /**
+   * How long a verified API key is remembered (default API_KEY_CACHE_MS). Revoking through this
+   * process takes effect at once; another process sharing the database sees it within this time.
+   */
+  apiKeyCacheMs?: number;
 }
+
+/** One second: a service calling thousands of times a second pays one key look-up a second. */
+export const API_KEY_CACHE_MS = 1_000;
 
 /** The keyring's part that this domain uses: the token signing secret (for CSRF tokens). */
 export type TokenSecrets = Pick<Keyring, 'secret'>;
@@ -123,6 +132,8 @@ export type TokenSecrets = Pick<Keyring, 'secret'>;
 export class StaffService {
   private readonly limiter: AttemptLimiter;
   private dummyHash: Promise<string> | undefined;
+  /** Verified API keys by secret hash (never by the secret itself). */
+  private readonly apiKeys: TtlCache<string, ApiKeysTable>;
 
   constructor(
     private readonly database: Database,
@@ -133,6 +144,7 @@ export class StaffService {
   ) {
     const limit = options.loginRateLimit ?? LOGIN_RATE_LIMIT;
     this.limiter = new AttemptLimiter(clock, limit.limit, limit.windowMs);
+    this.apiKeys = new TtlCache({ max: 10_000, ttlMs: options.apiKeyCacheMs ?? API_KEY_CACHE_MS, now: () => clock.now().getTime() });
   }
 
   // --- staff accounts ------------------------------------------------------------------------
@@ -436,21 +448,26 @@ export class StaffService {
       }
       return found;
     });
+    // After the commit, so that no look-up can cache the key as it was before.
+    this.apiKeys.clear();
     return toApiKeyView(row, this.clock.now());
   }
 
   /** The actor behind `Authorization: Bearer pk_…`. */
   async authenticateApiKey(token: string): Promise<Extract<Actor, { type: 'api_key' }>> {
     if (typeof token !== 'string' || !token.startsWith(API_KEY_PREFIX) || token.length > 128) throw unauthenticated();
-    const row = await staffStore.findApiKeyBySecretHash(this.database.db, hashToken(token));
+    const secretHash = hashToken(token);
+    const row = this.apiKeys.get(secretHash) ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
     // The look-up is by hash; comparing once more in constant time costs nothing and guards a collation surprise.
-    if (!row || !safeEqual(row.secret_hash, hashToken(token))) throw unauthenticated();
+    if (!row || !safeEqual(row.secret_hash, secretHash)) throw unauthenticated();
     const nowDate = this.clock.now();
     if (row.revoked_at !== null) throw new PledgeError('api_key_revoked', 'this API key has been revoked');
     if (row.expires_at !== null && row.expires_at <= nowDate.toISOString()) throw new PledgeError('api_key_expired', 'this API key has expired');
     if (row.last_used_at === null || nowDate.getTime() - Date.parse(row.last_used_at) >= API_KEY_TOUCH_MS) {
       await staffStore.touchApiKey(this.database.db, row.id, nowDate.toISOString());
+      row.last_used_at = nowDate.toISOString();
     }
+    this.apiKeys.set(secretHash, row);
     const view = toApiKeyView(row, nowDate);
     return { type: 'api_key', id: row.id, permissions: view.permissions, purposes: view.purposes };
   }

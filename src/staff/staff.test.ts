@@ -7,7 +7,7 @@ import { testDialects } from '../../test/support/databases.js';
 import type { Actor } from './permissions.js';
 import { ARGON2_PARAMS, hashPassword, needsRehash, parsePhc, passwordProblems, verifyPassword } from './staff.passwords.js';
 import { AttemptLimiter } from './staff.limiter.js';
-import { LOCKOUT_MS, SESSION_ABSOLUTE_MS, SESSION_IDLE_MS } from './staff.service.js';
+import { API_KEY_CACHE_MS, LOCKOUT_MS, SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, StaffService } from './staff.service.js';
 import { createStaffTestApp, type StaffTestApp } from './staff.test-support.js';
 import { manualClock } from '../core/clock.js';
 
@@ -231,6 +231,18 @@ for (const dialect of testDialects()) {
       const keyActor: Actor = { type: 'api_key', id: 'key_test', permissions: ['staff:manage'], purposes: 'all' };
       await assert.rejects(app.staff.changeRole(keyActor, carl.id, 'owner'), rejectsWith('forbidden'));
       await assert.rejects(app.staff.addStaff({ email: 'eve@example.com', name: 'Eve', role: 'owner', password: PASSWORD }, keyActor), rejectsWith('forbidden'));
+    });
+
+    test('a key revoked by another process sharing the database is refused once the short key cache expires', async () => {
+      const owner: Actor = { type: 'staff', id: 'stf_test', role: 'owner' };
+      const { apiKey, key } = await app.staff.createApiKey(owner, { name: 'cached', permissions: ['data:read'], purposes: 'all' });
+      assert.equal((await app.staff.authenticateApiKey(key)).id, apiKey.id);
+      // Another `pledge serve` process: its own service (and cache) over the same database.
+      const other = new StaffService(app.database, app.audit, app.clock, { secret: () => Buffer.alloc(32, 7) });
+      await other.revokeApiKey(owner, apiKey.id);
+      await assert.rejects(other.authenticateApiKey(key), rejectsWith('api_key_revoked'));
+      app.clock.advance(API_KEY_CACHE_MS);
+      await assert.rejects(app.staff.authenticateApiKey(key), rejectsWith('api_key_revoked'));
     });
 
     test('API keys: shown once, stored as a hash, revoked and expired keys refused precisely', async () => {

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { Database } from '../core/db.js';
+import type { Kysely } from 'kysely';
+import { compiledOnce, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
+import { TtlCache } from '../core/ttl-cache.js';
 import type { KeystoreTables } from './subjects.tables.js';
+
+const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string) =>
+  db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId),
+);
 
 /**
  * Each subject's data key (32 random bytes), wrapped by the key-encryption key and kept in the
@@ -9,6 +15,13 @@ import type { KeystoreTables } from './subjects.tables.js';
  * wherever a copy of it lives, becomes noise.
  */
 export class KeyStore {
+  /**
+   * Recently used keys, unwrapped. Safe across processes: a read checks the subject's status
+   * and fields in the main database first, so a key still cached here after another process
+   * erased the subject opens nothing. Erasing through this process drops the entry at once.
+   */
+  private readonly recent = new TtlCache<string, Buffer>({ max: 10_000, ttlMs: 60_000 });
+
   constructor(
     private readonly database: Database<KeystoreTables>,
     private readonly keyring: Keyring,
@@ -35,13 +48,16 @@ export class KeyStore {
   }
 
   async get(subjectId: string): Promise<Buffer | undefined> {
-    const row = await this.database.db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId).executeTakeFirst();
-    return row ? this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId)) : undefined;
+    const cached = this.recent.get(subjectId);
+    if (cached) return cached;
+    const [row] = await wrappedKeyOf(this.database.db, subjectId);
+    return row ? this.recent.set(subjectId, this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId))) : undefined;
   }
 
   /** Destroys the keys (crypto-shredding). Returns how many existed. */
   async destroy(subjectIds: readonly string[]): Promise<number> {
     if (subjectIds.length === 0) return 0;
+    for (const subjectId of subjectIds) this.recent.delete(subjectId);
     const result = await this.database.db.deleteFrom('subject_keys').where('subject_id', 'in', subjectIds).executeTakeFirst();
     return Number(result.numDeletedRows);
   }

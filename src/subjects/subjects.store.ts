@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
 
@@ -18,13 +19,74 @@ async function insertChunked<K extends 'subjects' | 'subject_identities' | 'subj
   }
 }
 
+const subjectById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subjects').selectAll().where('id', '=', id));
+
+/** The subject's row joined with each of its fields: one round trip for a purpose-checked read. */
+const subjectWithFieldsById = compiledOnce((db: Kysely<Tables>, id: string) =>
+  db
+    .selectFrom('subjects as s')
+    .leftJoin('subject_fields as f', 'f.subject_id', 's.id')
+    .select([
+      's.id',
+      's.kinds',
+      's.status',
+      's.restricted',
+      's.created_at',
+      's.updated_at',
+      's.last_activity_at',
+      's.closed_at',
+      's.erased_at',
+      'f.category',
+      'f.value',
+      'f.source',
+      'f.partner',
+      'f.purpose',
+      'f.collected_at',
+      'f.updated_at as field_updated_at',
+    ])
+    .where('s.id', '=', id),
+);
+
 /** The only code that touches the subjects, subject_identities and subject_fields tables. */
 export const subjectsStore = {
   insertSubjects: (executor: Executor, rows: SubjectsTable[]) => insertChunked(executor, 'subjects', rows, 9),
   insertIdentities: (executor: Executor, rows: SubjectIdentitiesTable[]) => insertChunked(executor, 'subject_identities', rows, 5),
   insertFields: (executor: Executor, rows: SubjectFieldsTable[]) => insertChunked(executor, 'subject_fields', rows, 8),
 
-  getSubject: (executor: Executor, id: string) => executor.selectFrom('subjects').selectAll().where('id', '=', id).executeTakeFirst(),
+  getSubject: async (executor: Executor, id: string): Promise<SubjectsTable | undefined> => (await subjectById(executor, id))[0],
+
+  /** A subject and all its fields in one query; undefined when no subject has this id. */
+  async subjectWithFields(executor: Executor, id: string): Promise<{ subject: SubjectsTable; fields: SubjectFieldsTable[] } | undefined> {
+    const rows = await subjectWithFieldsById(executor, id);
+    const first = rows[0];
+    if (!first) return undefined;
+    const subject: SubjectsTable = {
+      id: first.id,
+      kinds: first.kinds,
+      status: first.status,
+      restricted: first.restricted,
+      created_at: first.created_at,
+      updated_at: first.updated_at,
+      last_activity_at: first.last_activity_at,
+      closed_at: first.closed_at,
+      erased_at: first.erased_at,
+    };
+    const fields: SubjectFieldsTable[] = [];
+    for (const row of rows) {
+      if (row.category === null) continue; // the left join's row for a subject without fields
+      fields.push({
+        subject_id: first.id,
+        category: row.category,
+        value: row.value!,
+        source: row.source!,
+        partner: row.partner,
+        purpose: row.purpose!,
+        collected_at: row.collected_at!,
+        updated_at: row.field_updated_at!,
+      });
+    }
+    return { subject, fields };
+  },
 
   /** Subjects holding any of these identities (kind + blind index), for conflict checks and look-ups. */
   async findByIdentities(executor: Executor, kind: SubjectIdentitiesTable['kind'], blindIndexes: readonly string[]) {

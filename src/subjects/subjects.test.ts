@@ -197,6 +197,18 @@ for (const dialect of testDialects()) {
       assert.equal(again.status, 'erased', 'erasing twice is harmless');
     });
 
+    test('a data key remembered by one process opens nothing once another process erased the subject', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'cached.key@example.com' }] });
+      assert.ok(Object.keys((await vault.subjects.readData(officer, subject.id, 'order_fulfilment')).fields).length > 0);
+      const other = await createTestVault(dialect, { sharing: vault });
+      try {
+        await other.subjects.erase(officer, subject.id);
+      } finally {
+        await other.close();
+      }
+      await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'subject_erased');
+    });
+
     test('the audit chain records every read and write, and verifies', async () => {
       const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'audited@example.com' }] });
       await vault.subjects.readData(officer, subject.id, 'order_fulfilment');

@@ -36,14 +36,16 @@ export interface TestVault {
 
 export async function createTestVault<C extends Clock = ReturnType<typeof manualClock>>(
   dialect: TestDialect,
-  options: { policy?: Policy; masterKey?: Buffer; clock?: C } = {},
+  /** `sharing`: a second engine (another `pledge serve` process) over the databases of this one. */
+  options: { policy?: Policy; masterKey?: Buffer; clock?: C; sharing?: TestVault } = {},
 ): Promise<TestVault & { clock: C }> {
-  const main = await createTestDatabase(dialect);
-  const keys = await createTestDatabase(dialect);
+  const owned = !options.sharing;
+  const main = options.sharing?.main ?? (await createTestDatabase(dialect));
+  const keys = options.sharing?.keys ?? (await createTestDatabase(dialect));
   const directory = temporaryDirectory('pledge-vault-');
   const clock = (options.clock ?? manualClock('2026-03-01T12:00:00Z')) as C;
   const policy = options.policy ?? requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
-  const masterKey = options.masterKey ?? randomBytes(32);
+  const masterKey = options.masterKey ?? options.sharing?.masterKey ?? randomBytes(32);
   const { config } = loadConfig(
     { PLEDGE_MASTER_KEY: masterKey.toString('hex'), PLEDGE_KEYSTORE_URL: keys.url },
     { dataDir: directory.path, databaseUrl: main.url },
@@ -63,8 +65,10 @@ export async function createTestVault<C extends Clock = ReturnType<typeof manual
     keys,
     async close() {
       await engine.close();
-      await main.cleanup();
-      await keys.cleanup();
+      if (owned) {
+        await main.cleanup();
+        await keys.cleanup();
+      }
       directory.remove();
     },
   };
