@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
 import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
+import type { Tables } from '../core/db.tables.js';
 import type { Database } from '../core/db.js';
 import { PledgeError } from '../core/errors.js';
 import { isId, newId } from '../core/ids.js';
@@ -122,8 +124,67 @@ export function holderKind(holder: string): 'subject' | 'visitor' {
   throw new PledgeError('validation_failed', 'a consent holder is a subject id (sub_…) or a visitor id (vis_…)');
 }
 
+interface QueuedWrite {
+  work(trx: Transaction<Tables>): Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+const GROUP_LIMIT = 256;
+
 export class ConsentService implements ConsentGate {
+  private readonly queue: QueuedWrite[] = [];
+  private flushing = false;
+
   constructor(private readonly deps: ConsentServiceDeps) {}
+
+  /**
+   * Runs a write in a transaction shared with the writes that arrived meanwhile (group commit):
+   * every write takes the audit chain's head anyway, so they cannot run side by side, and one
+   * commit for many choices is what lets a banner's traffic through. Each write was validated
+   * before it queued; if the shared transaction fails all the same, each write is retried in a
+   * transaction of its own, so one failure never takes its neighbours with it.
+   */
+  private transaction<T>(work: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    const { db } = this.deps.database;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, GROUP_LIMIT);
+        let results: unknown[];
+        try {
+          results = await db.transaction().execute(async (trx) => {
+            const out: unknown[] = [];
+            for (const job of batch) out.push(await job.work(trx));
+            return out;
+          });
+        } catch (error) {
+          if (batch.length === 1) {
+            batch[0]!.reject(error);
+            continue;
+          }
+          for (const job of batch) {
+            try {
+              job.resolve(await db.transaction().execute((trx) => job.work(trx)));
+            } catch (single) {
+              job.reject(single);
+            }
+          }
+          continue;
+        }
+        batch.forEach((job, index) => job.resolve(results[index]));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
 
   /** Choices are recorded for subjects that exist and were not erased (a closed account may still withdraw). */
   private async requireSubject(subjectId: string): Promise<void> {
@@ -310,7 +371,7 @@ export class ConsentService implements ConsentGate {
 
   /** Writes events, their projection, the receipt and the audit entry in one transaction. */
   private async commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: Array<{ signal: 'gpc' | 'dnt'; purpose: string; eventId: string }>; auditDetails?: Record<string, string> } = {}): Promise<ConsentEventsTable[]> {
-    return this.deps.database.db.transaction().execute(async (trx) => {
+    return this.transaction(async (trx) => {
       let kept = rows;
       if (extra.signals) {
         // Another process may have applied the same signal a moment ago: its event stands, ours is dropped.

@@ -383,6 +383,22 @@ for (const dialect of testDialects()) {
       assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
     });
 
+    test('concurrent writes share transactions yet each lands once; a signal raced by many requests applies once', async () => {
+      const ids = await Promise.all(Array.from({ length: 10 }, () => newSubject()));
+      const results = await Promise.all(ids.flatMap((id) => [record(id, [{ purpose: 'marketing', action: 'granted' }]), record(id, [{ topic: 'promotions', action: 'denied' }])]));
+      assert.deepEqual([...new Set(results.map((response) => response.statusCode))], [201]);
+      for (const id of ids) {
+        assert.equal((await decision(id, 'marketing')).allowed, true);
+        assert.equal(await testApp.app.consent.mayReceive(id, 'promotions'), false);
+      }
+      const raced = ids[0]!;
+      const answers = await Promise.all(Array.from({ length: 20 }, () => decision(raced, 'marketing', { 'sec-gpc': '1' })));
+      assert.ok(answers.every((answer) => !answer.allowed));
+      assert.equal((await history(raced)).filter((event) => event.source === 'gpc').length, 2, 'marketing and analytics, once each');
+      const report = await testApp.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+
     test('an erased subject takes no new choices; a vault read of an unknown subject stays 404', async () => {
       const id = await newSubject();
       await call('POST', `/v1/subjects/${id}/close`, { key: shopKey });
