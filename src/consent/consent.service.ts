@@ -13,7 +13,7 @@ import type { ConsentDecision, ConsentGate } from '../subjects/consent-gate.js';
 import type { ConsentEvidence, Signals } from './consent.evidence.js';
 import { buildReceipt, type KantaraReceipt, type ReceiptEntry } from './consent.receipt.js';
 import { consentStore as store } from './consent.store.js';
-import type { ConsentAction, ConsentEventsTable, ConsentSource, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
+import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSource, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
 /**
  * The consent ledger: every decision a person (or an anonymous visitor) makes about a purpose
@@ -124,30 +124,39 @@ export function holderKind(holder: string): 'subject' | 'visitor' {
   throw new PledgeError('validation_failed', 'a consent holder is a subject id (sub_…) or a visitor id (vis_…)');
 }
 
-interface QueuedWrite {
-  work(trx: Transaction<Tables>): Promise<unknown>;
-  resolve(value: unknown): void;
+/** One request's writes, waiting for the next group commit. */
+interface PendingWrite {
+  actor: Actor;
+  holder: string;
+  rows: ConsentEventsTable[];
+  receipt: ConsentReceiptsTable;
+  auditAction: string;
+  auditDetails: Record<string, string> | undefined;
+  /** Signal applications: each row is kept only if its (holder, signal, purpose) was not applied yet. */
+  signals: Array<{ signal: 'gpc' | 'dnt'; purpose: string; eventId: string }> | undefined;
+  resolve(kept: ConsentEventsTable[]): void;
   reject(error: unknown): void;
 }
 
 const GROUP_LIMIT = 256;
 
 export class ConsentService implements ConsentGate {
-  private readonly queue: QueuedWrite[] = [];
+  private readonly queue: PendingWrite[] = [];
   private flushing = false;
 
   constructor(private readonly deps: ConsentServiceDeps) {}
 
   /**
-   * Runs a write in a transaction shared with the writes that arrived meanwhile (group commit):
-   * every write takes the audit chain's head anyway, so they cannot run side by side, and one
-   * commit for many choices is what lets a banner's traffic through. Each write was validated
-   * before it queued; if the shared transaction fails all the same, each write is retried in a
-   * transaction of its own, so one failure never takes its neighbours with it.
+   * Group commit: the writes that arrive while a transaction is running are written together in
+   * the next one, as multi-row statements with one audit append. Every write takes the audit
+   * chain's head anyway, so they could not run side by side; one commit for many choices is
+   * what lets a banner's traffic through. Each write was validated before it queued; if the
+   * shared transaction fails all the same, each write is retried in a transaction of its own,
+   * so one failure never takes its neighbours with it.
    */
-  private transaction<T>(work: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+  private enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<ConsentEventsTable[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...write, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -158,32 +167,55 @@ export class ConsentService implements ConsentGate {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, GROUP_LIMIT);
-        let results: unknown[];
+        let kept: ConsentEventsTable[][];
         try {
-          results = await db.transaction().execute(async (trx) => {
-            const out: unknown[] = [];
-            for (const job of batch) out.push(await job.work(trx));
-            return out;
-          });
+          kept = await db.transaction().execute((trx) => this.writeBatch(trx, batch));
         } catch (error) {
           if (batch.length === 1) {
             batch[0]!.reject(error);
             continue;
           }
-          for (const job of batch) {
+          for (const write of batch) {
             try {
-              job.resolve(await db.transaction().execute((trx) => job.work(trx)));
+              write.resolve((await db.transaction().execute((trx) => this.writeBatch(trx, [write])))[0]!);
             } catch (single) {
-              job.reject(single);
+              write.reject(single);
             }
           }
           continue;
         }
-        batch.forEach((job, index) => job.resolve(results[index]));
+        batch.forEach((write, index) => write.resolve(kept[index]!));
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  private async writeBatch(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<ConsentEventsTable[][]> {
+    const kept: ConsentEventsTable[][] = [];
+    for (const write of batch) {
+      if (!write.signals) {
+        kept.push(write.rows);
+        continue;
+      }
+      // Another request (or process) may have applied the same signal a moment ago: its event stands, ours is dropped.
+      const applied = new Set<string>();
+      for (const signal of write.signals) {
+        if (await store.insertSignal(trx, { holder: write.holder, signal: signal.signal, purpose: signal.purpose, event_id: signal.eventId, applied_at: write.receipt.issued_at })) applied.add(signal.eventId);
+      }
+      kept.push(write.rows.filter((row) => applied.has(row.id)));
+    }
+    const rows = kept.flat();
+    if (rows.length === 0) return kept;
+    const written = batch.filter((_write, index) => kept[index]!.length > 0);
+    await store.insertEvents(trx, rows);
+    await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
+    await store.insertReceipts(trx, written.map((write) => write.receipt));
+    await this.deps.audit.appendWithin(
+      trx,
+      batch.flatMap((write, index) => (kept[index]!.length > 0 ? [this.auditEvent(write.actor, write.holder, write.auditAction, kept[index]!, write.receipt.id, write.auditDetails)] : [])),
+    );
+    return kept;
   }
 
   /** Choices are recorded for subjects that exist and were not erased (a closed account may still withdraw). */
@@ -369,24 +401,16 @@ export class ConsentService implements ConsentGate {
     };
   }
 
-  /** Writes events, their projection, the receipt and the audit entry in one transaction. */
-  private async commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: Array<{ signal: 'gpc' | 'dnt'; purpose: string; eventId: string }>; auditDetails?: Record<string, string> } = {}): Promise<ConsentEventsTable[]> {
-    return this.transaction(async (trx) => {
-      let kept = rows;
-      if (extra.signals) {
-        // Another process may have applied the same signal a moment ago: its event stands, ours is dropped.
-        const applied = new Set<string>();
-        for (const signal of extra.signals) {
-          if (await store.insertSignal(trx, { holder, signal: signal.signal, purpose: signal.purpose, event_id: signal.eventId, applied_at: now.toISOString() })) applied.add(signal.eventId);
-        }
-        kept = rows.filter((row) => applied.has(row.id));
-        if (kept.length === 0) return kept;
-      }
-      await store.insertEvents(trx, kept);
-      for (const row of kept) await store.upsertState(trx, this.stateRow(row));
-      await store.insertReceipt(trx, { id: receipt.consentReceiptID, holder, issued_at: now.toISOString(), body: JSON.stringify(receipt) });
-      await this.deps.audit.appendWithin(trx, [this.auditEvent(actor, holder, auditAction, kept, receipt.consentReceiptID, extra.auditDetails)]);
-      return kept;
+  /** Writes events, their projection, the receipt and the audit entry in one transaction (shared, see enqueue). */
+  private commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: PendingWrite['signals']; auditDetails?: Record<string, string> } = {}): Promise<ConsentEventsTable[]> {
+    return this.enqueue({
+      actor,
+      holder,
+      rows,
+      receipt: { id: receipt.consentReceiptID, holder, issued_at: now.toISOString(), body: JSON.stringify(receipt) },
+      auditAction,
+      auditDetails: extra.auditDetails,
+      signals: extra.signals,
     });
   }
 
@@ -627,8 +651,8 @@ export class ConsentService implements ConsentGate {
       for (const signal of visitorSignals) await store.insertSignal(trx, { ...signal, holder: subjectId });
       if (rows.length > 0) {
         await store.insertEvents(trx, rows);
-        for (const row of rows) await store.upsertState(trx, this.stateRow(row));
-        await store.insertReceipt(trx, { id: receipt.consentReceiptID, holder: subjectId, issued_at: now.toISOString(), body: JSON.stringify(receipt) });
+        await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
+        await store.insertReceipts(trx, [{ id: receipt.consentReceiptID, holder: subjectId, issued_at: now.toISOString(), body: JSON.stringify(receipt) }]);
       }
       await this.deps.audit.appendWithin(trx, [this.auditEvent(actor, subjectId, 'consent.merged', rows, rows.length > 0 ? receipt.consentReceiptID : '', { visitor: visitorId })]);
     });

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
@@ -27,23 +27,37 @@ export const consentStore = {
   },
 
   /**
-   * Moves the projection to this decision unless a later one is already there: two requests
-   * racing (or a merge bringing older choices) cannot put an earlier decision back on top.
+   * Moves the projection to these decisions, unless a later one is already there: two requests
+   * racing (or a merge bringing older choices) cannot put an earlier decision back on top. Rows
+   * for the same target are first reduced to the latest, as one statement may not update a row
+   * twice.
    */
-  async upsertState(executor: Executor, row: ConsentStateTable): Promise<void> {
-    await executor
-      .insertInto('consent_state')
-      .values(row)
-      .onConflict((conflict) =>
-        conflict.columns(['holder', 'target_kind', 'target']).doUpdateSet({
-          action: row.action,
-          source: row.source,
-          policy_version: row.policy_version,
-          event_id: row.event_id,
-          decided_at: row.decided_at,
-        }).where('consent_state.decided_at', '<=', row.decided_at),
-      )
-      .execute();
+  async upsertStates(executor: Executor, rows: readonly ConsentStateTable[]): Promise<void> {
+    const latest = new Map<string, ConsentStateTable>();
+    for (const row of rows) {
+      const key = `${row.holder}\u0000${row.target_kind}\u0000${row.target}`;
+      const earlier = latest.get(key);
+      if (!earlier || earlier.decided_at <= row.decided_at) latest.set(key, row);
+    }
+    const unique = [...latest.values()];
+    for (let start = 0; start < unique.length; start += 400) {
+      await executor
+        .insertInto('consent_state')
+        .values(unique.slice(start, start + 400))
+        .onConflict((conflict) =>
+          conflict
+            .columns(['holder', 'target_kind', 'target'])
+            .doUpdateSet((eb) => ({
+              action: eb.ref('excluded.action'),
+              source: eb.ref('excluded.source'),
+              policy_version: eb.ref('excluded.policy_version'),
+              event_id: eb.ref('excluded.event_id'),
+              decided_at: eb.ref('excluded.decided_at'),
+            }))
+            .where(sql<boolean>`consent_state.decided_at <= excluded.decided_at`),
+        )
+        .execute();
+    }
   },
 
   signalsOf: (executor: Executor, holder: string, signal: ConsentSignalsTable['signal']) =>
@@ -57,8 +71,8 @@ export const consentStore = {
     return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
   },
 
-  async insertReceipt(executor: Executor, row: ConsentReceiptsTable): Promise<void> {
-    await executor.insertInto('consent_receipts').values(row).execute();
+  async insertReceipts(executor: Executor, rows: readonly ConsentReceiptsTable[]): Promise<void> {
+    for (let start = 0; start < rows.length; start += 500) await executor.insertInto('consent_receipts').values(rows.slice(start, start + 500)).execute();
   },
 
   getReceipt: (executor: Executor, id: string) => executor.selectFrom('consent_receipts').selectAll().where('id', '=', id).executeTakeFirst(),
