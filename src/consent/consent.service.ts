@@ -49,6 +49,15 @@ export interface RecordedEvent {
   source: ConsentSource;
 }
 
+export interface LedgerEvent extends RecordedEvent {
+  policyVersion: string;
+  decidedAt: string;
+  recordedAt: string;
+  receiptId: string;
+  mergedFrom: string | null;
+  evidence: ConsentEvidence;
+}
+
 export interface Recorded {
   holder: string;
   receiptId: string | null;
@@ -531,7 +540,7 @@ export class ConsentService implements ConsentGate {
   }
 
   /** The ledger of one holder, oldest first. */
-  async history(actor: Actor, holder: string, limit = 1000): Promise<Array<Omit<RecordedEvent, never> & { policyVersion: string; decidedAt: string; recordedAt: string; receiptId: string; mergedFrom: string | null; evidence: ConsentEvidence }>> {
+  async history(actor: Actor, holder: string, limit = 1000): Promise<LedgerEvent[]> {
     await this.requireHolder(holder);
     const rows = await store.eventsOf(this.deps.database.db, holder, limit);
     await this.deps.audit.record([{ actor, action: 'consent.history_read', target: { type: holderKind(holder), id: holder }, details: { events: rows.length } }]);
@@ -654,7 +663,10 @@ export class ConsentService implements ConsentGate {
         await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
         await store.insertReceipts(trx, [{ id: receipt.consentReceiptID, holder: subjectId, issued_at: now.toISOString(), body: JSON.stringify(receipt) }]);
       }
-      await this.deps.audit.appendWithin(trx, [this.auditEvent(actor, subjectId, 'consent.merged', rows, rows.length > 0 ? receipt.consentReceiptID : '', { visitor: visitorId })]);
+      const event = this.auditEvent(actor, subjectId, 'consent.merged', rows, receipt.consentReceiptID, { visitor: visitorId });
+      // Nothing taken over: no receipt was issued, so none is named.
+      if (rows.length === 0) delete event.details!.receipt;
+      await this.deps.audit.appendWithin(trx, [event]);
     });
     return { ...this.recorded(subjectId, rows.length > 0 ? receipt.consentReceiptID : null, rows), merged: rows.length };
   }
