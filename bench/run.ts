@@ -1,6 +1,7 @@
 import { testDatabaseUrls } from '../src/core/config.js';
 import { createTestDatabase } from '../test/support/databases.js';
 import { benchAuditVerify } from './audit.bench.js';
+import { benchConsent } from './consent.bench.js';
 import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
@@ -9,7 +10,7 @@ import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
 /**
  * `npm run bench [name…]`: runs the benchmarks (all, or those named: policy, startup, read,
- * batch, lookup, audit, rotation) and appends the results to bench/RESULTS.md. Benchmarks
+ * batch, lookup, audit, rotation, consent) and appends the results to bench/RESULTS.md. Benchmarks
  * measure; they never fail the test suite. A FAIL verdict here is a finding to act on, and the
  * exit code says so (1) for scripts that want to gate on it. The PostgreSQL read runs when
  * PLEDGE_TEST_POSTGRES_URL is set (in a schema of its own, dropped afterwards).
@@ -40,4 +41,18 @@ if (wanted('audit')) vault.push(...(await benchAuditVerify()));
 if (wanted('rotation')) vault.push(...(await benchRotation()));
 if (vault.length) recordResults('Vault, audit and keys', vault);
 
-process.exitCode = [...foundation, ...vault].some((row) => row.verdict === 'FAIL') ? 1 : 0;
+const consent: ResultRow[] = [];
+if (wanted('consent')) {
+  consent.push(...(await benchConsent()));
+  if (testDatabaseUrls().postgres) {
+    const database = await createTestDatabase('postgres');
+    try {
+      consent.push(...(await benchConsent(database.url)));
+    } finally {
+      await database.cleanup();
+    }
+  }
+}
+if (consent.length) recordResults('Consent', consent);
+
+process.exitCode = [...foundation, ...vault, ...consent].some((row) => row.verdict === 'FAIL') ? 1 : 0;

@@ -1,4 +1,5 @@
 import { AuditService } from './audit/audit.service.js';
+import { ConsentService } from './consent/consent.service.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadMasterKey, parseMasterKey } from './core/crypto.js';
@@ -9,7 +10,6 @@ import { loadPolicyFile, requirePolicy } from './policy/policy.load.js';
 import type { Policy } from './policy/policy.model.js';
 import { PolicyService } from './policy/policy.service.js';
 import { StaffService } from './staff/staff.service.js';
-import { PolicyDefaultConsentGate } from './subjects/consent-gate.js';
 import { KeyStore } from './subjects/keystore.js';
 import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
 import type { KeystoreTables } from './subjects/subjects.tables.js';
@@ -45,6 +45,7 @@ export interface Engine {
   readonly keystore: KeyStore;
   readonly subjects: SubjectsService;
   readonly staff: StaffService;
+  readonly consent: ConsentService;
   close(): Promise<void>;
 }
 
@@ -73,7 +74,9 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     await policyService.recordActiveVersion(audit);
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
-    const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+    // The ledger checks holders through the vault, and the vault asks the ledger: the closure breaks the cycle.
+    const consent: ConsentService = new ConsentService({ database, policy, audit, clock, publicUrl: config.publicUrl, subject: (id: string) => subjects.get(id) });
+    const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent, clock });
     return {
       config,
       clock,
@@ -87,6 +90,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       keystore,
       subjects,
       staff,
+      consent,
       async close() {
         await audit.close();
         await closeDatabases();

@@ -35,6 +35,8 @@ export interface Config {
   readonly bodyLimit: number;
   /** Fastify's trustProxy: which reverse proxies' X-Forwarded-For to believe (client addresses). */
   readonly trustProxy: boolean | number | string;
+  /** Header the reverse proxy fills with the client's country code (consent evidence); none by default. */
+  readonly countryHeader: string | undefined;
 }
 
 export interface ConfigFlags {
@@ -69,6 +71,7 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_STAFF_PASSWORD: '`pledge staff add` only: the new account\'s password (never a flag)',
   PLEDGE_TRUST_PROXY: 'true, a hop count, or addresses of the reverse proxies whose X-Forwarded-For is believed',
   PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
+  PLEDGE_COUNTRY_HEADER: 'request header your proxy sets to the client\'s two-letter country code, kept as consent evidence (default: none; the address itself is never stored)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
   PLEDGE_TEST_CHROMIUM: 'test suite only: path of the Chromium for browser tests (default /usr/bin/chromium)',
@@ -208,6 +211,11 @@ export function loadConfig(
     else fail(`PLEDGE_TRUST_PROXY must be true, false, a hop count or proxy addresses, got "${trustRaw}"`);
   }
 
+  const countryHeader = env.PLEDGE_COUNTRY_HEADER?.trim() || undefined;
+  if (countryHeader !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(countryHeader)) {
+    fail(`PLEDGE_COUNTRY_HEADER must be a header name (letters, digits and -), got "${countryHeader}"`);
+  }
+
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
@@ -227,6 +235,7 @@ export function loadConfig(
     publicUrl,
     bodyLimit,
     trustProxy,
+    countryHeader,
   });
   return { config, warnings };
 }

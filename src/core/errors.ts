@@ -226,6 +226,28 @@ export const ERROR_CATALOGUE = {
     title: 'Internal error',
     description: 'Something failed inside Pledge. The error is logged with the request id given in the response.',
   },
+  // consent
+  unknown_topic: {
+    status: 422,
+    title: 'Unknown communication topic',
+    description: 'The topic is not declared under communications in the policy. Nothing was stored.',
+  },
+  consent_not_optional: {
+    status: 422,
+    title: 'No choice to record',
+    description:
+      'The person cannot refuse or withdraw this: the purpose is necessary (choice none) or a legal obligation, or the topic is service mail that is always sent. Nothing was stored.',
+  },
+  consent_conflict: {
+    status: 422,
+    title: 'Contradictory consent choices',
+    description: 'One request decides the same purpose or topic two ways (e.g. grants and denies it). Send one decision per purpose or topic; nothing was stored. `target` names it.',
+  },
+  receipt_not_found: {
+    status: 404,
+    title: 'Consent receipt not found',
+    description: 'No consent receipt has this id.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

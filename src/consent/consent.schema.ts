@@ -1,0 +1,126 @@
+import Type from 'typebox';
+
+/** Request and response schemas of the consent routes (validation, serialisation, OpenAPI). */
+const SUBJECT_ID = '^sub_[0-9a-hjkmnp-tv-z]{26}$';
+const VISITOR_ID = '^vis_[0-9a-hjkmnp-tv-z]{26}$';
+const TARGET_ID = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_]*$' });
+
+export const SubjectIdParams = Type.Object({ id: Type.String({ pattern: SUBJECT_ID, description: 'A subject id (sub_…).' }) }, { additionalProperties: false });
+export const VisitorIdParams = Type.Object({ id: Type.String({ pattern: VISITOR_ID, description: 'A visitor id (vis_…), as kept in the banner cookie.' }) }, { additionalProperties: false });
+export const SubjectPurposeParams = Type.Object({ id: Type.String({ pattern: SUBJECT_ID }), purpose: TARGET_ID }, { additionalProperties: false });
+export const VisitorPurposeParams = Type.Object({ id: Type.String({ pattern: VISITOR_ID }), purpose: TARGET_ID }, { additionalProperties: false });
+export const ReceiptIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'consentReceiptID of the receipt.' }) }, { additionalProperties: false });
+export const HolderQuery = Type.Object({ holder: Type.String({ pattern: `${SUBJECT_ID}|${VISITOR_ID}`, description: 'A subject id (sub_…) or visitor id (vis_…).' }) }, { additionalProperties: false });
+
+const Action = Type.Enum(['granted', 'denied', 'withdrawn'], { description: 'granted, denied (refused when asked) or withdrawn (after a grant).' });
+const Source = Type.Enum(['banner', 'privacy_center', 'api', 'email_link', 'staff', 'import'], {
+  description: 'Where the choice was made. Default: staff for a signed-in staff member, api for an API key. Browser signals (GPC, DNT) are read from the request headers, never sent here.',
+});
+const BannerVersion = Type.String({ minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9._-]+$', description: 'Version of the banner or form that showed the choice (evidence).' });
+
+export const ChoiceSchema = Type.Object(
+  {
+    purpose: Type.Optional(TARGET_ID),
+    topic: Type.Optional(TARGET_ID),
+    action: Action,
+  },
+  { additionalProperties: false, description: 'One decision on a purpose, or on a communication topic (name exactly one).' },
+);
+
+export const RecordBodySchema = Type.Object(
+  {
+    holder: Type.String({ pattern: `${SUBJECT_ID}|${VISITOR_ID}`, description: 'Whose choice: a subject id (sub_…) or an anonymous visitor id (vis_…).' }),
+    source: Type.Optional(Source),
+    bannerVersion: Type.Optional(BannerVersion),
+    choices: Type.Array(ChoiceSchema, { minItems: 1, maxItems: 200 }),
+  },
+  { additionalProperties: false },
+);
+
+export const IdentifyBodySchema = Type.Object({ subjectId: Type.String({ pattern: SUBJECT_ID, description: 'The subject the visitor turned out to be.' }) }, { additionalProperties: false });
+
+export const PreferencesBodySchema = Type.Object(
+  {
+    purposes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.Boolean(), { maxProperties: 200, description: 'true allows a purpose, false refuses or withdraws it.' })),
+    topics: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.Boolean(), { maxProperties: 200, description: 'Communication topics (newsletter, product news, …): true to receive, false to stop.' })),
+    sharingWithAffiliates: Type.Optional(Type.Boolean({ description: 'false opts out of every purpose served by recipients with role affiliate.' })),
+    profiling: Type.Optional(Type.Boolean({ description: 'false opts out of every purpose marked profiling: true.' })),
+    source: Type.Optional(Source),
+    bannerVersion: Type.Optional(BannerVersion),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
+const ActionOut = Type.Enum(['granted', 'denied', 'withdrawn', 'opted_out_by_signal']);
+const SourceOut = Type.Enum(['banner', 'privacy_center', 'api', 'email_link', 'gpc', 'dnt', 'staff', 'import']);
+
+export const RecordedSchema = Type.Object({
+  holder: Type.String(),
+  receiptId: Type.Union([Type.String(), Type.Null()]),
+  events: Type.Array(Type.Object({ id: Type.String(), kind: Type.Enum(['purpose', 'topic']), target: Type.String(), action: ActionOut, source: SourceOut })),
+});
+
+export const IdentifiedSchema = Type.Object({ ...RecordedSchema.properties, merged: Type.Integer() });
+
+export const DecisionSchema = Type.Object({
+  holder: Type.String(),
+  purpose: Type.String(),
+  allowed: Type.Boolean(),
+  reason: Type.String(),
+  decision: Type.Union([ActionOut, Type.Null()]),
+  decidedAt: Nullable(Type.String()),
+});
+
+export const OverviewSchema = Type.Object({
+  holder: Type.String(),
+  purposes: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      choice: Type.Enum(['opt_in', 'opt_out', 'none']),
+      optional: Type.Boolean(),
+      profiling: Type.Boolean(),
+      allowed: Type.Boolean(),
+      decision: Type.Union([ActionOut, Type.Null()]),
+      source: Type.Union([SourceOut, Type.Null()]),
+      decidedAt: Nullable(Type.String()),
+    }),
+  ),
+  topics: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      kind: Type.String(),
+      purpose: Type.String(),
+      optional: Type.Boolean(),
+      subscribed: Type.Boolean(),
+      receives: Type.Boolean(),
+      decision: Type.Union([ActionOut, Type.Null()]),
+      decidedAt: Nullable(Type.String()),
+    }),
+  ),
+  sharing: Type.Object({ affiliates: Type.Object({ purposes: Type.Array(Type.String()), optedOut: Type.Boolean() }) }),
+  profiling: Type.Object({ purposes: Type.Array(Type.String()), optedOut: Type.Boolean() }),
+});
+
+export const HistorySchema = Type.Object({
+  holder: Type.String(),
+  events: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      kind: Type.Enum(['purpose', 'topic']),
+      target: Type.String(),
+      action: ActionOut,
+      source: SourceOut,
+      policyVersion: Type.String(),
+      decidedAt: Type.String(),
+      recordedAt: Type.String(),
+      receiptId: Type.String(),
+      mergedFrom: Nullable(Type.String()),
+      evidence: Type.Object({ country: Nullable(Type.String()), uaFamily: Nullable(Type.String()), bannerVersion: Nullable(Type.String()) }),
+    }),
+  ),
+});
+
+export const VisitorSchema = Type.Object({ id: Type.String() });

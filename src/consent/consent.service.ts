@@ -1,0 +1,673 @@
+import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
+import type { Clock } from '../core/clock.js';
+import type { Tables } from '../core/db.tables.js';
+import type { Database } from '../core/db.js';
+import { PledgeError } from '../core/errors.js';
+import { isId, newId } from '../core/ids.js';
+import { effectiveChoice, type Policy } from '../policy/policy.model.js';
+import type { Communication, Purpose } from '../policy/policy.schema.js';
+import type { Actor } from '../staff/permissions.js';
+import type { ConsentDecision, ConsentGate } from '../subjects/consent-gate.js';
+import type { ConsentEvidence, Signals } from './consent.evidence.js';
+import { buildReceipt, type KantaraReceipt, type ReceiptEntry } from './consent.receipt.js';
+import { consentStore as store } from './consent.store.js';
+import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSource, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
+
+/**
+ * The consent ledger: every decision a person (or an anonymous visitor) makes about a purpose
+ * or a communication topic is appended as an event, and the current state — a projection keyed
+ * by (holder, target) — answers "may purpose P be used for S now?" with one primary-key read.
+ * Events, projection, receipt and audit entry are written in one transaction; the state lives
+ * in the database only, so every `pledge serve` process sharing it sees a change at once.
+ *
+ *   await consent.record(actor, { holder: 'sub_…', source: 'banner', choices: [{ purpose: 'marketing', action: 'granted' }] });
+ *   await consent.decide('sub_…', 'marketing'); // { allowed: true, … }
+ */
+export type Decision = 'granted' | 'denied' | 'withdrawn';
+export type BodySource = Exclude<ConsentSource, 'gpc' | 'dnt'>;
+
+export interface ConsentChoice {
+  purpose?: string;
+  topic?: string;
+  action: Decision;
+}
+
+export interface RecordInput {
+  holder: string;
+  source?: BodySource;
+  choices: readonly ConsentChoice[];
+  evidence?: ConsentEvidence;
+}
+
+export interface RecordedEvent {
+  id: string;
+  kind: ConsentTargetKind;
+  target: string;
+  action: ConsentAction;
+  source: ConsentSource;
+}
+
+export interface LedgerEvent extends RecordedEvent {
+  policyVersion: string;
+  decidedAt: string;
+  recordedAt: string;
+  receiptId: string;
+  mergedFrom: string | null;
+  evidence: ConsentEvidence;
+}
+
+export interface Recorded {
+  holder: string;
+  receiptId: string | null;
+  events: RecordedEvent[];
+}
+
+export interface PurposeState {
+  id: string;
+  name: string;
+  choice: 'opt_in' | 'opt_out' | 'none';
+  optional: boolean;
+  profiling: boolean;
+  allowed: boolean;
+  decision: ConsentAction | null;
+  source: ConsentSource | null;
+  decidedAt: string | null;
+}
+
+export interface TopicState {
+  id: string;
+  name: string;
+  kind: Communication['kind'];
+  purpose: string;
+  optional: boolean;
+  subscribed: boolean;
+  receives: boolean;
+  decision: ConsentAction | null;
+  decidedAt: string | null;
+}
+
+export interface ConsentOverview {
+  holder: string;
+  purposes: PurposeState[];
+  topics: TopicState[];
+  sharing: { affiliates: { purposes: string[]; optedOut: boolean } };
+  profiling: { purposes: string[]; optedOut: boolean };
+}
+
+export interface PreferencesInput {
+  purposes?: Record<string, boolean>;
+  topics?: Record<string, boolean>;
+  sharingWithAffiliates?: boolean;
+  profiling?: boolean;
+  source?: BodySource;
+  evidence?: ConsentEvidence;
+}
+
+export interface HolderDecision extends ConsentDecision {
+  holder: string;
+  purpose: string;
+  decision: ConsentAction | null;
+  decidedAt: string | null;
+}
+
+export interface ConsentServiceDeps {
+  database: Database;
+  policy: Policy;
+  audit: AuditWriter;
+  clock: Clock;
+  /** Public address of the server, for the receipts' policyUrl. */
+  publicUrl: string;
+  /** The vault's metadata of a subject; throws subject_not_found (a domain reaches another through its service). */
+  subject(subjectId: string): Promise<{ status: string }>;
+}
+
+const REFUSALS: ReadonlySet<ConsentAction> = new Set(['denied', 'withdrawn', 'opted_out_by_signal']);
+const MAX_CHOICES = 200;
+
+/** Is this an id a consent holder can have: a subject or an anonymous visitor? */
+export function holderKind(holder: string): 'subject' | 'visitor' {
+  if (isId(holder, 'sub')) return 'subject';
+  if (isId(holder, 'vis')) return 'visitor';
+  throw new PledgeError('validation_failed', 'a consent holder is a subject id (sub_…) or a visitor id (vis_…)');
+}
+
+/** One request's writes, waiting for the next group commit. */
+interface PendingWrite {
+  actor: Actor;
+  holder: string;
+  rows: ConsentEventsTable[];
+  receipt: ConsentReceiptsTable;
+  auditAction: string;
+  auditDetails: Record<string, string> | undefined;
+  /** Signal applications: each row is kept only if its (holder, signal, purpose) was not applied yet. */
+  signals: Array<{ signal: 'gpc' | 'dnt'; purpose: string; eventId: string }> | undefined;
+  resolve(kept: ConsentEventsTable[]): void;
+  reject(error: unknown): void;
+}
+
+const GROUP_LIMIT = 256;
+
+export class ConsentService implements ConsentGate {
+  private readonly queue: PendingWrite[] = [];
+  private flushing = false;
+
+  constructor(private readonly deps: ConsentServiceDeps) {}
+
+  /**
+   * Group commit: the writes that arrive while a transaction is running are written together in
+   * the next one, as multi-row statements with one audit append. Every write takes the audit
+   * chain's head anyway, so they could not run side by side; one commit for many choices is
+   * what lets a banner's traffic through. Each write was validated before it queued; if the
+   * shared transaction fails all the same, each write is retried in a transaction of its own,
+   * so one failure never takes its neighbours with it.
+   */
+  private enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<ConsentEventsTable[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...write, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    const { db } = this.deps.database;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, GROUP_LIMIT);
+        let kept: ConsentEventsTable[][];
+        try {
+          kept = await db.transaction().execute((trx) => this.writeBatch(trx, batch));
+        } catch (error) {
+          if (batch.length === 1) {
+            batch[0]!.reject(error);
+            continue;
+          }
+          for (const write of batch) {
+            try {
+              write.resolve((await db.transaction().execute((trx) => this.writeBatch(trx, [write])))[0]!);
+            } catch (single) {
+              write.reject(single);
+            }
+          }
+          continue;
+        }
+        batch.forEach((write, index) => write.resolve(kept[index]!));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async writeBatch(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<ConsentEventsTable[][]> {
+    const kept: ConsentEventsTable[][] = [];
+    for (const write of batch) {
+      if (!write.signals) {
+        kept.push(write.rows);
+        continue;
+      }
+      // Another request (or process) may have applied the same signal a moment ago: its event stands, ours is dropped.
+      const applied = new Set<string>();
+      for (const signal of write.signals) {
+        if (await store.insertSignal(trx, { holder: write.holder, signal: signal.signal, purpose: signal.purpose, event_id: signal.eventId, applied_at: write.receipt.issued_at })) applied.add(signal.eventId);
+      }
+      kept.push(write.rows.filter((row) => applied.has(row.id)));
+    }
+    const rows = kept.flat();
+    if (rows.length === 0) return kept;
+    const written = batch.filter((_write, index) => kept[index]!.length > 0);
+    await store.insertEvents(trx, rows);
+    await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
+    await store.insertReceipts(trx, written.map((write) => write.receipt));
+    await this.deps.audit.appendWithin(
+      trx,
+      batch.flatMap((write, index) => (kept[index]!.length > 0 ? [this.auditEvent(write.actor, write.holder, write.auditAction, kept[index]!, write.receipt.id, write.auditDetails)] : [])),
+    );
+    return kept;
+  }
+
+  /** Choices are recorded for subjects that exist and were not erased (a closed account may still withdraw). */
+  private async requireSubject(subjectId: string): Promise<void> {
+    const subject = await this.deps.subject(subjectId);
+    if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; no consent can be recorded for it');
+  }
+
+  private get policy(): Policy {
+    return this.deps.policy;
+  }
+
+  private topic(topicId: string): Communication {
+    const topic = this.policy.document.communications?.find((item) => item.id === topicId);
+    if (!topic) throw new PledgeError('unknown_topic', `communication topic "${topicId}" is not declared under communications in the policy`);
+    return topic;
+  }
+
+  private purpose(purposeId: string): Purpose {
+    const purpose = this.policy.purposes.get(purposeId);
+    if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${purposeId}" is not declared in the policy`);
+    return purpose;
+  }
+
+  /** Necessary purposes and legal obligations leave the person no choice to record. */
+  private isOptional(purpose: Purpose): boolean {
+    return effectiveChoice(purpose) !== 'none' && purpose.legal_basis !== 'legal_obligation';
+  }
+
+  /** Only marketing mail can be refused; service mail, policy changes and request notices are always sent. */
+  private topicIsOptional(topic: Communication): boolean {
+    return topic.kind === 'marketing';
+  }
+
+  private async requireHolder(holder: string): Promise<'subject' | 'visitor'> {
+    const kind = holderKind(holder);
+    if (kind === 'subject') await this.requireSubject(holder);
+    return kind;
+  }
+
+  /** Purposes served by affiliates that the person may refuse (sharing with the group). */
+  affiliatePurposes(): string[] {
+    const ids = new Set<string>();
+    for (const recipient of this.policy.document.recipients ?? []) {
+      if (recipient.role !== 'affiliate') continue;
+      for (const id of recipient.purposes) if (this.isOptional(this.purpose(id))) ids.add(id);
+    }
+    return [...ids];
+  }
+
+  profilingPurposes(): string[] {
+    return this.policy.document.purposes.filter((purpose) => purpose.profiling && this.isOptional(purpose)).map((purpose) => purpose.id);
+  }
+
+  // --- decisions -------------------------------------------------------------------------------
+
+  private verdict(purpose: Purpose, state: { action: ConsentAction } | undefined): ConsentDecision {
+    if (!this.isOptional(purpose)) return { allowed: true, reason: purpose.legal_basis === 'legal_obligation' ? 'required by a legal obligation' : 'necessary for this purpose' };
+    if (state) {
+      if (state.action === 'granted') return { allowed: true, reason: 'the person consented' };
+      if (state.action === 'opted_out_by_signal') return { allowed: false, reason: `the person opted out of purpose "${purpose.id}" with a browser privacy signal` };
+      return { allowed: false, reason: `the person ${state.action === 'denied' ? 'refused' : 'withdrew consent to'} purpose "${purpose.id}"` };
+    }
+    if (effectiveChoice(purpose) === 'opt_in') return { allowed: false, reason: `purpose "${purpose.id}" needs the person's consent, and none is recorded` };
+    return { allowed: true, reason: 'allowed until the person objects' };
+  }
+
+  /** The vault's seam (ConsentGate): one primary-key read, the policy default when nothing is recorded. */
+  async decide(subjectId: string, purposeId: string): Promise<ConsentDecision> {
+    const purpose = this.policy.purposes.get(purposeId);
+    if (!purpose) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
+    if (!this.isOptional(purpose)) return this.verdict(purpose, undefined);
+    return this.verdict(purpose, await store.stateOf(this.deps.database.db, subjectId, 'purpose', purposeId));
+  }
+
+  /** Same as decide; the name the mail outbox uses. */
+  mayUse(subjectId: string, purposeId: string): Promise<ConsentDecision> {
+    return this.decide(subjectId, purposeId);
+  }
+
+  /**
+   * The decision with its record, for the HTTP check. An unknown holder is reported only when
+   * nothing is recorded for it, so the common case stays one read.
+   */
+  async decision(holder: string, purposeId: string): Promise<HolderDecision> {
+    const kind = holderKind(holder);
+    const purpose = this.purpose(purposeId);
+    const state = await store.stateOf(this.deps.database.db, holder, 'purpose', purposeId);
+    if (!state && kind === 'subject') await this.requireSubject(holder);
+    return { holder, purpose: purposeId, ...this.verdict(purpose, state), decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
+  }
+
+  /** May mail on this topic go to the subject: its purpose allowed, and the topic not refused. */
+  async mayReceive(subjectId: string, topicId: string): Promise<boolean> {
+    const topic = this.topic(topicId);
+    if (!(await this.decide(subjectId, topic.purpose)).allowed) return false;
+    if (!this.topicIsOptional(topic)) return true;
+    const state = await store.stateOf(this.deps.database.db, subjectId, 'topic', topicId);
+    return !state || !REFUSALS.has(state.action);
+  }
+
+  // --- recording -------------------------------------------------------------------------------
+
+  /**
+   * Checks a request's choices: every target declared, no refusal of what cannot be refused,
+   * no target decided two ways. Nothing is stored when any check fails.
+   */
+  private validateChoices(choices: readonly ConsentChoice[]): Array<{ kind: ConsentTargetKind; target: string; action: Decision }> {
+    if (choices.length === 0) throw new PledgeError('validation_failed', 'a consent request records at least one choice');
+    if (choices.length > MAX_CHOICES) throw new PledgeError('validation_failed', `a consent request records at most ${MAX_CHOICES} choices`);
+    const seen = new Map<string, Decision>();
+    const out: Array<{ kind: ConsentTargetKind; target: string; action: Decision }> = [];
+    for (const choice of choices) {
+      if ((choice.purpose === undefined) === (choice.topic === undefined)) throw new PledgeError('validation_failed', 'each choice names either a purpose or a topic');
+      const kind: ConsentTargetKind = choice.purpose !== undefined ? 'purpose' : 'topic';
+      const target = (choice.purpose ?? choice.topic)!;
+      if (kind === 'purpose') {
+        const purpose = this.purpose(target);
+        if (!this.isOptional(purpose) && choice.action !== 'granted') {
+          throw new PledgeError('consent_not_optional', `purpose "${target}" is ${purpose.legal_basis === 'legal_obligation' ? 'a legal obligation' : 'necessary'}: there is no choice to refuse or withdraw`);
+        }
+      } else {
+        const topic = this.topic(target);
+        if (!this.topicIsOptional(topic) && choice.action !== 'granted') {
+          throw new PledgeError('consent_not_optional', `topic "${target}" is ${topic.kind} mail, which is always sent: it cannot be refused`);
+        }
+      }
+      const key = `${kind}:${target}`;
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        if (earlier !== choice.action) throw new PledgeError('consent_conflict', `the request both ${earlier} and ${choice.action} ${kind} "${target}"; send one decision per ${kind}`, { details: { target: key } });
+        continue;
+      }
+      seen.set(key, choice.action);
+      out.push({ kind, target, action: choice.action });
+    }
+    return out;
+  }
+
+  private defaultSource(actor: Actor): BodySource {
+    if (actor.type === 'staff') return 'staff';
+    if (actor.type === 'subject') return 'privacy_center';
+    return 'api';
+  }
+
+  private eventRow(holder: string, entry: { kind: ConsentTargetKind; target: string; action: ConsentAction }, source: ConsentSource, evidence: ConsentEvidence | undefined, receiptId: string, now: Date, extra: { decidedAt?: string; mergedFrom?: string; policyVersion?: string } = {}): ConsentEventsTable {
+    const stamp = now.toISOString();
+    return {
+      id: newId('cns', now.getTime()),
+      holder,
+      target_kind: entry.kind,
+      target: entry.target,
+      action: entry.action,
+      source,
+      policy_version: extra.policyVersion ?? this.policy.version,
+      country: evidence?.country ?? null,
+      ua_family: evidence?.uaFamily ?? null,
+      banner_version: evidence?.bannerVersion ?? null,
+      merged_from: extra.mergedFrom ?? null,
+      decided_at: extra.decidedAt ?? stamp,
+      receipt_id: receiptId,
+      recorded_at: stamp,
+    };
+  }
+
+  private stateRow(row: ConsentEventsTable): ConsentStateTable {
+    return { holder: row.holder, target_kind: row.target_kind, target: row.target, action: row.action, source: row.source, policy_version: row.policy_version, event_id: row.id, decided_at: row.decided_at };
+  }
+
+  private auditEvent(actor: Actor, holder: string, action: string, rows: readonly ConsentEventsTable[], receiptId: string, extra: Record<string, string> = {}): AuditEvent {
+    const label = (row: ConsentEventsTable) => (row.target_kind === 'topic' ? `topic:${row.target}` : row.target);
+    return {
+      actor,
+      action,
+      target: { type: holderKind(holder), id: holder },
+      details: {
+        receipt: receiptId,
+        sources: [...new Set(rows.map((row) => row.source))],
+        granted: rows.filter((row) => row.action === 'granted').map(label),
+        refused: rows.filter((row) => row.action !== 'granted').map(label),
+        ...extra,
+      },
+    };
+  }
+
+  /** Writes events, their projection, the receipt and the audit entry in one transaction (shared, see enqueue). */
+  private commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: PendingWrite['signals']; auditDetails?: Record<string, string> } = {}): Promise<ConsentEventsTable[]> {
+    return this.enqueue({
+      actor,
+      holder,
+      rows,
+      receipt: { id: receipt.consentReceiptID, holder, issued_at: now.toISOString(), body: JSON.stringify(receipt) },
+      auditAction,
+      auditDetails: extra.auditDetails,
+      signals: extra.signals,
+    });
+  }
+
+  private receipt(holder: string, now: Date, source: ConsentSource | 'merge', entries: readonly ReceiptEntry[]): KantaraReceipt {
+    return buildReceipt(this.policy, { id: randomUUID(), holder, at: now, source, publicUrl: this.deps.publicUrl, entries });
+  }
+
+  private recorded(holder: string, receiptId: string | null, rows: readonly ConsentEventsTable[]): Recorded {
+    return { holder, receiptId, events: rows.map((row) => ({ id: row.id, kind: row.target_kind, target: row.target, action: row.action, source: row.source })) };
+  }
+
+  /** Records a request's choices for one holder and issues their receipt. All or nothing. */
+  async record(actor: Actor, input: RecordInput): Promise<Recorded> {
+    const entries = this.validateChoices(input.choices);
+    await this.requireHolder(input.holder);
+    const now = this.deps.clock.now();
+    const source = input.source ?? this.defaultSource(actor);
+    const receipt = this.receipt(input.holder, now, source, entries);
+    const rows = entries.map((entry) => this.eventRow(input.holder, entry, source, input.evidence, receipt.consentReceiptID, now));
+    await this.commit(actor, input.holder, rows, receipt, 'consent.recorded', now);
+    return this.recorded(input.holder, receipt.consentReceiptID, rows);
+  }
+
+  /**
+   * Applies the browser signals a request carries to its holder: each honoured signal opts out of
+   * the purposes the policy names, once per (holder, purpose, signal). Applying only once is the
+   * rule that keeps a later explicit opt-in: the person who grants a purpose after their browser
+   * said no has decided again, and the same signal on the next request is not a new decision.
+   * A signal seen for the first time after a grant does opt out (the later expression wins).
+   */
+  async applySignals(actor: Actor, holder: string, signals: Signals, evidence?: ConsentEvidence): Promise<Recorded> {
+    const wanted: Array<{ signal: 'gpc' | 'dnt'; purposes: readonly string[] }> = [];
+    const document = this.policy.document.signals;
+    if (signals.gpc && document?.gpc?.honoured) wanted.push({ signal: 'gpc', purposes: document.gpc.opts_out_of ?? [] });
+    if (signals.dnt && document?.dnt?.honoured) wanted.push({ signal: 'dnt', purposes: document.dnt.opts_out_of ?? [] });
+    if (wanted.length === 0) return { holder, receiptId: null, events: [] };
+    const { db } = this.deps.database;
+    const now = this.deps.clock.now();
+    const pending: Array<{ signal: 'gpc' | 'dnt'; purpose: string }> = [];
+    for (const { signal, purposes } of wanted) {
+      const done = new Set((await store.signalsOf(db, holder, signal)).map((row) => row.purpose));
+      for (const purpose of purposes) {
+        const declared = this.policy.purposes.get(purpose);
+        if (declared && this.isOptional(declared) && !done.has(purpose)) pending.push({ signal, purpose });
+      }
+    }
+    if (pending.length === 0) return { holder, receiptId: null, events: [] };
+    await this.requireHolder(holder);
+    // One receipt per signal kind would split one request's evidence; the receipt names the first.
+    const entries = pending.map((item) => ({ kind: 'purpose' as const, target: item.purpose, action: 'opted_out_by_signal' as const }));
+    const receipt = this.receipt(holder, now, pending[0]!.signal, entries);
+    const rows = pending.map((item, index) => this.eventRow(holder, entries[index]!, item.signal, evidence, receipt.consentReceiptID, now));
+    const kept = await this.commit(actor, holder, rows, receipt, 'consent.signal_applied', now, {
+      signals: pending.map((item, index) => ({ signal: item.signal, purpose: item.purpose, eventId: rows[index]!.id })),
+    });
+    return this.recorded(holder, kept.length > 0 ? receipt.consentReceiptID : null, kept);
+  }
+
+  /**
+   * The unsubscribe link: withdraws the topic for the subject, source email_link. Idempotent — a
+   * second click (or a mail client prefetching the link) records nothing new.
+   */
+  async optOutByEmailLink(subjectId: string, topicId: string, evidence?: ConsentEvidence): Promise<Recorded> {
+    const topic = this.topic(topicId);
+    if (!this.topicIsOptional(topic)) throw new PledgeError('consent_not_optional', `topic "${topicId}" is ${topic.kind} mail, which is always sent: it cannot be refused`);
+    const state = await store.stateOf(this.deps.database.db, subjectId, 'topic', topicId);
+    if (state && REFUSALS.has(state.action)) return { holder: subjectId, receiptId: null, events: [] };
+    return this.record({ type: 'subject', id: subjectId }, { holder: subjectId, source: 'email_link', choices: [{ topic: topicId, action: 'withdrawn' }], ...(evidence ? { evidence } : {}) });
+  }
+
+  // --- reading ---------------------------------------------------------------------------------
+
+  private async overviewOf(holder: string): Promise<ConsentOverview> {
+    const states = await store.statesOf(this.deps.database.db, holder);
+    const byKey = new Map(states.map((row) => [`${row.target_kind}:${row.target}`, row]));
+    const purposes: PurposeState[] = this.policy.document.purposes.map((purpose) => {
+      const state = byKey.get(`purpose:${purpose.id}`);
+      return {
+        id: purpose.id,
+        name: purpose.name,
+        choice: effectiveChoice(purpose),
+        optional: this.isOptional(purpose),
+        profiling: purpose.profiling === true,
+        allowed: this.verdict(purpose, state).allowed,
+        decision: state?.action ?? null,
+        source: state?.source ?? null,
+        decidedAt: state?.decided_at ?? null,
+      };
+    });
+    const allowed = new Map(purposes.map((purpose) => [purpose.id, purpose.allowed]));
+    const topics: TopicState[] = (this.policy.document.communications ?? []).map((topic) => {
+      const state = byKey.get(`topic:${topic.id}`);
+      const subscribed = !this.topicIsOptional(topic) || !state || !REFUSALS.has(state.action);
+      return {
+        id: topic.id,
+        name: topic.name,
+        kind: topic.kind,
+        purpose: topic.purpose,
+        optional: this.topicIsOptional(topic),
+        subscribed,
+        receives: subscribed && allowed.get(topic.purpose) === true,
+        decision: state?.action ?? null,
+        decidedAt: state?.decided_at ?? null,
+      };
+    });
+    const affiliates = this.affiliatePurposes();
+    const profiling = this.profilingPurposes();
+    const optedOut = (ids: string[]) => ids.length > 0 && ids.every((id) => allowed.get(id) === false);
+    return { holder, purposes, topics, sharing: { affiliates: { purposes: affiliates, optedOut: optedOut(affiliates) } }, profiling: { purposes: profiling, optedOut: optedOut(profiling) } };
+  }
+
+  /** A holder's current choices, per purpose and topic. Audited: it says what a person decided. */
+  async overview(actor: Actor, holder: string): Promise<ConsentOverview> {
+    await this.requireHolder(holder);
+    const overview = await this.overviewOf(holder);
+    await this.deps.audit.record([{ actor, action: 'consent.read', target: { type: holderKind(holder), id: holder } }]);
+    return overview;
+  }
+
+  /** The ledger of one holder, oldest first. */
+  async history(actor: Actor, holder: string, limit = 1000): Promise<LedgerEvent[]> {
+    await this.requireHolder(holder);
+    const rows = await store.eventsOf(this.deps.database.db, holder, limit);
+    await this.deps.audit.record([{ actor, action: 'consent.history_read', target: { type: holderKind(holder), id: holder }, details: { events: rows.length } }]);
+    return rows.map((row) => ({
+      id: row.id,
+      kind: row.target_kind,
+      target: row.target,
+      action: row.action,
+      source: row.source,
+      policyVersion: row.policy_version,
+      decidedAt: row.decided_at,
+      recordedAt: row.recorded_at,
+      receiptId: row.receipt_id,
+      mergedFrom: row.merged_from,
+      evidence: { country: row.country, uaFamily: row.ua_family, bannerVersion: row.banner_version },
+    }));
+  }
+
+  async receiptById(actor: Actor, id: string): Promise<KantaraReceipt> {
+    const row = await store.getReceipt(this.deps.database.db, id);
+    if (!row) throw new PledgeError('receipt_not_found', 'no consent receipt has this id');
+    await this.deps.audit.record([{ actor, action: 'consent.receipt_read', target: { type: holderKind(row.holder), id: row.holder }, details: { receipt: id } }]);
+    return JSON.parse(row.body) as KantaraReceipt;
+  }
+
+  // --- preferences -----------------------------------------------------------------------------
+
+  /** Preferences are the overview of a subject; set them per purpose, per topic, or by group. */
+  preferences(actor: Actor, subjectId: string): Promise<ConsentOverview> {
+    return this.overview(actor, subjectId);
+  }
+
+  /**
+   * Turns preference switches into ledger choices. The groups (sharing with affiliates,
+   * profiling) stand for their purposes; a switch that contradicts another one in the same
+   * request (profiling off, yet a profiling purpose on) is refused and nothing is stored.
+   */
+  async setPreferences(actor: Actor, subjectId: string, input: PreferencesInput): Promise<ConsentOverview> {
+    const wanted = new Map<string, { kind: ConsentTargetKind; target: string; on: boolean; from: string }>();
+    const want = (kind: ConsentTargetKind, target: string, on: boolean, from: string) => {
+      const key = `${kind}:${target}`;
+      const earlier = wanted.get(key);
+      if (earlier && earlier.on !== on) {
+        throw new PledgeError('consent_conflict', `${earlier.from} turns ${kind} "${target}" ${earlier.on ? 'on' : 'off'} but ${from} turns it ${on ? 'on' : 'off'}; send one decision per ${kind}`, { details: { target: key } });
+      }
+      if (!earlier) wanted.set(key, { kind, target, on, from });
+    };
+    for (const [id, on] of Object.entries(input.purposes ?? {})) {
+      this.purpose(id);
+      want('purpose', id, on, `purposes.${id}`);
+    }
+    for (const [id, on] of Object.entries(input.topics ?? {})) {
+      this.topic(id);
+      want('topic', id, on, `topics.${id}`);
+    }
+    if (input.sharingWithAffiliates !== undefined) {
+      const ids = this.affiliatePurposes();
+      if (ids.length === 0) throw new PledgeError('consent_not_optional', 'the policy names no affiliate sharing a person can opt out of');
+      for (const id of ids) want('purpose', id, input.sharingWithAffiliates, 'sharingWithAffiliates');
+    }
+    if (input.profiling !== undefined) {
+      const ids = this.profilingPurposes();
+      if (ids.length === 0) throw new PledgeError('consent_not_optional', 'the policy names no profiling a person can opt out of');
+      for (const id of ids) want('purpose', id, input.profiling, 'profiling');
+    }
+    if (wanted.size === 0) throw new PledgeError('validation_failed', 'set at least one preference');
+    await this.requireHolder(subjectId);
+    const states = new Map((await store.statesOf(this.deps.database.db, subjectId)).map((row) => [`${row.target_kind}:${row.target}`, row]));
+    const choices: ConsentChoice[] = [];
+    for (const [key, item] of wanted) {
+      // Off after a grant is a withdrawal; off with nothing granted is a refusal.
+      const action: Decision = item.on ? 'granted' : states.get(key)?.action === 'granted' ? 'withdrawn' : 'denied';
+      choices.push(item.kind === 'purpose' ? { purpose: item.target, action } : { topic: item.target, action });
+    }
+    await this.record(actor, { holder: subjectId, choices, ...(input.source ? { source: input.source } : {}), ...(input.evidence ? { evidence: input.evidence } : {}) });
+    return this.overviewOf(subjectId);
+  }
+
+  // --- visitors --------------------------------------------------------------------------------
+
+  newVisitorId(): string {
+    return newId('vis', this.deps.clock.now().getTime());
+  }
+
+  /**
+   * A visitor signed in or otherwise identified: its choices join the subject's. Per target the
+   * later decision wins (a visitor's newer "no" beats the account's older "yes", and the other
+   * way round); each choice taken over is recorded on the subject as an event naming the
+   * visitor, with the visitor's evidence and time. Applied signals travel too, so a signal the
+   * visitor already sent is not applied again over the subject's later opt-in.
+   */
+  async identify(actor: Actor, visitorId: string, subjectId: string): Promise<Recorded & { merged: number }> {
+    if (holderKind(visitorId) !== 'visitor') throw new PledgeError('validation_failed', 'only a visitor id (vis_…) can be identified');
+    if (holderKind(subjectId) !== 'subject') throw new PledgeError('validation_failed', 'a visitor is identified as a subject (sub_…)');
+    await this.requireSubject(subjectId);
+    const { db } = this.deps.database;
+    const now = this.deps.clock.now();
+    const [visitorStates, subjectStates, visitorEvents, visitorSignals] = await Promise.all([
+      store.statesOf(db, visitorId),
+      store.statesOf(db, subjectId),
+      store.eventsOf(db, visitorId, 100_000),
+      store.allSignalsOf(db, visitorId),
+    ]);
+    const current = new Map(subjectStates.map((row) => [`${row.target_kind}:${row.target}`, row]));
+    const events = new Map(visitorEvents.map((row) => [row.id, row]));
+    const taken = visitorStates.filter((row) => {
+      const existing = current.get(`${row.target_kind}:${row.target}`);
+      return !existing || existing.decided_at < row.decided_at;
+    });
+    const receipt = this.receipt(subjectId, now, 'merge', taken.map((row) => ({ kind: row.target_kind, target: row.target, action: row.action })));
+    const rows = taken.map((state) => {
+      const origin = events.get(state.event_id);
+      const evidence = origin ? { country: origin.country, uaFamily: origin.ua_family, bannerVersion: origin.banner_version } : undefined;
+      return this.eventRow(subjectId, { kind: state.target_kind, target: state.target, action: state.action }, state.source, evidence, receipt.consentReceiptID, now, { decidedAt: state.decided_at, mergedFrom: visitorId, policyVersion: state.policy_version });
+    });
+    await db.transaction().execute(async (trx) => {
+      for (const signal of visitorSignals) await store.insertSignal(trx, { ...signal, holder: subjectId });
+      if (rows.length > 0) {
+        await store.insertEvents(trx, rows);
+        await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
+        await store.insertReceipts(trx, [{ id: receipt.consentReceiptID, holder: subjectId, issued_at: now.toISOString(), body: JSON.stringify(receipt) }]);
+      }
+      const event = this.auditEvent(actor, subjectId, 'consent.merged', rows, receipt.consentReceiptID, { visitor: visitorId });
+      // Nothing taken over: no receipt was issued, so none is named.
+      if (rows.length === 0) delete event.details!.receipt;
+      await this.deps.audit.appendWithin(trx, [event]);
+    });
+    return { ...this.recorded(subjectId, rows.length > 0 ? receipt.consentReceiptID : null, rows), merged: rows.length };
+  }
+}

@@ -1,0 +1,79 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Tables } from '../core/db.tables.js';
+import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
+
+type Executor = Kysely<Tables> | Transaction<Tables>;
+
+/** The only code that touches the consent_* tables. */
+export const consentStore = {
+  /** One decision, by primary key: the question every purpose-checked read asks. */
+  stateOf: (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) =>
+    executor
+      .selectFrom('consent_state')
+      .select(['action', 'source', 'decided_at', 'event_id', 'policy_version'])
+      .where('holder', '=', holder)
+      .where('target_kind', '=', kind)
+      .where('target', '=', target)
+      .executeTakeFirst(),
+
+  statesOf: (executor: Executor, holder: string) => executor.selectFrom('consent_state').selectAll().where('holder', '=', holder).execute(),
+
+  eventsOf: (executor: Executor, holder: string, limit: number) =>
+    executor.selectFrom('consent_events').selectAll().where('holder', '=', holder).orderBy('id').limit(limit).execute(),
+
+  async insertEvents(executor: Executor, rows: ConsentEventsTable[]): Promise<void> {
+    // 14 columns a row: well under every database's parameter limit at 200 rows.
+    for (let start = 0; start < rows.length; start += 200) await executor.insertInto('consent_events').values(rows.slice(start, start + 200)).execute();
+  },
+
+  /**
+   * Moves the projection to these decisions, unless a later one is already there: two requests
+   * racing (or a merge bringing older choices) cannot put an earlier decision back on top. Rows
+   * for the same target are first reduced to the latest, as one statement may not update a row
+   * twice.
+   */
+  async upsertStates(executor: Executor, rows: readonly ConsentStateTable[]): Promise<void> {
+    const latest = new Map<string, ConsentStateTable>();
+    for (const row of rows) {
+      const key = `${row.holder}\u0000${row.target_kind}\u0000${row.target}`;
+      const earlier = latest.get(key);
+      if (!earlier || earlier.decided_at <= row.decided_at) latest.set(key, row);
+    }
+    const unique = [...latest.values()];
+    for (let start = 0; start < unique.length; start += 400) {
+      await executor
+        .insertInto('consent_state')
+        .values(unique.slice(start, start + 400))
+        .onConflict((conflict) =>
+          conflict
+            .columns(['holder', 'target_kind', 'target'])
+            .doUpdateSet((eb) => ({
+              action: eb.ref('excluded.action'),
+              source: eb.ref('excluded.source'),
+              policy_version: eb.ref('excluded.policy_version'),
+              event_id: eb.ref('excluded.event_id'),
+              decided_at: eb.ref('excluded.decided_at'),
+            }))
+            .where(sql<boolean>`consent_state.decided_at <= excluded.decided_at`),
+        )
+        .execute();
+    }
+  },
+
+  signalsOf: (executor: Executor, holder: string, signal: ConsentSignalsTable['signal']) =>
+    executor.selectFrom('consent_signals').select(['purpose']).where('holder', '=', holder).where('signal', '=', signal).execute(),
+
+  allSignalsOf: (executor: Executor, holder: string) => executor.selectFrom('consent_signals').selectAll().where('holder', '=', holder).execute(),
+
+  /** Records an applied signal; false when another request applied it first. */
+  async insertSignal(executor: Executor, row: ConsentSignalsTable): Promise<boolean> {
+    const result = await executor.insertInto('consent_signals').values(row).onConflict((conflict) => conflict.doNothing()).executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+  },
+
+  async insertReceipts(executor: Executor, rows: readonly ConsentReceiptsTable[]): Promise<void> {
+    for (let start = 0; start < rows.length; start += 500) await executor.insertInto('consent_receipts').values(rows.slice(start, start + 500)).execute();
+  },
+
+  getReceipt: (executor: Executor, id: string) => executor.selectFrom('consent_receipts').selectAll().where('id', '=', id).executeTakeFirst(),
+};

@@ -1,0 +1,68 @@
+/** What a consent event decides about a purpose or a communication topic. */
+export type ConsentAction = 'granted' | 'denied' | 'withdrawn' | 'opted_out_by_signal';
+
+/** Where a decision came from; gpc and dnt are browser signals, never sent as a body's source. */
+export type ConsentSource = 'banner' | 'privacy_center' | 'api' | 'email_link' | 'gpc' | 'dnt' | 'staff' | 'import';
+
+export type ConsentTargetKind = 'purpose' | 'topic';
+
+/**
+ * The ledger: append-only, one row per decision. A holder is a subject (sub_…) or an anonymous
+ * visitor (vis_…). Evidence is kept without personal data: a country code from the operator's
+ * proxy, the browser family, the banner version — never an address or a full user agent.
+ */
+export interface ConsentEventsTable {
+  id: string;
+  holder: string;
+  target_kind: ConsentTargetKind;
+  /** A purpose id, or a communication topic id of the policy. */
+  target: string;
+  action: ConsentAction;
+  source: ConsentSource;
+  policy_version: string;
+  country: string | null;
+  ua_family: string | null;
+  banner_version: string | null;
+  /** On events copied from a visitor when it identified: the visitor id. */
+  merged_from: string | null;
+  /** When the person decided (for merged events, when the visitor did). */
+  decided_at: string;
+  receipt_id: string;
+  recorded_at: string;
+}
+
+/** The projection of the ledger: the latest decision per (holder, target), read by primary key. */
+export interface ConsentStateTable {
+  holder: string;
+  target_kind: ConsentTargetKind;
+  target: string;
+  action: ConsentAction;
+  source: ConsentSource;
+  policy_version: string;
+  event_id: string;
+  decided_at: string;
+}
+
+/** Signals already applied to a holder's purpose: each is applied once, so a later opt-in stands. */
+export interface ConsentSignalsTable {
+  holder: string;
+  signal: 'gpc' | 'dnt';
+  purpose: string;
+  event_id: string;
+  applied_at: string;
+}
+
+/** Kantara Consent Receipt v1.1 documents, as issued (JSON). */
+export interface ConsentReceiptsTable {
+  id: string;
+  holder: string;
+  issued_at: string;
+  body: string;
+}
+
+export interface ConsentTables {
+  consent_events: ConsentEventsTable;
+  consent_state: ConsentStateTable;
+  consent_signals: ConsentSignalsTable;
+  consent_receipts: ConsentReceiptsTable;
+}

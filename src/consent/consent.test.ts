@@ -1,0 +1,412 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { temporaryDirectory, testDialects } from '../../test/support/databases.js';
+import { evidenceFrom, signalsFrom, userAgentFamily } from './consent.evidence.js';
+
+const system = { type: 'system' as const, id: 'test' };
+const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
+
+/**
+ * The demo policy with what the consent tests need besides: more marketing topics, sharing with
+ * an affiliate the person can refuse, and Do Not Track honoured for analytics.
+ */
+function consentPolicyText(): string {
+  const text = readFileSync('examples/demo/pledge.yaml', 'utf8')
+    .replace(
+      '  - id: legal_compliance\n',
+      `  - id: affiliate_sharing
+    name: Sharing with our sister shops
+    description: Share your name and email with the other shops of our group, unless you object.
+    legal_basis: legitimate_interest
+    categories: [user.name, user.contact.email]
+  - id: legal_compliance
+`,
+    )
+    .replace(
+      'sharing:\n  sells_personal_data: false',
+      `  - id: sister_shops
+    name: Our sister shops
+    role: affiliate
+    purposes: [affiliate_sharing]
+    categories: [user.name, user.contact.email]
+    opt_out: true
+
+sharing:
+  sells_personal_data: false`,
+    )
+    .replace(
+      '    description: New releases and offers, at most twice a month.\n',
+      `    description: New releases and offers, at most twice a month.
+  - id: product_news
+    name: Product news
+    kind: marketing
+    purpose: marketing
+    channels: [email]
+  - id: promotions
+    name: Promotions
+    kind: marketing
+    purpose: marketing
+    channels: [email]
+`,
+    )
+    .replace('  dnt:\n    honoured: false', '  dnt:\n    honoured: true\n    opts_out_of: [analytics]');
+  assert.ok(text.includes('sister_shops') && text.includes('product_news') && text.includes('opts_out_of: [analytics]'), 'the demo policy changed: update the consent test policy');
+  return text;
+}
+
+export function writeConsentPolicy(directory: string): string {
+  const file = path.join(directory, 'consent-policy.yaml');
+  writeFileSync(file, consentPolicyText());
+  return file;
+}
+
+test('signals: exactly "1" counts, as the GPC specification says', () => {
+  assert.deepEqual(signalsFrom({ 'sec-gpc': '1' }), { gpc: true, dnt: false });
+  for (const value of ['true', 'yes', ' 1', '0', '']) assert.equal(signalsFrom({ 'sec-gpc': value }).gpc, false, JSON.stringify(value));
+  assert.equal(signalsFrom({ dnt: '1' }).dnt, true);
+});
+
+test('evidence: browser family only, country only from the configured header', () => {
+  assert.equal(userAgentFamily(FIREFOX), 'Firefox');
+  assert.equal(userAgentFamily('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36'), 'Chrome');
+  assert.equal(userAgentFamily('Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0'), 'Edge');
+  assert.equal(userAgentFamily('Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'), 'Safari');
+  assert.equal(userAgentFamily('curl/8.0'), 'other');
+  assert.equal(userAgentFamily(undefined), null);
+  assert.deepEqual(evidenceFrom({ 'cf-ipcountry': 'fr', 'x-forwarded-for': '203.0.113.9' }, 'CF-IPCountry', 'b2'), { country: 'FR', uaFamily: null, bannerVersion: 'b2' });
+  assert.equal(evidenceFrom({ 'cf-ipcountry': 'FR' }, undefined).country, null, 'no header configured: no country');
+  assert.equal(evidenceFrom({ 'cf-ipcountry': '203.0.113.9' }, 'cf-ipcountry').country, null, 'only a country code is kept');
+});
+
+for (const dialect of testDialects()) {
+  describe(`consent ledger over HTTP on ${dialect}`, () => {
+    let testApp: TestApp;
+    let directory: { path: string; remove(): void };
+    let shopKey: string;
+    let consentKey: string;
+
+    before(async () => {
+      directory = temporaryDirectory('pledge-consent-');
+      testApp = await createTestApp(dialect, { policy: writeConsentPolicy(directory.path) }, { PLEDGE_COUNTRY_HEADER: 'CF-IPCountry' });
+      shopKey = (await testApp.app.staff.createApiKey(system, { name: 'shop', permissions: ['subjects:read', 'subjects:write', 'data:read', 'data:write'], purposes: 'all' })).key;
+      consentKey = (await testApp.app.staff.createApiKey(system, { name: 'banner relay', permissions: ['consent:read', 'consent:write'], purposes: 'all' })).key;
+    });
+    after(async () => {
+      await testApp.cleanup();
+      directory.remove();
+    });
+
+    const call = (method: 'GET' | 'POST' | 'PATCH', url: string, options: { key?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
+      testApp.app.http.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${options.key ?? consentKey}`, ...options.headers },
+        ...(options.body !== undefined ? { payload: options.body as object } : {}),
+      });
+
+    let counter = 0;
+    const newSubject = async (): Promise<string> => {
+      const response = await call('POST', '/v1/subjects', {
+        key: shopKey,
+        body: { kinds: ['customer'], identities: [{ kind: 'email', value: `person${++counter}@example.com` }], data: { purpose: 'account', source: 'person', fields: { 'user.name': 'Grace Hopper', 'user.contact.email': `person${counter}@example.com` } } },
+      });
+      assert.equal(response.statusCode, 201, response.body);
+      return response.json().id as string;
+    };
+    const record = (holder: string, choices: unknown[], extra: { headers?: Record<string, string>; source?: string; bannerVersion?: string } = {}) =>
+      call('POST', '/v1/consent/events', { body: { holder, choices, ...(extra.source ? { source: extra.source } : {}), ...(extra.bannerVersion ? { bannerVersion: extra.bannerVersion } : {}) }, ...(extra.headers ? { headers: extra.headers } : {}) });
+    const readData = (id: string, purpose: string) => call('GET', `/v1/subjects/${id}/data?purpose=${purpose}`, { key: shopKey });
+    const decision = async (holder: string, purpose: string, headers: Record<string, string> = {}) => {
+      const response = await call('GET', `/v1/${holder.startsWith('sub_') ? 'subjects' : 'visitors'}/${holder}/consent/${purpose}`, { headers });
+      assert.equal(response.statusCode, 200, response.body);
+      return response.json() as { allowed: boolean; reason: string; decision: string | null };
+    };
+    const history = async (holder: string) => {
+      const response = await call('GET', `/v1/consent/events?holder=${holder}`);
+      assert.equal(response.statusCode, 200, response.body);
+      return response.json().events as Array<{ target: string; kind: string; action: string; source: string; mergedFrom: string | null; policyVersion: string; receiptId: string; evidence: Record<string, string | null> }>;
+    };
+
+    test("the vault's purpose-checked read follows the ledger: refused, granted, withdrawn", async () => {
+      const id = await newSubject();
+      const refused = await readData(id, 'marketing');
+      assert.equal(refused.statusCode, 403);
+      assert.equal(refused.json().reason, 'consent');
+
+      const granted = await record(id, [{ purpose: 'marketing', action: 'granted' }], { source: 'banner', bannerVersion: '2026.1', headers: { 'user-agent': FIREFOX, 'cf-ipcountry': 'DE' } });
+      assert.equal(granted.statusCode, 201, granted.body);
+      assert.match(granted.json().receiptId, /^[0-9a-f-]{36}$/);
+      const allowed = await readData(id, 'marketing');
+      assert.equal(allowed.statusCode, 200, allowed.body);
+      assert.equal(allowed.json().fields['user.name'].value, 'Grace Hopper');
+
+      assert.equal((await record(id, [{ purpose: 'marketing', action: 'withdrawn' }])).statusCode, 201);
+      const again = await readData(id, 'marketing');
+      assert.equal(again.statusCode, 403);
+      assert.match(again.json().detail, /withdrew/);
+
+      const events = await history(id);
+      assert.deepEqual(events.map((event) => `${event.target} ${event.action} ${event.source}`), ['marketing granted banner', 'marketing withdrawn api']);
+      assert.deepEqual(events[0]!.evidence, { country: 'DE', uaFamily: 'Firefox', bannerVersion: '2026.1' });
+      assert.equal(events[0]!.policyVersion, '1.0');
+      assert.equal((await decision(id, 'marketing')).decision, 'withdrawn');
+    });
+
+    test('opt-out purposes apply until refused; necessary purposes and legal obligations cannot be refused', async () => {
+      const id = await newSubject();
+      assert.equal((await decision(id, 'analytics')).allowed, true);
+      assert.equal((await record(id, [{ purpose: 'analytics', action: 'denied' }])).statusCode, 201);
+      assert.equal((await decision(id, 'analytics')).allowed, false);
+
+      for (const purpose of ['security', 'legal_compliance', 'account']) {
+        const refused = await record(id, [{ purpose: 'marketing', action: 'granted' }, { purpose, action: 'withdrawn' }]);
+        assert.equal(refused.statusCode, 422, purpose);
+        assert.equal(refused.json().code, 'consent_not_optional');
+        assert.equal((await decision(id, purpose)).allowed, true);
+      }
+      assert.equal((await decision(id, 'marketing')).allowed, false, 'nothing of a refused request was stored');
+      assert.equal((await history(id)).length, 1);
+    });
+
+    test('bad input: unknown purpose or topic, contradictory choices — precise problem, nothing stored', async () => {
+      const id = await newSubject();
+      const unknown = await record(id, [{ purpose: 'marketing', action: 'granted' }, { purpose: 'telepathy', action: 'granted' }]);
+      assert.equal(unknown.statusCode, 422);
+      assert.equal(unknown.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.equal(unknown.json().code, 'unknown_purpose');
+      assert.match(unknown.json().detail, /telepathy/);
+
+      const topic = await record(id, [{ topic: 'horoscope', action: 'granted' }]);
+      assert.equal(topic.json().code, 'unknown_topic');
+
+      const contradictory = await record(id, [{ purpose: 'marketing', action: 'granted' }, { purpose: 'analytics', action: 'granted' }, { purpose: 'marketing', action: 'denied' }]);
+      assert.equal(contradictory.statusCode, 422);
+      assert.equal(contradictory.json().code, 'consent_conflict');
+      assert.equal(contradictory.json().target, 'purpose:marketing');
+
+      const both = await record(id, [{ purpose: 'marketing', topic: 'newsletter', action: 'granted' }]);
+      assert.equal(both.statusCode, 400);
+      const gpcSource = await record(id, [{ purpose: 'marketing', action: 'granted' }], { source: 'gpc' });
+      assert.equal(gpcSource.statusCode, 400, 'signals come from headers, never from a body');
+      const unknownSubject = await record('sub_00000000000000000000000000', [{ purpose: 'marketing', action: 'granted' }]);
+      assert.equal(unknownSubject.statusCode, 404);
+
+      assert.deepEqual(await history(id), []);
+      const duplicates = await record(id, [{ purpose: 'marketing', action: 'granted' }, { purpose: 'marketing', action: 'granted' }]);
+      assert.equal(duplicates.statusCode, 201);
+      assert.equal(duplicates.json().events.length, 1, 'the same choice twice is one event');
+    });
+
+    test('GPC opts out of the purposes the policy names, once, and an explicit opt-in after it stands', async () => {
+      const id = await newSubject();
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      assert.equal((await decision(id, 'marketing', { 'sec-gpc': 'true' })).allowed, true, 'only "1" is the signal');
+
+      const first = await decision(id, 'marketing', { 'sec-gpc': '1' });
+      assert.equal(first.allowed, false, 'a signal seen after a grant opts out');
+      assert.equal(first.decision, 'opted_out_by_signal');
+      assert.equal((await decision(id, 'analytics')).allowed, false);
+      assert.equal((await readData(id, 'marketing')).statusCode, 403);
+
+      await decision(id, 'marketing', { 'sec-gpc': '1' });
+      let events = await history(id);
+      assert.deepEqual(events.filter((event) => event.source === 'gpc').map((event) => `${event.target} ${event.action}`).sort(), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal'], 'recorded once per purpose');
+
+      // The person opts in again, explicitly, while their browser keeps sending the signal.
+      assert.equal((await record(id, [{ purpose: 'marketing', action: 'granted' }], { headers: { 'sec-gpc': '1' } })).statusCode, 201);
+      assert.equal((await decision(id, 'marketing', { 'sec-gpc': '1' })).allowed, true, 'the later explicit opt-in is not overridden');
+      assert.equal((await readData(id, 'marketing')).statusCode, 200);
+      events = await history(id);
+      assert.equal(events.filter((event) => event.source === 'gpc').length, 2);
+
+      const receipt = await call('GET', `/v1/consent/receipts/${events.find((event) => event.source === 'gpc')!.receiptId}`);
+      assert.equal(receipt.json().collectionMethod, 'Global Privacy Control browser signal');
+    });
+
+    test('DNT applies only where the policy honours it, to the purposes it names', async () => {
+      const id = await newSubject();
+      await decision(id, 'analytics', { dnt: '1' });
+      assert.equal((await decision(id, 'analytics')).decision, 'opted_out_by_signal');
+      assert.equal((await decision(id, 'marketing')).decision, null, 'DNT names only analytics here');
+      assert.deepEqual((await history(id)).map((event) => `${event.target} ${event.source}`), ['analytics dnt']);
+    });
+
+    test("a visitor's choices join the subject's when it identifies: the later decision wins per purpose", async () => {
+      const created = await call('POST', '/v1/visitors');
+      assert.equal(created.statusCode, 201);
+      const visitor = created.json().id as string;
+      assert.match(visitor, /^vis_[0-9a-hjkmnp-tv-z]{26}$/);
+      const id = await newSubject();
+
+      // Older choices on the account, newer ones by the visitor — except analytics, decided last on the account.
+      await record(id, [{ purpose: 'marketing', action: 'denied' }, { topic: 'promotions', action: 'denied' }]);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await record(visitor, [{ purpose: 'marketing', action: 'granted' }, { purpose: 'analytics', action: 'denied' }], { source: 'banner', bannerVersion: 'v7', headers: { 'user-agent': FIREFOX, 'cf-ipcountry': 'FR' } });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await record(id, [{ purpose: 'analytics', action: 'granted' }]);
+      assert.equal((await decision(visitor, 'marketing')).allowed, true);
+
+      const merged = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: id } });
+      assert.equal(merged.statusCode, 200, merged.body);
+      assert.equal(merged.json().merged, 1);
+      assert.equal((await decision(id, 'marketing')).allowed, true, "the visitor's later grant wins");
+      assert.equal((await decision(id, 'analytics')).allowed, true, "the account's later grant wins");
+      const overview = (await call('GET', `/v1/subjects/${id}/consent`)).json();
+      assert.equal(overview.topics.find((topic: { id: string }) => topic.id === 'promotions').subscribed, false, 'untouched choices stay');
+
+      const copied = (await history(id)).filter((event) => event.mergedFrom === visitor);
+      assert.equal(copied.length, 1);
+      assert.deepEqual(copied[0]!.evidence, { country: 'FR', uaFamily: 'Firefox', bannerVersion: 'v7' });
+      assert.equal(copied[0]!.source, 'banner');
+
+      const again = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: id } });
+      assert.equal(again.json().merged, 0, 'identifying twice takes over nothing new');
+    });
+
+    test('a signal a visitor already sent is not applied again over the subject\'s later opt-in', async () => {
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      await decision(visitor, 'marketing', { 'sec-gpc': '1' });
+      const id = await newSubject();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: id } });
+      assert.equal((await decision(id, 'marketing', { 'sec-gpc': '1' })).allowed, true);
+    });
+
+    test('receipts follow the Kantara Consent Receipt v1.1 format, without personal data', async () => {
+      const id = await newSubject();
+      const recorded = await record(id, [{ purpose: 'marketing', action: 'granted' }, { topic: 'newsletter', action: 'granted' }, { purpose: 'affiliate_sharing', action: 'denied' }], { source: 'privacy_center' });
+      const response = await call('GET', `/v1/consent/receipts/${recorded.json().receiptId}`);
+      assert.equal(response.statusCode, 200, response.body);
+      const receipt = response.json();
+      assert.deepEqual(Object.keys(receipt).sort(), ['collectionMethod', 'consentReceiptID', 'consentTimestamp', 'jurisdiction', 'language', 'piiControllers', 'piiPrincipalId', 'policyUrl', 'sensitive', 'services', 'spiCat', 'version'].sort());
+      assert.equal(receipt.version, 'KI-CR-v1.1.0');
+      assert.equal(receipt.jurisdiction, 'US');
+      assert.ok(Number.isInteger(receipt.consentTimestamp) && Math.abs(receipt.consentTimestamp - Date.now() / 1000) < 60, 'seconds since the epoch');
+      assert.equal(receipt.collectionMethod, 'privacy center');
+      assert.equal(receipt.consentReceiptID, recorded.json().receiptId);
+      assert.equal(receipt.language, 'en');
+      assert.equal(receipt.piiPrincipalId, id);
+      assert.deepEqual(receipt.piiControllers, [{ piiController: 'Northwind Books Ltd.', onBehalf: false, contact: 'Northwind Books privacy contact', address: '12 Harbour Street, Portland, ME 04101, USA', email: 'privacy@books.example.com', phone: '', piiControllerUrl: 'https://books.example.com' }]);
+      assert.match(receipt.policyUrl, /^http:\/\/.+\/policy$/);
+      assert.equal(receipt.services.length, 1);
+      assert.equal(receipt.services[0].service, 'Northwind Books');
+      const [marketing, newsletter, affiliates] = receipt.services[0].purposes;
+      for (const purpose of receipt.services[0].purposes) {
+        for (const key of ['purpose', 'purposeCategory', 'consentType', 'piiCategory', 'primaryPurpose', 'termination', 'thirdPartyDisclosure']) assert.ok(key in purpose, key);
+      }
+      assert.deepEqual(marketing.purposeCategory, ['Newsletter and offers']);
+      assert.equal(marketing.consentType, 'EXPLICIT');
+      assert.equal(marketing.decision, 'granted');
+      assert.ok(marketing.piiCategory.length > 0);
+      assert.equal(marketing.primaryPurpose, false);
+      assert.match(newsletter.purpose, /^Newsletter: /);
+      assert.equal(affiliates.thirdPartyDisclosure, true);
+      assert.equal(affiliates.thirdPartyName, 'Our sister shops');
+      assert.equal(affiliates.consentType, 'IMPLICIT');
+      assert.equal(affiliates.decision, 'denied');
+      assert.equal(receipt.sensitive, false);
+      assert.deepEqual(receipt.spiCat, []);
+      assert.ok(!response.body.includes(`person${counter}@example.com`), 'no email of the person in the receipt');
+
+      const missing = await call('GET', '/v1/consent/receipts/00000000-0000-4000-8000-000000000000');
+      assert.equal(missing.json().code, 'receipt_not_found');
+    });
+
+    test('preferences: per purpose, per topic, affiliate sharing and profiling; contradictions refused', async () => {
+      const id = await newSubject();
+      const initial = await call('GET', `/v1/subjects/${id}/preferences`);
+      assert.equal(initial.statusCode, 200, initial.body);
+      assert.deepEqual(initial.json().sharing.affiliates, { purposes: ['affiliate_sharing'], optedOut: false });
+      assert.deepEqual(initial.json().profiling, { purposes: ['marketing'], optedOut: true }, 'marketing is opt-in: not allowed before consent');
+      assert.deepEqual(initial.json().topics.map((topic: { id: string; receives: boolean }) => `${topic.id}:${topic.receives}`), ['order_updates:true', 'newsletter:false', 'product_news:false', 'promotions:false']);
+
+      const set = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { purposes: { marketing: true }, topics: { promotions: false }, sharingWithAffiliates: false } });
+      assert.equal(set.statusCode, 200, set.body);
+      const after = set.json();
+      assert.deepEqual(after.topics.map((topic: { id: string; receives: boolean }) => `${topic.id}:${topic.receives}`), ['order_updates:true', 'newsletter:true', 'product_news:true', 'promotions:false']);
+      assert.equal(after.sharing.affiliates.optedOut, true);
+      assert.equal(after.profiling.optedOut, false);
+      assert.equal((await decision(id, 'affiliate_sharing')).decision, 'denied');
+
+      const contradiction = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { profiling: false, purposes: { marketing: true } } });
+      assert.equal(contradiction.statusCode, 422);
+      assert.equal(contradiction.json().code, 'consent_conflict');
+      assert.match(contradiction.json().detail, /profiling/);
+      const service = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { topics: { order_updates: false } } });
+      assert.equal(service.json().code, 'consent_not_optional');
+      const unknownTopic = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { topics: { horoscope: false } } });
+      assert.equal(unknownTopic.json().code, 'unknown_topic');
+
+      const off = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { profiling: false } });
+      assert.equal(off.json().profiling.optedOut, true);
+      assert.equal((await decision(id, 'marketing')).decision, 'withdrawn', 'off after a grant is a withdrawal');
+      assert.equal((await history(id)).length, 4);
+    });
+
+    test('the seams for mail: mayUse, mayReceive, optOutByEmailLink (idempotent)', async () => {
+      const { consent } = testApp.app;
+      const id = await newSubject();
+      assert.equal((await consent.mayUse(id, 'marketing')).allowed, false);
+      assert.equal(await consent.mayReceive(id, 'newsletter'), false);
+      assert.equal(await consent.mayReceive(id, 'order_updates'), true, 'service mail follows its purpose only');
+      await consent.record(system, { holder: id, source: 'privacy_center', choices: [{ purpose: 'marketing', action: 'granted' }] });
+      assert.equal((await consent.mayUse(id, 'marketing')).allowed, true);
+      assert.equal(await consent.mayReceive(id, 'newsletter'), true);
+
+      const first = await consent.optOutByEmailLink(id, 'newsletter', { uaFamily: 'Safari' });
+      assert.equal(first.events.length, 1);
+      assert.equal(first.events[0]!.source, 'email_link');
+      const second = await consent.optOutByEmailLink(id, 'newsletter');
+      assert.equal(second.events.length, 0, 'a second click records nothing');
+      assert.equal(await consent.mayReceive(id, 'newsletter'), false);
+      assert.equal(await consent.mayReceive(id, 'product_news'), true, 'other topics keep going');
+      await assert.rejects(consent.optOutByEmailLink(id, 'order_updates'), { code: 'consent_not_optional' });
+      await assert.rejects(consent.mayReceive(id, 'horoscope'), { code: 'unknown_topic' });
+    });
+
+    test('every consent change is in the audit chain, by id, and the chain verifies', async () => {
+      const id = await newSubject();
+      await record(id, [{ purpose: 'marketing', action: 'granted' }], { headers: { 'cf-ipcountry': 'NL' } });
+      await decision(id, 'analytics', { 'sec-gpc': '1' });
+      const page = await testApp.app.audit.list({ targetId: id });
+      const actions = page.entries.map((entry) => entry.action);
+      assert.ok(actions.includes('consent.recorded'));
+      assert.ok(actions.includes('consent.signal_applied'));
+      const recorded = page.entries.find((entry) => entry.action === 'consent.recorded')!;
+      assert.deepEqual(recorded.details.granted, ['marketing']);
+      assert.ok(!JSON.stringify(page.entries).includes('@example.com'));
+      const report = await testApp.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+
+    test('concurrent writes share transactions yet each lands once; a signal raced by many requests applies once', async () => {
+      const ids = await Promise.all(Array.from({ length: 10 }, () => newSubject()));
+      const results = await Promise.all(ids.flatMap((id) => [record(id, [{ purpose: 'marketing', action: 'granted' }]), record(id, [{ topic: 'promotions', action: 'denied' }])]));
+      assert.deepEqual([...new Set(results.map((response) => response.statusCode))], [201]);
+      for (const id of ids) {
+        assert.equal((await decision(id, 'marketing')).allowed, true);
+        assert.equal(await testApp.app.consent.mayReceive(id, 'promotions'), false);
+      }
+      const raced = ids[0]!;
+      const answers = await Promise.all(Array.from({ length: 20 }, () => decision(raced, 'marketing', { 'sec-gpc': '1' })));
+      assert.ok(answers.every((answer) => !answer.allowed));
+      assert.equal((await history(raced)).filter((event) => event.source === 'gpc').length, 2, 'marketing and analytics, once each');
+      const report = await testApp.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+
+    test('an erased subject takes no new choices; a vault read of an unknown subject stays 404', async () => {
+      const id = await newSubject();
+      await call('POST', `/v1/subjects/${id}/close`, { key: shopKey });
+      assert.equal((await record(id, [{ purpose: 'marketing', action: 'withdrawn' }])).statusCode, 201, 'a closed account may still withdraw');
+      await testApp.app.subjects.erase(system, id);
+      const refused = await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      assert.equal(refused.statusCode, 410);
+      assert.equal((await call('GET', '/v1/subjects/sub_00000000000000000000000000/consent/marketing')).statusCode, 404);
+    });
+  });
+}
