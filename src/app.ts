@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { registerCommsRoutes } from './comms/comms.routes.js';
 import type { Config } from './core/config.js';
 import { VERSION } from './core/package.js';
 import { createEngine, type Engine, type EngineOptions } from './engine.js';
@@ -32,6 +33,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerPolicyRoutes(http, engine.policy);
     registerStaffRoutes(http, engine.staff, { publicUrl: config.publicUrl, clock: engine.clock });
     registerSubjectRoutes(http, engine.subjects);
+    registerCommsRoutes(http, engine.comms);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

@@ -1,4 +1,6 @@
 import { AuditService } from './audit/audit.service.js';
+import { ConsentGateMailConsent } from './comms/comms.consent.js';
+import { CommsService } from './comms/comms.service.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { loadMasterKey, parseMasterKey } from './core/crypto.js';
@@ -45,6 +47,8 @@ export interface Engine {
   readonly keystore: KeyStore;
   readonly subjects: SubjectsService;
   readonly staff: StaffService;
+  /** The outbox: mail, unsubscribe, policy-change notices. `pledge serve` starts its worker. */
+  readonly comms: CommsService;
   close(): Promise<void>;
 }
 
@@ -73,7 +77,22 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     await policyService.recordActiveVersion(audit);
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
-    const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+    const consentGate = new PolicyDefaultConsentGate(policy);
+    const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: consentGate, clock });
+    const comms = new CommsService({
+      database,
+      keyring,
+      policy,
+      policyService,
+      subjects,
+      audit,
+      consent: new ConsentGateMailConsent(consentGate),
+      clock,
+      logger,
+      mail: config.mail,
+      publicUrl: config.publicUrl,
+      dataDir: config.dataDir,
+    });
     return {
       config,
       clock,
@@ -87,7 +106,9 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       keystore,
       subjects,
       staff,
+      comms,
       async close() {
+        await comms.close();
         await audit.close();
         await closeDatabases();
       },
