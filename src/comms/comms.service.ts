@@ -46,6 +46,8 @@ export interface EnqueueInput {
   /** Unique per (kind, recipient, topic) with the caller's meaning: "order o_123 shipped". */
   idempotencyKey: string;
   policyVersionId?: string;
+  /** Not before this time (ISO 8601); default now. */
+  sendAt?: string;
 }
 
 export interface MessageSummary {
@@ -196,6 +198,8 @@ export class CommsService {
       toSealed = this.seal(id, 'to', JSON.stringify({ address, ...(input.to.name ? { name: headerText(input.to.name, 100) } : {}) }));
     }
     const stamp = now.toISOString();
+    if (input.sendAt !== undefined && Number.isNaN(Date.parse(input.sendAt))) throw new PledgeError('validation_failed', 'sendAt must be an ISO 8601 date-time');
+    const sendAt = input.sendAt === undefined ? stamp : new Date(input.sendAt).toISOString();
     return {
       id,
       idempotency_key: `${topic.kind}:${recipientKey}:${input.policyVersionId ?? topic.id}:${input.idempotencyKey}`,
@@ -209,7 +213,7 @@ export class CommsService {
       policy_version_id: input.policyVersionId ?? null,
       status: 'queued',
       attempts: 0,
-      next_attempt_at: stamp,
+      next_attempt_at: sendAt,
       claim_token: null,
       claimed_until: null,
       last_error: null,
