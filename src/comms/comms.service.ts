@@ -300,6 +300,17 @@ export class CommsService {
     await store.markDropped(database.db, noAddress, 'no_address', stamp);
     report.dropped += noAddress.length;
 
+    // Deliveries are recorded together, as soon as a few are in or the batch is over: one
+    // write instead of one per message. A crash before the write means those few are sent
+    // again after the lease, with the same Message-ID (at least once; one effect).
+    let delivered: string[] = [];
+    const status = this.transport.mode === 'smtp' ? 'sent' : 'stored';
+    const flush = async () => {
+      if (delivered.length === 0) return;
+      const ids = delivered;
+      delivered = [];
+      await store.markDelivered(database.db, ids, token, status, this.deps.clock.now().toISOString());
+    };
     await Promise.all(
       claimed
         .filter((row) => addresses.has(row.id))
@@ -331,10 +342,12 @@ export class CommsService {
             else report.retried += 1;
             return;
           }
-          await store.markDelivered(database.db, row.id, token, this.transport.mode === 'smtp' ? 'sent' : 'stored', this.deps.clock.now().toISOString());
+          delivered.push(row.id);
           report.delivered += 1;
+          if (delivered.length >= 50) await flush();
         }),
     );
+    await flush();
     return report;
   }
 

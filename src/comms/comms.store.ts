@@ -84,15 +84,19 @@ export const commsStore = {
     await executor.updateTable('comms_outbox').set({ status: 'dropped', last_error: reason, claim_token: null, to_sealed: null, updated_at: now }).where('id', 'in', [...ids]).execute();
   },
 
-  /** Records a delivery; only the holder of the claim may (a process whose lease ran out may not). */
-  async markDelivered(executor: Executor, id: string, token: string, status: 'sent' | 'stored', now: string): Promise<boolean> {
-    const result = await executor
-      .updateTable('comms_outbox')
-      .set({ status, sent_at: now, updated_at: now, claim_token: null, claimed_until: null, to_sealed: null, last_error: null })
-      .where('id', '=', id)
-      .where('claim_token', '=', token)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+  /** Records deliveries; only the holder of the claim may (a process whose lease ran out may not). */
+  async markDelivered(executor: Executor, ids: readonly string[], token: string, status: 'sent' | 'stored', now: string): Promise<number> {
+    let updated = 0;
+    for (let start = 0; start < ids.length; start += 500) {
+      const result = await executor
+        .updateTable('comms_outbox')
+        .set({ status, sent_at: now, updated_at: now, claim_token: null, claimed_until: null, to_sealed: null, last_error: null })
+        .where('id', 'in', ids.slice(start, start + 500))
+        .where('claim_token', '=', token)
+        .executeTakeFirst();
+      updated += Number(result.numUpdatedRows);
+    }
+    return updated;
   },
 
   async markAttemptFailed(executor: Executor, id: string, token: string, change: { status: 'queued' | 'failed'; nextAttemptAt: string; error: string; now: string }): Promise<void> {

@@ -544,16 +544,7 @@ export class SubjectsService {
    * policy-change mailing, read in batches inside the caller's transaction.
    */
   async registeredAfter(executor: Kysely<Tables> | Transaction<Tables>, after: string, limit: number): Promise<string[]> {
-    const rows = await executor
-      .selectFrom('subjects')
-      .select('id')
-      .where('status', '=', 'active')
-      .where('id', '>', after)
-      .where((eb) => eb.exists(eb.selectFrom('subject_identities').select('subject_id').whereRef('subject_identities.subject_id', '=', 'subjects.id').where('kind', '=', 'email')))
-      .orderBy('id')
-      .limit(limit)
-      .execute();
-    return rows.map((row) => row.id);
+    return store.registeredAfter(executor, after, limit);
   }
 
   /**
@@ -561,11 +552,7 @@ export class SubjectsService {
    * the caller's transaction; no address is decrypted.
    */
   async emailBlindIndexes(executor: Kysely<Tables> | Transaction<Tables>, subjectIds: readonly string[]): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
-    if (subjectIds.length === 0) return found;
-    const rows = await executor.selectFrom('subject_identities').select(['subject_id', 'blind_index']).where('kind', '=', 'email').where('subject_id', 'in', [...subjectIds]).execute();
-    for (const row of rows) found.set(row.subject_id, row.blind_index);
-    return found;
+    return new Map((await store.emailBlindIndexesOf(executor, subjectIds)).map((row) => [row.subject_id, row.blind_index]));
   }
 
   /** The blind index an email address has as an identity (and on the suppression list). */
@@ -581,14 +568,7 @@ export class SubjectsService {
   async emailAddresses(actor: Actor, subjectIds: readonly string[], purpose?: string): Promise<Map<string, string>> {
     const addresses = new Map<string, string>();
     if (subjectIds.length === 0) return addresses;
-    const rows = await this.deps.database.db
-      .selectFrom('subject_identities')
-      .innerJoin('subjects', 'subjects.id', 'subject_identities.subject_id')
-      .select(['subject_identities.subject_id', 'subject_identities.value'])
-      .where('subject_identities.kind', '=', 'email')
-      .where('subjects.status', '!=', 'erased')
-      .where('subject_identities.subject_id', 'in', [...subjectIds])
-      .execute();
+    const rows = await store.sealedEmailsOf(this.deps.database.db, subjectIds);
     const keys = await this.deps.keystore.getMany(rows.map((row) => row.subject_id));
     for (const row of rows) {
       const key = keys.get(row.subject_id);
