@@ -2,6 +2,7 @@ import { testDatabaseUrls } from '../src/core/config.js';
 import { createTestDatabase } from '../test/support/databases.js';
 import { benchAuditVerify } from './audit.bench.js';
 import { benchConsent } from './consent.bench.js';
+import { benchOutbox, benchPolicyNotices } from './comms.bench.js';
 import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
@@ -10,7 +11,8 @@ import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
 /**
  * `npm run bench [name…]`: runs the benchmarks (all, or those named: policy, startup, read,
- * batch, lookup, audit, rotation, consent) and appends the results to bench/RESULTS.md. Benchmarks
+ * batch, lookup, audit, rotation, consent, outbox, notices; notices-100k only when named) and appends the
+ * results to bench/RESULTS.md. Benchmarks
  * measure; they never fail the test suite. A FAIL verdict here is a finding to act on, and the
  * exit code says so (1) for scripts that want to gate on it. The PostgreSQL read runs when
  * PLEDGE_TEST_POSTGRES_URL is set (in a schema of its own, dropped afterwards).
@@ -55,4 +57,11 @@ if (wanted('consent')) {
 }
 if (consent.length) recordResults('Consent', consent);
 
-process.exitCode = [...foundation, ...vault, ...consent].some((row) => row.verdict === 'FAIL') ? 1 : 0;
+const comms: ResultRow[] = [];
+if (wanted('outbox')) comms.push(...(await benchOutbox('sqlite')));
+if (wanted('outbox') && testDatabaseUrls().postgres) comms.push(...(await benchOutbox('postgres')));
+if (wanted('notices')) comms.push(...(await benchPolicyNotices('sqlite')));
+if (only.includes('notices-100k')) comms.push(...(await benchPolicyNotices('sqlite', 100_000)));
+if (comms.length) recordResults('Comms', comms);
+
+process.exitCode = [...foundation, ...vault, ...consent, ...comms].some((row) => row.verdict === 'FAIL') ? 1 : 0;

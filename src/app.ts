@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { registerCommsRoutes } from './comms/comms.routes.js';
 import { registerConsentRoutes } from './consent/consent.routes.js';
 import type { Config } from './core/config.js';
 import { VERSION } from './core/package.js';
@@ -34,6 +35,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerStaffRoutes(http, engine.staff, { publicUrl: config.publicUrl, clock: engine.clock });
     registerSubjectRoutes(http, engine.subjects);
     registerConsentRoutes(http, engine.consent, { countryHeader: config.countryHeader });
+    registerCommsRoutes(http, engine.comms);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

@@ -1,4 +1,6 @@
 import { AuditService } from './audit/audit.service.js';
+import { CommsService } from './comms/comms.service.js';
+import { LedgerMailConsent } from './consent/consent.mail.js';
 import { ConsentService } from './consent/consent.service.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Config } from './core/config.js';
@@ -46,6 +48,8 @@ export interface Engine {
   readonly subjects: SubjectsService;
   readonly staff: StaffService;
   readonly consent: ConsentService;
+  /** The outbox: mail, unsubscribe, policy-change notices. `pledge serve` starts its worker. */
+  readonly comms: CommsService;
   close(): Promise<void>;
 }
 
@@ -77,6 +81,20 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     // The ledger checks holders through the vault, and the vault asks the ledger: the closure breaks the cycle.
     const consent: ConsentService = new ConsentService({ database, policy, audit, clock, publicUrl: config.publicUrl, subject: (id: string) => subjects.get(id) });
     const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent, clock });
+    const comms = new CommsService({
+      database,
+      keyring,
+      policy,
+      policyService,
+      subjects,
+      audit,
+      consent: new LedgerMailConsent(consent),
+      clock,
+      logger,
+      mail: config.mail,
+      publicUrl: config.publicUrl,
+      dataDir: config.dataDir,
+    });
     return {
       config,
       clock,
@@ -91,7 +109,9 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       subjects,
       staff,
       consent,
+      comms,
       async close() {
+        await comms.close();
         await audit.close();
         await closeDatabases();
       },

@@ -3,6 +3,7 @@ import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { auditVerifyCommand } from './audit/audit.commands.js';
+import { policyPublishCommand } from './comms/comms.commands.js';
 import { commandSecrets, loadConfig } from './core/config.js';
 import { createEngine } from './engine.js';
 import { serveCommand } from './serve.js';
@@ -21,6 +22,7 @@ Usage:
   pledge policy diff OLD NEW [--json]
   pledge policy schema [--out FILE]
   pledge policy categories [FILE] [--json]
+  pledge policy publish FILE [--effective YYYY-MM-DD]
   pledge audit verify [--from SEQ] [--json]
   pledge keys rotate [--batch 1000]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
@@ -60,6 +62,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
           return schemaCommand(args, io);
         case 'categories':
           return categoriesCommand(args, io);
+        case 'publish':
+          return policyPublishCommand(args, io, () => openEngineFor(io));
         default:
           throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema or categories`);
       }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
 import type { Tables } from '../core/db.tables.js';
@@ -293,11 +293,11 @@ export class ConsentService implements ConsentGate {
   }
 
   /** The vault's seam (ConsentGate): one primary-key read, the policy default when nothing is recorded. */
-  async decide(subjectId: string, purposeId: string): Promise<ConsentDecision> {
+  async decide(subjectId: string, purposeId: string, executor: Kysely<Tables> = this.deps.database.db): Promise<ConsentDecision> {
     const purpose = this.policy.purposes.get(purposeId);
     if (!purpose) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
     if (!this.isOptional(purpose)) return this.verdict(purpose, undefined);
-    return this.verdict(purpose, await store.stateOf(this.deps.database.db, subjectId, 'purpose', purposeId));
+    return this.verdict(purpose, await store.stateOf(executor, subjectId, 'purpose', purposeId));
   }
 
   /** Same as decide; the name the mail outbox uses. */
@@ -317,12 +317,18 @@ export class ConsentService implements ConsentGate {
     return { holder, purpose: purposeId, ...this.verdict(purpose, state), decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
   }
 
+  /** A marketing topic of the policy: the only mail a person can refuse. */
+  isMarketingTopic(topicId: string): boolean {
+    const topic = this.policy.document.communications?.find((item) => item.id === topicId);
+    return topic !== undefined && this.topicIsOptional(topic);
+  }
+
   /** May mail on this topic go to the subject: its purpose allowed, and the topic not refused. */
-  async mayReceive(subjectId: string, topicId: string): Promise<boolean> {
+  async mayReceive(subjectId: string, topicId: string, executor: Kysely<Tables> = this.deps.database.db): Promise<boolean> {
     const topic = this.topic(topicId);
-    if (!(await this.decide(subjectId, topic.purpose)).allowed) return false;
+    if (!(await this.decide(subjectId, topic.purpose, executor)).allowed) return false;
     if (!this.topicIsOptional(topic)) return true;
-    const state = await store.stateOf(this.deps.database.db, subjectId, 'topic', topicId);
+    const state = await store.stateOf(executor, subjectId, 'topic', topicId);
     return !state || !REFUSALS.has(state.action);
   }
 

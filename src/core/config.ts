@@ -37,6 +37,22 @@ export interface Config {
   readonly trustProxy: boolean | number | string;
   /** Header the reverse proxy fills with the client's country code (consent evidence); none by default. */
   readonly countryHeader: string | undefined;
+  /** Outgoing mail and the outbox worker (comms). */
+  readonly mail: MailConfig;
+}
+
+export interface MailConfig {
+  /** smtp:// or smtps:// URL; undefined: messages are written as .eml files under `<dataDir>/outbox`. */
+  readonly smtpUrl: string | undefined;
+  /** The From address (`Name <addr>` or `addr`); undefined: the policy's privacy contact. */
+  readonly from: string | undefined;
+  readonly pollIntervalMs: number;
+  readonly batchSize: number;
+  readonly maxAttempts: number;
+  /** Delay before the first retry; it doubles with each attempt (with jitter), up to six hours. */
+  readonly backoffMs: number;
+  /** Connection, greeting and socket timeouts of the SMTP client. */
+  readonly smtpTimeoutMs: number;
 }
 
 export interface ConfigFlags {
@@ -72,6 +88,13 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_TRUST_PROXY: 'true, a hop count, or addresses of the reverse proxies whose X-Forwarded-For is believed',
   PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
   PLEDGE_COUNTRY_HEADER: 'request header your proxy sets to the client\'s two-letter country code, kept as consent evidence (default: none; the address itself is never stored)',
+  PLEDGE_SMTP_URL: 'smtp:// or smtps:// server for outgoing mail (without it, mail is written as .eml files under <data dir>/outbox)',
+  PLEDGE_MAIL_FROM: 'sender of outgoing mail, "Name <address>" (default: the policy\'s privacy contact)',
+  PLEDGE_OUTBOX_POLL_MS: 'how often an idle outbox worker looks for due messages, in ms (default 1000)',
+  PLEDGE_OUTBOX_BATCH: 'messages claimed at once by the outbox worker (default 200)',
+  PLEDGE_OUTBOX_MAX_ATTEMPTS: 'delivery attempts before a message is marked failed (default 10)',
+  PLEDGE_OUTBOX_BACKOFF_MS: 'delay before the first retry in ms; doubles each attempt, with jitter (default 30000)',
+  PLEDGE_SMTP_TIMEOUT_MS: 'SMTP connection, greeting and socket timeout in ms (default 30000)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
   PLEDGE_TEST_CHROMIUM: 'test suite only: path of the Chromium for browser tests (default /usr/bin/chromium)',
@@ -215,6 +238,7 @@ export function loadConfig(
   if (countryHeader !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(countryHeader)) {
     fail(`PLEDGE_COUNTRY_HEADER must be a header name (letters, digits and -), got "${countryHeader}"`);
   }
+  const mail = loadMailConfig(env);
 
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
@@ -236,8 +260,40 @@ export function loadConfig(
     bodyLimit,
     trustProxy,
     countryHeader,
+    mail,
   });
   return { config, warnings };
+}
+
+function loadMailConfig(env: NodeJS.ProcessEnv): MailConfig {
+  const whole = (name: string, fallback: number, minimum: number): number => {
+    const raw = env[name]?.trim();
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < minimum) fail(`${name} must be a whole number, at least ${minimum}, got "${raw}"`);
+    return Number(raw);
+  };
+  const smtpRaw = env.PLEDGE_SMTP_URL?.trim() || undefined;
+  if (smtpRaw !== undefined) {
+    let valid = false;
+    try {
+      valid = ['smtp:', 'smtps:'].includes(new URL(smtpRaw).protocol);
+    } catch {
+      valid = false;
+    }
+    // Never echo the value: it may carry the SMTP password.
+    if (!valid) fail('PLEDGE_SMTP_URL must be an smtp:// or smtps:// URL');
+  }
+  const from = env.PLEDGE_MAIL_FROM?.trim() || undefined;
+  if (from !== undefined && (/[\r\n]/.test(from) || !/@/.test(from))) fail('PLEDGE_MAIL_FROM must be an address, optionally written "Name <address>", on one line');
+  return Object.freeze({
+    smtpUrl: smtpRaw,
+    from,
+    pollIntervalMs: whole('PLEDGE_OUTBOX_POLL_MS', 1000, 10),
+    batchSize: whole('PLEDGE_OUTBOX_BATCH', 200, 1),
+    maxAttempts: whole('PLEDGE_OUTBOX_MAX_ATTEMPTS', 10, 1),
+    backoffMs: whole('PLEDGE_OUTBOX_BACKOFF_MS', 30_000, 1),
+    smtpTimeoutMs: whole('PLEDGE_SMTP_TIMEOUT_MS', 30_000, 100),
+  });
 }
 
 /** Test-suite settings; read here because this module alone touches process.env. */

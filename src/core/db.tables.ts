@@ -1,5 +1,6 @@
 import type { AuditTables } from '../audit/audit.tables.js';
 import type { ConsentTables } from '../consent/consent.tables.js';
+import type { CommsTables } from '../comms/comms.tables.js';
 import type { PolicyTables } from '../policy/policy.tables.js';
 import type { StaffTables } from '../staff/staff.tables.js';
 import type { SubjectTables } from '../subjects/subjects.tables.js';
@@ -16,4 +17,4 @@ import type { KeyringTables } from './keyring.tables.js';
  *   serves both databases and rows stay readable in a console;
  * - booleans are integers 0/1.
  */
-export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, ConsentTables {}
+export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, ConsentTables, CommsTables {}

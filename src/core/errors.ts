@@ -230,7 +230,7 @@ export const ERROR_CATALOGUE = {
   unknown_topic: {
     status: 422,
     title: 'Unknown communication topic',
-    description: 'The topic is not declared under communications in the policy. Nothing was stored.',
+    description: 'The topic is not declared under communications in the policy (policy_change and request_notice are built in). Nothing was stored.',
   },
   consent_not_optional: {
     status: 422,
@@ -247,6 +247,37 @@ export const ERROR_CATALOGUE = {
     status: 404,
     title: 'Consent receipt not found',
     description: 'No consent receipt has this id.',
+  },
+  // --- comms: outbox, unsubscribe, policy publication
+  unsubscribe_token_invalid: {
+    status: 400,
+    title: 'Unsubscribe link not valid',
+    description: 'The unsubscribe token is malformed, its signature does not match, or it does not name the message, person and topic it was issued for. Use the link from the message itself.',
+  },
+  unsubscribe_token_expired: {
+    status: 410,
+    title: 'Unsubscribe link expired',
+    description: 'The unsubscribe link is older than its validity period. Use the link in a more recent message, or change your preferences in the privacy center.',
+  },
+  message_not_found: {
+    status: 404,
+    title: 'Message not found',
+    description: 'No outbox message has this id.',
+  },
+  unknown_template: {
+    status: 422,
+    title: 'Unknown mail template',
+    description: 'No mail template has this name.',
+  },
+  mail_not_allowed: {
+    status: 422,
+    title: 'This message cannot be queued',
+    description: 'The message has no valid recipient (a subject id or an address), or a marketing message is addressed to someone who is not a subject. The message says which.',
+  },
+  policy_version_not_found: {
+    status: 404,
+    title: 'Policy version not found',
+    description: 'No published policy version has this id.',
   },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -94,6 +94,7 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
         { name: 'api-keys', description: 'Keys for company services, scoped to permissions and purposes.' },
         { name: 'system', description: 'Health and API description.' },
         { name: 'consent', description: 'The consent ledger: choices per purpose and mail topic, browser signals, preferences, visitors and Kantara receipts.' },
+        { name: 'comms', description: 'The outbox, one-click unsubscribe and policy acceptances.' },
       ],
       components: {
         securitySchemes: {

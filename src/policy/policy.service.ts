@@ -1,9 +1,14 @@
 import type { AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
 import type { Database } from '../core/db.js';
-import type { Policy } from './policy.model.js';
+import type { Transaction } from 'kysely';
+import type { Tables } from '../core/db.tables.js';
+import type { Actor } from '../staff/permissions.js';
+import { diffPolicies, isMaterial, type PolicyChange } from './policy.diff.js';
+import { Policy } from './policy.model.js';
+import type { PolicyDocument } from './policy.schema.js';
 import { policyJsonSchema } from './policy.schema.js';
-import { PolicyStore, type PolicyVersionRow } from './policy.store.js';
+import { PolicyStore, type PolicyVersionDocument, type PolicyVersionRow } from './policy.store.js';
 import { renderPolicy } from './render/render.js';
 
 /**
@@ -53,6 +58,55 @@ export class PolicyService {
   listVersions(): Promise<PolicyVersionRow[]> {
     return this.store.list();
   }
+
+  // --- publication
+
+  /**
+   * Publishes `policy` as a new version taking effect on `effectiveDate` (history is kept;
+   * publishing the same document again changes nothing). Compared with the version stored
+   * before it, the changes decide whether people must be told: `onPublished` runs in the
+   * publication's transaction with them (comms queues the notices there).
+   */
+  async publish(
+    policy: Policy,
+    effectiveDate: string,
+    actor: Actor,
+    audit: AuditWriter,
+    onPublished?: (trx: Transaction<Tables>, published: PublishedVersion) => Promise<void>,
+  ): Promise<PublishedVersion & { created: boolean }> {
+    let published: PublishedVersion | undefined;
+    const { row, created } = await this.store.publish(policy, effectiveDate, this.clock.now(), async (trx, stored, previous) => {
+      const changes = previous ? diffPolicies(new Policy(JSON.parse(previous.document) as PolicyDocument), policy) : [];
+      published = { version: stored, previous, changes, material: isMaterial(changes), policy };
+      await audit.appendWithin(trx, [
+        {
+          actor,
+          action: 'policy.published',
+          target: { type: 'policy_version', id: stored.id },
+          details: { version: policy.version, hash: policy.hash, effectiveDate, previous: previous?.id ?? null, changes: changes.length, material: published.material },
+        },
+      ]);
+      if (onPublished) await onPublished(trx, published);
+    });
+    return { ...(published ?? { version: row, previous: undefined, changes: [], material: false, policy }), created };
+  }
+
+  getVersion(id: string): Promise<PolicyVersionDocument | undefined> {
+    return this.store.get(id);
+  }
+
+  /** The version in force now: the latest published whose effective date has come. */
+  activeVersionNow(): Promise<PolicyVersionRow | undefined> {
+    return this.store.activeOn(this.clock.now().toISOString().slice(0, 10));
+  }
+}
+
+export interface PublishedVersion {
+  version: PolicyVersionRow;
+  previous: PolicyVersionRow | undefined;
+  changes: PolicyChange[];
+  material: boolean;
+  policy: Policy;
 }
 
 /**

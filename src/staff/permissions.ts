@@ -16,6 +16,8 @@ export const PERMISSIONS = {
   'keys:manage': 'Create and revoke API keys.',
   'consent:read': "Read a person's consent choices, ledger, preferences and receipts, and check whether a purpose may be used.",
   'consent:write': 'Record consent choices, set preferences, identify visitors.',
+  'comms:read': 'See the outbox: queued, sent and stored messages and their delivery state.',
+  'policy:accept': 'Record that a person accepted a policy version.',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -25,10 +27,10 @@ export type Role = (typeof ROLES)[number];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   owner: Object.keys(PERMISSIONS) as Permission[],
-  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify', 'consent:read', 'consent:write'],
+  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify', 'consent:read', 'consent:write', 'comms:read', 'policy:accept'],
   // Support reads data only with a written justification, which lands in the audit entry.
   support: ['subjects:read', 'data:read', 'data:write', 'consent:read', 'consent:write'],
-  auditor: ['subjects:read', 'audit:read', 'audit:verify', 'consent:read'],
+  auditor: ['subjects:read', 'audit:read', 'audit:verify', 'consent:read', 'comms:read'],
   developer: ['subjects:read', 'keys:manage'],
 };
 

@@ -112,4 +112,16 @@ export class KeyStore {
     }
     return total;
   }
+
+  // --- comms
+
+  /** Several subjects' data keys in one query (mail resolves a batch of recipients at once). */
+  async getMany(subjectIds: readonly string[]): Promise<Map<string, Buffer>> {
+    const keys = new Map<string, Buffer>();
+    for (let start = 0; start < subjectIds.length; start += 5000) {
+      const rows = await this.database.db.selectFrom('subject_keys').select(['subject_id', 'kek_id', 'wrapped']).where('subject_id', 'in', subjectIds.slice(start, start + 5000)).execute();
+      for (const row of rows) keys.set(row.subject_id, this.keyring.unwrap(row.kek_id, row.wrapped, this.context(row.subject_id)));
+    }
+    return keys;
+  }
 }

@@ -1,4 +1,6 @@
+import type { Kysely, Transaction } from 'kysely';
 import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
+import type { Tables } from '../core/db.tables.js';
 import type { Clock } from '../core/clock.js';
 import { blindIndex, open, seal } from '../core/crypto.js';
 import type { Database } from '../core/db.js';
@@ -537,5 +539,48 @@ export class SubjectsService {
     const values = rows.map((row) => ({ kind: row.kind, value: open(key!, row.value, `identity:${subjectId}:${row.kind}`).toString('utf8') }));
     await this.deps.audit.record([{ actor, action: 'identities.read', target: { type: 'subject', id: subjectId }, details: { kinds: rows.map((row) => row.kind) } }]);
     return values;
+  }
+
+  // --- comms
+
+  /**
+   * Active subjects with an email identity, in id order after `after`: the recipients of a
+   * policy-change mailing, read in batches inside the caller's transaction.
+   */
+  async registeredAfter(executor: Kysely<Tables> | Transaction<Tables>, after: string, limit: number): Promise<string[]> {
+    return store.registeredAfter(executor, after, limit);
+  }
+
+  /**
+   * Blind indexes of these subjects' email identities (the suppression list's key), read in
+   * the caller's transaction; no address is decrypted.
+   */
+  async emailBlindIndexes(executor: Kysely<Tables> | Transaction<Tables>, subjectIds: readonly string[]): Promise<Map<string, string>> {
+    return new Map((await store.emailBlindIndexesOf(executor, subjectIds)).map((row) => [row.subject_id, row.blind_index]));
+  }
+
+  /** The blind index an email address has as an identity (and on the suppression list). */
+  emailBlindIndex(address: string): string {
+    return this.prepareIdentity({ kind: 'email', value: address }).blindIndex;
+  }
+
+  /**
+   * Decrypted email addresses of these subjects, to send mail for `purpose` (when declared).
+   * Erased subjects (key destroyed) and subjects without an email are absent from the result.
+   * One `identities.read` audit entry per subject found, stored before the addresses are returned.
+   */
+  async emailAddresses(actor: Actor, subjectIds: readonly string[], purpose?: string): Promise<Map<string, string>> {
+    const addresses = new Map<string, string>();
+    if (subjectIds.length === 0) return addresses;
+    const rows = await store.sealedEmailsOf(this.deps.database.db, subjectIds);
+    const keys = await this.deps.keystore.getMany(rows.map((row) => row.subject_id));
+    for (const row of rows) {
+      const key = keys.get(row.subject_id);
+      if (key) addresses.set(row.subject_id, open(key, row.value, `identity:${row.subject_id}:email`).toString('utf8'));
+    }
+    await this.deps.audit.record(
+      [...addresses.keys()].map((id) => ({ actor, action: 'identities.read', target: { type: 'subject', id }, ...(purpose ? { purpose } : {}), details: { kinds: ['email'], use: 'mail' } })),
+    );
+    return addresses;
   }
 }

@@ -140,4 +140,37 @@ export const subjectsStore = {
       .where('id', '=', id)
       .execute();
   },
+
+  // --- comms
+
+  /** Active subjects with an email identity, by id after `after`. */
+  async registeredAfter(executor: Executor, after: string, limit: number): Promise<string[]> {
+    const rows = await executor
+      .selectFrom('subjects')
+      .select('id')
+      .where('status', '=', 'active')
+      .where('id', '>', after)
+      .where((eb) => eb.exists(eb.selectFrom('subject_identities').select('subject_id').whereRef('subject_identities.subject_id', '=', 'subjects.id').where('kind', '=', 'email')))
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.id);
+  },
+
+  emailBlindIndexesOf(executor: Executor, subjectIds: readonly string[]) {
+    if (subjectIds.length === 0) return Promise.resolve([]);
+    return executor.selectFrom('subject_identities').select(['subject_id', 'blind_index']).where('kind', '=', 'email').where('subject_id', 'in', [...subjectIds]).execute();
+  },
+
+  /** Sealed email identities of subjects not erased. */
+  sealedEmailsOf(executor: Executor, subjectIds: readonly string[]) {
+    return executor
+      .selectFrom('subject_identities')
+      .innerJoin('subjects', 'subjects.id', 'subject_identities.subject_id')
+      .select(['subject_identities.subject_id', 'subject_identities.value'])
+      .where('subject_identities.kind', '=', 'email')
+      .where('subjects.status', '!=', 'erased')
+      .where('subject_identities.subject_id', 'in', [...subjectIds])
+      .execute();
+  },
 };

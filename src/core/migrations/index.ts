@@ -4,6 +4,7 @@ import * as keyringAndSubjects from './0002-keyring-and-subjects.js';
 import * as audit from './0003-audit.js';
 import * as staff from './0004-staff.js';
 import * as consent from './0005-consent.js';
+import * as comms from './0006-comms.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -16,4 +17,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0003-audit': audit,
   '0004-staff': staff,
   '0005-consent': consent,
+  '0006-comms': comms,
 };

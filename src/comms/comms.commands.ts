@@ -1,0 +1,40 @@
+import path from 'node:path';
+import { EXIT, UsageError, parseCommandArgs, type CommandIO } from '../cli/io.js';
+import type { Engine } from '../engine.js';
+import { formatReport } from '../policy/policy.issues.js';
+import { loadPolicyFile } from '../policy/policy.load.js';
+
+/**
+ * `pledge policy publish FILE [--effective YYYY-MM-DD]`: stores FILE as a new policy version
+ * (history kept) and, when the change must be told by email, schedules the notices; the outbox
+ * worker of `pledge serve` queues and sends them.
+ */
+export async function policyPublishCommand(args: string[], io: CommandIO, openEngine: () => Promise<Engine>): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { effective: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('usage: pledge policy publish FILE [--effective YYYY-MM-DD]');
+  const effective = values.effective;
+  if (effective !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(effective) || Number.isNaN(Date.parse(`${effective}T00:00:00Z`)))) {
+    throw new UsageError(`--effective must be a date written YYYY-MM-DD, not "${effective}"`);
+  }
+  const loaded = loadPolicyFile(path.resolve(io.cwd, positionals[0]!));
+  if (!loaded.policy) {
+    io.err(formatReport(loaded.issues));
+    io.err('pledge policy publish: the policy is invalid; nothing was published.');
+    return EXIT.invalid;
+  }
+  const engine = await openEngine();
+  try {
+    const result = await engine.comms.publishPolicy({ type: 'system', id: 'cli' }, loaded.policy, effective ?? loaded.policy.effectiveDate);
+    if (!result.created) {
+      io.out(`policy version ${result.version.version} (${result.version.id}) is already published; nothing changed`);
+      return EXIT.ok;
+    }
+    const material = result.changes.filter((change) => change.material).length;
+    io.out(`published policy version ${result.version.version} as ${result.version.id}, effective ${result.version.effectiveDate}`);
+    io.out(result.previous ? `${result.changes.length} change(s) since ${result.previous.version}, ${material} material` : 'first published version');
+    io.out(result.noticesScheduled ? 'notices to registered people are scheduled; pledge serve sends them' : 'no notice by email is due for this change');
+    return EXIT.ok;
+  } finally {
+    await engine.close();
+  }
+}

@@ -1,0 +1,32 @@
+import type { Transaction } from 'kysely';
+import type { Tables } from '../core/db.tables.js';
+import type { ConsentGate } from '../subjects/consent-gate.js';
+
+/**
+ * What comms asks of consent. Marketing is re-checked when the message is claimed for sending,
+ * inside the claiming transaction: an implementation that reads the database must read
+ * through `trx` when it is given (on SQLite the transaction holds the only connection).
+ */
+export interface MailConsent {
+  mayReceive(subjectId: string, topicId: string, purposeId: string, trx?: Transaction<Tables>): Promise<boolean>;
+  /** Told of every opt-out taken through an unsubscribe link (after comms has stored its own). */
+  recordUnsubscribe(subjectId: string, topicId: string, evidence: UnsubscribeEvidence): Promise<void>;
+}
+
+export interface UnsubscribeEvidence {
+  messageId: string;
+  /** one_click: RFC 8058 POST from the mail client; page: the confirmation page's button. */
+  method: 'one_click' | 'page';
+  at: string;
+}
+
+/** The purpose's legal basis and the person's state, as the vault's consent gate decides them. */
+export class ConsentGateMailConsent implements MailConsent {
+  constructor(private readonly gate: ConsentGate) {}
+
+  async mayReceive(subjectId: string, _topicId: string, purposeId: string): Promise<boolean> {
+    return (await this.gate.decide(subjectId, purposeId)).allowed;
+  }
+
+  async recordUnsubscribe(): Promise<void> {}
+}

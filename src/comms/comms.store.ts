@@ -1,0 +1,202 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Tables } from '../core/db.tables.js';
+import type { DialectName } from '../core/db.js';
+import type { CommsNoticeRunsTable, CommsOutboxTable, MessageStatus } from './comms.tables.js';
+
+type Executor = Kysely<Tables> | Transaction<Tables>;
+
+export interface OutboxFilter {
+  status?: MessageStatus;
+  kind?: CommsOutboxTable['kind'];
+  subjectId?: string;
+  /** Keyset pagination: ids after this one. */
+  after?: string;
+  limit: number;
+}
+
+/** The only code that touches the comms tables (outbox, suppressions, topic states, notice runs, acceptances). */
+export const commsStore = {
+  /** Inserts messages; one whose idempotency key is stored already is skipped. Returns the ids inserted. */
+  async insertMessages(executor: Executor, rows: CommsOutboxTable[]): Promise<string[]> {
+    const inserted: string[] = [];
+    // 19 columns a row: stay under every database's bound-parameter limit.
+    for (let start = 0; start < rows.length; start += 200) {
+      const result = await executor
+        .insertInto('comms_outbox')
+        .values(rows.slice(start, start + 200))
+        .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
+        .returning('id')
+        .execute();
+      inserted.push(...result.map((row) => row.id));
+    }
+    return inserted;
+  },
+
+  byIdempotencyKey: (executor: Executor, key: string) => executor.selectFrom('comms_outbox').select(['id', 'status']).where('idempotency_key', '=', key).executeTakeFirst(),
+
+  get: (executor: Executor, id: string) => executor.selectFrom('comms_outbox').selectAll().where('id', '=', id).executeTakeFirst(),
+
+  list(executor: Executor, filter: OutboxFilter) {
+    let query = executor
+      .selectFrom('comms_outbox')
+      .select(['id', 'kind', 'topic', 'purpose', 'subject_id', 'template', 'policy_version_id', 'status', 'attempts', 'next_attempt_at', 'last_error', 'created_at', 'updated_at', 'sent_at'])
+      .orderBy('id')
+      .limit(filter.limit);
+    if (filter.status) query = query.where('status', '=', filter.status);
+    if (filter.kind) query = query.where('kind', '=', filter.kind);
+    if (filter.subjectId) query = query.where('subject_id', '=', filter.subjectId);
+    if (filter.after) query = query.where('id', '>', filter.after);
+    return query.execute();
+  },
+
+  async countByStatus(executor: Executor): Promise<Record<string, number>> {
+    const rows = await executor.selectFrom('comms_outbox').select(['status', (eb) => eb.fn.countAll<number | string>().as('count')]).groupBy('status').execute();
+    return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
+  },
+
+  /**
+   * Claims up to `limit` due messages in one statement: queued ones whose time has come, and
+   * ones left `sending` by a process whose lease ran out (it died mid-send). A claimed message
+   * is `sending` until `leaseUntil` (kept in next_attempt_at, so one index finds both).
+   * PostgreSQL: rows locked by another process's claim are skipped (FOR UPDATE SKIP LOCKED);
+   * SQLite: the statement is the transaction's first, a write, so it holds the one writer lock.
+   */
+  claim(trx: Transaction<Tables>, dialect: DialectName, options: { now: string; leaseUntil: string; token: string; limit: number }) {
+    return trx
+      .updateTable('comms_outbox')
+      .set({ status: 'sending', claim_token: options.token, claimed_until: options.leaseUntil, next_attempt_at: options.leaseUntil, attempts: sql<number>`attempts + 1`, updated_at: options.now })
+      .where('id', 'in', (eb) => {
+        const due = eb
+          .selectFrom('comms_outbox')
+          .select('id')
+          .where('status', 'in', ['queued', 'sending'])
+          .where('next_attempt_at', '<=', options.now)
+          .orderBy('next_attempt_at')
+          .limit(options.limit);
+        return dialect === 'postgres' ? due.forUpdate().skipLocked() : due;
+      })
+      .returningAll()
+      .execute();
+  },
+
+  async markDropped(executor: Executor, ids: readonly string[], reason: string, now: string): Promise<void> {
+    if (ids.length === 0) return;
+    await executor.updateTable('comms_outbox').set({ status: 'dropped', last_error: reason, claim_token: null, to_sealed: null, updated_at: now }).where('id', 'in', [...ids]).execute();
+  },
+
+  /** Records deliveries; only the holder of the claim may (a process whose lease ran out may not). */
+  async markDelivered(executor: Executor, ids: readonly string[], token: string, status: 'sent' | 'stored', now: string): Promise<number> {
+    let updated = 0;
+    for (let start = 0; start < ids.length; start += 500) {
+      const result = await executor
+        .updateTable('comms_outbox')
+        .set({ status, sent_at: now, updated_at: now, claim_token: null, claimed_until: null, to_sealed: null, last_error: null })
+        .where('id', 'in', ids.slice(start, start + 500))
+        .where('claim_token', '=', token)
+        .executeTakeFirst();
+      updated += Number(result.numUpdatedRows);
+    }
+    return updated;
+  },
+
+  async markAttemptFailed(executor: Executor, id: string, token: string, change: { status: 'queued' | 'failed'; nextAttemptAt: string; error: string; now: string }): Promise<void> {
+    await executor
+      .updateTable('comms_outbox')
+      .set({ status: change.status, next_attempt_at: change.nextAttemptAt, last_error: change.error, claim_token: null, claimed_until: null, updated_at: change.now })
+      .where('id', '=', id)
+      .where('claim_token', '=', token)
+      .execute();
+  },
+
+  async unsubscribedTopics(executor: Executor, subjectIds: readonly string[]): Promise<Set<string>> {
+    if (subjectIds.length === 0) return new Set();
+    const rows = await executor.selectFrom('comms_topic_states').select(['subject_id', 'topic']).where('subject_id', 'in', [...subjectIds]).where('state', '=', 'unsubscribed').execute();
+    return new Set(rows.map((row) => `${row.subject_id}\u0000${row.topic}`));
+  },
+
+  async suppressed(executor: Executor, blindIndexes: readonly string[]): Promise<Set<string>> {
+    if (blindIndexes.length === 0) return new Set();
+    const rows = await executor.selectFrom('comms_suppressions').select(['blind_index', 'topic']).where('blind_index', 'in', [...new Set(blindIndexes)]).execute();
+    return new Set(rows.map((row) => `${row.blind_index}\u0000${row.topic}`));
+  },
+
+  /** Inserts the opt-out rows; returns whether anything was new (a replay adds nothing). */
+  async addOptOut(trx: Transaction<Tables>, input: { subjectId: string; topic: string; blindIndex: string | undefined; messageId: string; source: string; now: string }): Promise<boolean> {
+    const state = await trx
+      .insertInto('comms_topic_states')
+      .values({ subject_id: input.subjectId, topic: input.topic, state: 'unsubscribed', message_id: input.messageId, updated_at: input.now })
+      .onConflict((conflict) => conflict.columns(['subject_id', 'topic']).doNothing())
+      .returning('subject_id')
+      .execute();
+    let suppressed: unknown[] = [];
+    if (input.blindIndex) {
+      suppressed = await trx
+        .insertInto('comms_suppressions')
+        .values({ blind_index: input.blindIndex, topic: input.topic, source: input.source, created_at: input.now })
+        .onConflict((conflict) => conflict.columns(['blind_index', 'topic']).doNothing())
+        .returning('blind_index')
+        .execute();
+    }
+    return state.length > 0 || suppressed.length > 0;
+  },
+
+  /** Marketing of this topic still waiting for this subject: dropped with the opt-out. */
+  async dropQueuedMarketing(trx: Transaction<Tables>, subjectId: string, topic: string, now: string): Promise<number> {
+    const result = await trx
+      .updateTable('comms_outbox')
+      .set({ status: 'dropped', last_error: 'unsubscribed', to_sealed: null, updated_at: now })
+      .where('subject_id', '=', subjectId)
+      .where('topic', '=', topic)
+      .where('kind', '=', 'marketing')
+      .where('status', '=', 'queued')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+
+  async topicStates(executor: Executor, subjectId: string) {
+    return executor.selectFrom('comms_topic_states').select(['topic', 'state', 'updated_at']).where('subject_id', '=', subjectId).orderBy('topic').execute();
+  },
+
+  async isSuppressed(executor: Executor, blindIndex: string, topic: string): Promise<boolean> {
+    const row = await executor.selectFrom('comms_suppressions').select('topic').where('blind_index', '=', blindIndex).where('topic', 'in', [topic, '*']).executeTakeFirst();
+    return row !== undefined;
+  },
+
+  // --- notice runs
+
+  async createRun(executor: Executor, row: CommsNoticeRunsTable): Promise<void> {
+    await executor.insertInto('comms_notice_runs').values(row).onConflict((conflict) => conflict.column('policy_version_id').doNothing()).execute();
+  },
+
+  /**
+   * The oldest unfinished run, locked for this transaction. On SQLite the transaction first
+   * writes (takes the writer lock) so that it never has to upgrade a read lock under contention.
+   */
+  async lockRunningRun(trx: Transaction<Tables>, dialect: DialectName): Promise<CommsNoticeRunsTable | undefined> {
+    if (dialect === 'sqlite') {
+      await trx.updateTable('comms_notice_runs').set({ status: 'running' }).where('status', '=', 'running').execute();
+      return trx.selectFrom('comms_notice_runs').selectAll().where('status', '=', 'running').orderBy('created_at').limit(1).executeTakeFirst();
+    }
+    return trx.selectFrom('comms_notice_runs').selectAll().where('status', '=', 'running').orderBy('created_at').limit(1).forUpdate().skipLocked().executeTakeFirst();
+  },
+
+  async advanceRun(trx: Transaction<Tables>, versionId: string, change: { cursor: string; added: number; done: boolean; now: string }): Promise<void> {
+    await trx
+      .updateTable('comms_notice_runs')
+      .set({ cursor: change.cursor, queued: sql<number>`queued + ${change.added}`, status: change.done ? 'done' : 'running', finished_at: change.done ? change.now : null })
+      .where('policy_version_id', '=', versionId)
+      .execute();
+  },
+
+  getRun: (executor: Executor, versionId: string) => executor.selectFrom('comms_notice_runs').selectAll().where('policy_version_id', '=', versionId).executeTakeFirst(),
+
+  // --- acceptances
+
+  async accept(trx: Transaction<Tables>, row: { subject_id: string; policy_version_id: string; method: string; accepted_at: string }): Promise<boolean> {
+    const inserted = await trx.insertInto('policy_acceptances').values(row).onConflict((conflict) => conflict.columns(['subject_id', 'policy_version_id']).doNothing()).returning('subject_id').execute();
+    return inserted.length > 0;
+  },
+
+  acceptance: (executor: Executor, subjectId: string, versionId: string) =>
+    executor.selectFrom('policy_acceptances').selectAll().where('subject_id', '=', subjectId).where('policy_version_id', '=', versionId).executeTakeFirst(),
+};

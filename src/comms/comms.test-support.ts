@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createApp, type App } from '../app.js';
+import { manualClock, type ManualClock } from '../core/clock.js';
+import { loadConfig } from '../core/config.js';
+import { createLogger } from '../core/logger.js';
+import { createTestDatabase, temporaryDirectory, type TestDialect } from '../../test/support/databases.js';
+
+/**
+ * Test policies for mail: the demo policy with its newsletter under legitimate interest (an
+ * opt-out purpose: marketing may be sent until the person unsubscribes, so the opt-out is
+ * what decides), and a version 2.0 whose newsletter may use more contact data (a material
+ * change that calls for notices by email).
+ */
+export function writeMailPolicies(directory: string): { v1: string; v2: string } {
+  const demo = readFileSync(path.resolve('examples/demo/pledge.yaml'), 'utf8');
+  const marketing = '    legal_basis: consent\n    categories: [user.name, user.contact.email, user.behavior.purchase_history]';
+  if (!demo.includes(marketing)) throw new Error('the demo policy changed: update writeMailPolicies');
+  const v1 = demo.replace(marketing, marketing.replace('consent', 'legitimate_interest'));
+  const v2 = v1
+    .replace('categories: [user.name, user.contact.email, user.behavior.purchase_history]', 'categories: [user.name, user.contact, user.behavior.purchase_history]')
+    .replace(/\n {2}version: "1\.0"/, '\n  version: "2.0"');
+  const files = { v1: path.join(directory, 'v1.yaml'), v2: path.join(directory, 'v2.yaml') };
+  writeFileSync(files.v1, v1);
+  writeFileSync(files.v2, v2);
+  return files;
+}
+
+export interface MailTestApp {
+  app: App;
+  clock: ManualClock;
+  dataDir: string;
+  policies: { v1: string; v2: string };
+  databaseUrl: string;
+  masterKey: string;
+  cleanup(): Promise<void>;
+}
+
+/** The whole app (createApp, as `pledge serve` builds it) on a fresh database, with a manual clock. */
+export async function createMailTestApp(dialect: TestDialect, env: NodeJS.ProcessEnv = {}): Promise<MailTestApp> {
+  const database = await createTestDatabase(dialect);
+  const directory = temporaryDirectory('pledge-comms-');
+  const policies = writeMailPolicies(directory.path);
+  const dataDir = path.join(directory.path, 'data');
+  const masterKey = randomBytes(32).toString('hex');
+  const { config } = loadConfig(
+    { PLEDGE_MASTER_KEY: masterKey, PLEDGE_PUBLIC_URL: 'https://privacy.example.test', ...env },
+    { dataDir, databaseUrl: database.url, policy: policies.v1 },
+  );
+  const clock = manualClock(new Date());
+  try {
+    const app = await createApp(config, { clock, logger: createLogger('silent') });
+    return {
+      app,
+      clock,
+      dataDir,
+      policies,
+      databaseUrl: database.url,
+      masterKey,
+      cleanup: async () => {
+        await app.close();
+        await database.cleanup();
+        directory.remove();
+      },
+    };
+  } catch (error) {
+    await database.cleanup();
+    directory.remove();
+    throw error;
+  }
+}
