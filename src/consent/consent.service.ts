@@ -166,7 +166,11 @@ export class ConsentService implements ConsentGate {
   private enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<ConsentEventsTable[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ ...write, resolve, reject });
-      if (!this.flushing) void this.flush();
+      if (!this.flushing) {
+        this.flushing = true;
+        // Let the requests already under way reach the queue before the batch is taken.
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
@@ -175,11 +179,21 @@ export class ConsentService implements ConsentGate {
     const { db } = this.deps.database;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, GROUP_LIMIT);
+        let batch: PendingWrite[] = [];
         let kept: ConsentEventsTable[][];
         try {
-          kept = await db.transaction().execute((trx) => this.writeBatch(trx, batch));
+          // The batch is taken once the transaction holds its connection: the writes that
+          // queued while it waited for it go in too.
+          kept = await db.transaction().execute((trx) => {
+            batch = this.queue.splice(0, GROUP_LIMIT);
+            return this.writeBatch(trx, batch);
+          });
         } catch (error) {
+          if (batch.length === 0) {
+            // The transaction could not even begin: every queued write fails with it.
+            for (const write of this.queue.splice(0, GROUP_LIMIT)) write.reject(error);
+            continue;
+          }
           if (batch.length === 1) {
             batch[0]!.reject(error);
             continue;

@@ -399,6 +399,24 @@ for (const dialect of testDialects()) {
       assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
     });
 
+    test('a write that fails inside a shared transaction fails alone; its neighbours are stored', async () => {
+      const { consent } = testApp.app;
+      const [first, second] = [await newSubject(), await newSubject()];
+      const earlier = await consent.record(system, { holder: first, choices: [{ purpose: 'marketing', action: 'granted' }] });
+      // A write reusing an event id breaks the ledger's primary key: it can only fail in the database.
+      const internals = consent as unknown as { commit(actor: unknown, holder: string, rows: unknown[], receipt: unknown, action: string, now: Date): Promise<unknown> };
+      const now = new Date();
+      const broken = internals.commit(system, first, [{ id: earlier.events[0]!.id, holder: first, target_kind: 'purpose', target: 'analytics', action: 'denied', source: 'api', policy_version: '1.0', country: null, ua_family: null, banner_version: null, merged_from: null, decided_at: now.toISOString(), receipt_id: 'r', recorded_at: now.toISOString() }], { consentReceiptID: '00000000-0000-4000-8000-00000000000b' }, 'consent.recorded', now);
+      const fine = consent.record(system, { holder: second, choices: [{ purpose: 'marketing', action: 'granted' }] });
+      const [brokenResult, fineResult] = await Promise.allSettled([broken, fine]);
+      assert.equal(brokenResult.status, 'rejected');
+      assert.equal(fineResult.status, 'fulfilled');
+      assert.equal((await decision(second, 'marketing')).allowed, true);
+      assert.equal((await decision(first, 'analytics')).decision, null, 'nothing of the failed write was kept');
+      const report = await testApp.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+
     test('an erased subject takes no new choices; a vault read of an unknown subject stays 404', async () => {
       const id = await newSubject();
       await call('POST', `/v1/subjects/${id}/close`, { key: shopKey });
