@@ -14,6 +14,10 @@ import { KeyStore } from './subjects/keystore.js';
 import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
 import type { KeystoreTables } from './subjects/subjects.tables.js';
 import { SubjectsService } from './subjects/subjects.service.js';
+import { JobRunner, type JobRunnerOptions } from './core/jobs.js';
+import { LogNotifier, type RequestNotifier } from './requests/requests.notifier.js';
+import { RequestsService } from './requests/requests.service.js';
+import { RequestSystems, VaultHandler } from './requests/requests.systems.js';
 
 export interface EngineOptions {
   clock?: Clock;
@@ -22,6 +26,11 @@ export interface EngineOptions {
   policy?: Policy;
   /** Where start-up warnings go (the CLI prints them for people); default: the log. */
   warn?: (message: string) => void;
+  /** Where request messages go (verification codes, notices); default: only logged. */
+  requestNotifier?: RequestNotifier;
+  jobs?: JobRunnerOptions;
+  /** Datastore handlers registered beside the vault (tests; connected datasets). */
+  requestSystems?: (systems: RequestSystems) => void;
 }
 
 /**
@@ -45,6 +54,9 @@ export interface Engine {
   readonly keystore: KeyStore;
   readonly subjects: SubjectsService;
   readonly staff: StaffService;
+  readonly jobs: JobRunner;
+  readonly requestSystems: RequestSystems;
+  readonly requests: RequestsService;
   close(): Promise<void>;
 }
 
@@ -74,6 +86,11 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
     const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+    const jobs = new JobRunner(database, clock, logger, options.jobs);
+    const requestSystems = new RequestSystems();
+    requestSystems.register(new VaultHandler(subjects, policy, clock));
+    options.requestSystems?.(requestSystems);
+    const requests = new RequestsService({ database, policy, audit, keyring, clock, jobs, systems: requestSystems, notifier: options.requestNotifier ?? new LogNotifier(logger), publicUrl: config.publicUrl });
     return {
       config,
       clock,
@@ -87,7 +104,11 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       keystore,
       subjects,
       staff,
+      jobs,
+      requestSystems,
+      requests,
       async close() {
+        await jobs.stop();
         await audit.close();
         await closeDatabases();
       },

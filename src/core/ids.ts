@@ -24,6 +24,7 @@ export const ID_PREFIXES = {
   ses: 'session',
   dsc: 'disclosure',
   evt: 'event',
+  pkg: 'request package',
 } as const;
 
 export type IdPrefix = keyof typeof ID_PREFIXES;

@@ -14,6 +14,9 @@ export const PERMISSIONS = {
   'audit:verify': 'Verify the audit chain and its checkpoints.',
   'staff:manage': 'Add staff, change roles, unlock accounts.',
   'keys:manage': 'Create and revoke API keys.',
+  'requests:read': 'See data-subject requests, their deadlines and tasks (no personal data).',
+  'requests:manage': 'Log requests (with the channel and date they came by), send verification codes, extend deadlines.',
+  'requests:decide': 'Verify identities by hand, approve, deny, cancel and run requests, dry-run erasures, get package links.',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -23,10 +26,10 @@ export type Role = (typeof ROLES)[number];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   owner: Object.keys(PERMISSIONS) as Permission[],
-  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify'],
+  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify', 'requests:read', 'requests:manage', 'requests:decide'],
   // Support reads data only with a written justification, which lands in the audit entry.
-  support: ['subjects:read', 'data:read', 'data:write'],
-  auditor: ['subjects:read', 'audit:read', 'audit:verify'],
+  support: ['subjects:read', 'data:read', 'data:write', 'requests:read', 'requests:manage'],
+  auditor: ['subjects:read', 'audit:read', 'audit:verify', 'requests:read'],
   developer: ['subjects:read', 'keys:manage'],
 };
 
