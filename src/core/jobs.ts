@@ -130,6 +130,7 @@ export class JobRunner {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  private lastIdTime = 0;
 
   constructor(
     private readonly database: Database,
@@ -161,7 +162,10 @@ export class JobRunner {
   /** Adds a job; pass the caller's transaction so the job exists only if its cause commits. */
   async enqueue(executor: Executor, input: EnqueueInput): Promise<string | undefined> {
     const now = this.clock.now().toISOString();
-    const id = newId('job', this.clock.now().getTime());
+    // Ids carry their time and break ties in the claim order: kept increasing within a process,
+    // jobs enqueued together and due together run in the order they were enqueued.
+    this.lastIdTime = Math.max(this.lastIdTime + 1, this.clock.now().getTime());
+    const id = newId('job', this.lastIdTime);
     const result = await executor
       .insertInto('jobs')
       .values({

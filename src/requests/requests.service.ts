@@ -212,7 +212,9 @@ export class RequestsService {
   }
 
   private async view(row: RequestsTable): Promise<RequestView> {
-    const [tasks, packages] = await Promise.all([store.tasksOf(this.db, row.id), store.packagesOf(this.db, row.id)]);
+    const [unordered, packages] = await Promise.all([store.tasksOf(this.db, row.id), store.packagesOf(this.db, row.id)]);
+    const order = this.deps.systems.ids();
+    const tasks = unordered.sort((a, b) => order.indexOf(a.datastore) - order.indexOf(b.datastore));
     const now = this.now().toISOString();
     const effectiveDueAt = this.effectiveDue(row);
     return {
