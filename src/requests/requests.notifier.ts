@@ -33,6 +33,6 @@ export class LogNotifier implements RequestNotifier {
   }
 
   async notify(notice: RequestNotice, event: RequestEvent, address: string | undefined): Promise<void> {
-    this.logger.info({ request: notice.requestId, event, to: address === undefined ? 'staff' : 'person' }, 'request notice due');
+    this.logger.debug({ request: notice.requestId, event, to: address === undefined ? 'staff' : 'person' }, 'request notice due');
   }
 }

@@ -353,6 +353,9 @@ for (const dialect of testDialects()) {
       assert.equal((await h.engine.subjects.get(subject.id)).restricted, true);
       await rejects(h.engine.subjects.readData(officer, subject.id, 'order_fulfilment'), 'purpose_not_permitted');
       assert.equal((await h.engine.subjects.readData(officer, subject.id, 'legal_compliance')).fields['user.name']!.value, 'Rita Smith');
+      // Storage goes on: data can still be written (kept), only its use is blocked.
+      await h.engine.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'person', fields: { 'user.contact.address': { city: 'Leeds' } } });
+      await rejects(h.engine.subjects.readData(officer, subject.id, 'marketing'), 'purpose_not_permitted');
     });
 
     test('a datastore that is down: its task is retried with backoff and the request is not completed until it answers', async () => {
