@@ -78,6 +78,19 @@ for (const dialect of testDialects()) {
       assert.equal(await runner.runDue(), 0, 'a failed job stays failed');
     });
 
+    test('done jobs are purged after their keeping period; failed ones stay', async () => {
+      const runner = new JobRunner(database, clock, undefined, { owner: 'purge' });
+      runner.register('t.purge', { run: async () => {} });
+      const id = (await runner.enqueue(database.db, { kind: 't.purge', payload: {} }))!;
+      await runner.runDue();
+      await runner.purgeDone(new Date(clock.now().getTime() - 1000));
+      assert.equal((await runner.get(id))?.state, 'done', 'kept while recent');
+      clock.advance(2000);
+      assert.ok((await runner.purgeDone(new Date(clock.now().getTime() - 1000))) >= 1);
+      assert.equal(await runner.get(id), undefined);
+      assert.ok((await database.db.selectFrom('jobs').select('id').where('state', '=', 'failed').execute()).length >= 1);
+    });
+
     test('a permanent error fails at once', async () => {
       const runner = new JobRunner(database, clock, undefined, { owner: 'c' });
       runner.register('t.permanent', {

@@ -95,6 +95,8 @@ export interface JobRunnerOptions {
   backoffMs?: number;
   maxBackoffMs?: number;
   defaultMaxAttempts?: number;
+  /** Done jobs are deleted this long after they finished (default 7 days); failed ones are kept. */
+  keepDoneMs?: number;
 }
 
 /** Thrown by a handler when retrying cannot help (the job fails at once). */
@@ -131,6 +133,8 @@ export class JobRunner {
   private running: Promise<void> | undefined;
   private stopped = true;
   private lastIdTime = 0;
+  private lastPurge = 0;
+  private readonly keepDoneMs: number;
 
   constructor(
     private readonly database: Database,
@@ -144,6 +148,13 @@ export class JobRunner {
     this.backoffMs = options.backoffMs ?? 2000;
     this.maxBackoffMs = options.maxBackoffMs ?? 10 * 60_000;
     this.defaultMaxAttempts = options.defaultMaxAttempts ?? 8;
+    this.keepDoneMs = options.keepDoneMs ?? 7 * 86_400_000;
+  }
+
+  /** Deletes done jobs that finished before `before` (dedupe keys of periodic jobs go with them). */
+  async purgeDone(before: Date): Promise<number> {
+    const result = await this.database.db.deleteFrom('jobs').where('state', '=', 'done').where('updated_at', '<', before.toISOString()).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   register(kind: string, handler: JobKind): void {
@@ -307,6 +318,11 @@ export class JobRunner {
     const tick = async () => {
       try {
         await this.enqueueSchedules();
+        const now = this.clock.now().getTime();
+        if (now - this.lastPurge > 3_600_000) {
+          this.lastPurge = now;
+          await this.purgeDone(new Date(now - this.keepDoneMs));
+        }
         while (!this.stopped) {
           const job = await this.claim();
           if (!job) break;

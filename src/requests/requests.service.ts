@@ -488,6 +488,12 @@ export class RequestsService {
     return type === 'objection' || type === 'withdraw_consent' ? [VAULT] : this.deps.systems.ids();
   }
 
+  /** Without named purposes: every consent-based purpose (withdrawal) or every legitimate-interest one (objection). */
+  private defaultPurposes(type: 'objection' | 'withdraw_consent'): string[] {
+    const bases = type === 'withdraw_consent' ? ['consent'] : ['legitimate_interest', 'public_task'];
+    return this.deps.policy.document.purposes.filter((purpose) => bases.includes(purpose.legal_basis)).map((purpose) => purpose.id);
+  }
+
   /**
    * Starts (or, after a failure, resumes) execution: one task per datastore, one durable job per
    * unfinished task. Tasks already done are not run again.
@@ -574,11 +580,14 @@ export class RequestsService {
           break;
         }
         case 'objection':
-        case 'withdraw_consent':
-          // The consent ledger records the decision; the vault then refuses the purposes.
+        case 'withdraw_consent': {
+          const purposes = this.detailsOf(row).purposes ?? this.defaultPurposes(row.type);
+          const result = handler.withdraw ? await this.withTimeout(handler.withdraw(identities, purposes, { ...context, type: row.type }), task.datastore) : { subjects: 0, applied: false };
           output = null;
-          summary = { purposes: this.detailsOf(row).purposes ?? [], recorded: true };
+          // No subject count: it would tell whether the person is known.
+          summary = { purposes, applied: result.applied };
           break;
+        }
       }
     } catch (error) {
       const code = isPledgeError(error) ? error.code : 'datastore_unavailable';

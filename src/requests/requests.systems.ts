@@ -72,6 +72,22 @@ export interface DatastoreHandler {
   correct(identities: readonly IdentityInput[], corrections: Record<string, unknown>, context: HandlerContext): Promise<CorrectionResult>;
   /** Datastores that can mark a person as restricted do it here; others omit it (their data is not processed by Pledge). */
   restrict?(identities: readonly IdentityInput[], context: HandlerContext): Promise<RestrictionResult>;
+  /** Objection and withdrawal of consent: only the vault, through the consent ledger. */
+  withdraw?(identities: readonly IdentityInput[], purposes: readonly string[], context: HandlerContext & { type: 'objection' | 'withdraw_consent' }): Promise<WithdrawResult>;
+}
+
+export interface WithdrawResult {
+  subjects: number;
+  /** False when no consent ledger is connected: the decision could not be recorded. */
+  applied: boolean;
+}
+
+/**
+ * How an objection or a withdrawal reaches the consent ledger (the consent domain implements
+ * it): from then on the vault refuses those purposes for the person.
+ */
+export interface ConsentForRequests {
+  withdraw(actor: Actor, subjectId: string, purposes: readonly string[], context: { requestId: string; type: 'objection' | 'withdraw_consent' }): Promise<void>;
 }
 
 /**
@@ -145,7 +161,15 @@ export class VaultHandler implements DatastoreHandler {
     private readonly subjects: SubjectsService,
     private readonly policy: Policy,
     private readonly clock: Clock,
+    private readonly consent?: ConsentForRequests,
   ) {}
+
+  async withdraw(identities: readonly IdentityInput[], purposes: readonly string[], context: HandlerContext & { type: 'objection' | 'withdraw_consent' }): Promise<WithdrawResult> {
+    const ids = await this.subjects.findForRequest(context.actor, identities, context.requestId);
+    if (!this.consent) return { subjects: ids.length, applied: false };
+    for (const subjectId of ids) await this.consent.withdraw(context.actor, subjectId, purposes, { requestId: context.requestId, type: context.type });
+    return { subjects: ids.length, applied: true };
+  }
 
   async find(identities: readonly IdentityInput[], sink: (row: FoundRow) => void | Promise<void>, context: HandlerContext): Promise<FindSummary> {
     const ids = await this.subjects.findForRequest(context.actor, identities, context.requestId);

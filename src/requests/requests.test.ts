@@ -15,6 +15,7 @@ import type { Actor } from '../staff/permissions.js';
 import { MAX_CODE_ATTEMPTS, MAX_CODE_SENDS, type RequestView } from './requests.service.js';
 import { createShopDatabase, readShop, RecordingNotifier, ShopHandler } from './requests.test-support.js';
 import { csvCell } from './requests.packages.js';
+import { VaultHandler } from './requests.systems.js';
 import { readFileSync } from 'node:fs';
 
 const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
@@ -413,6 +414,25 @@ for (const dialect of testDialects()) {
       assert.equal(done.status, 'completed');
       assert.deepEqual(done.tasks.map((task) => [task.datastore, task.attempts]), [['vault', 1], ['shop', 5]]);
       h.clock.set('2026-03-02T12:00:00Z');
+    });
+
+    test('objection and withdrawal of consent go to the consent ledger through the vault', async () => {
+      const subject = await h.engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'object@example.com' }] });
+      const request = await verified('withdraw_consent', 'object@example.com');
+      await h.engine.requests.approve(officer, request.id);
+      const running = await h.engine.requests.run(officer, request.id);
+      assert.deepEqual(running.tasks.map((task) => task.datastore), ['vault'], 'only the vault');
+      await h.engine.jobs.runDue();
+      const done = await h.engine.requests.get(request.id);
+      assert.equal(done.status, 'completed');
+      // The demo policy's one consent-based purpose; no ledger is connected in this engine.
+      assert.deepEqual(done.tasks[0]!.summary, { purposes: ['marketing'], applied: false });
+
+      const recorded: Array<[string, readonly string[], string]> = [];
+      const vault = new VaultHandler(h.engine.subjects, h.engine.policy.policy, h.clock, { withdraw: async (_actor, subjectId, purposes, context) => void recorded.push([subjectId, purposes, context.type]) });
+      const result = await vault.withdraw([{ kind: 'email', value: 'object@example.com' }], ['analytics'], { actor: officer, requestId: request.id, type: 'objection' });
+      assert.deepEqual(result, { subjects: 1, applied: true });
+      assert.deepEqual(recorded, [[subject.id, ['analytics'], 'objection']]);
     });
 
     test('denial and cancellation need a reason, and end the request', async () => {
