@@ -1,5 +1,5 @@
 import { createHmac, randomInt } from 'node:crypto';
-import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
+import type { AuditDetailValue, AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
 import { deriveKey, open, safeEqual, seal } from '../core/crypto.js';
 import type { Database } from '../core/db.js';
@@ -424,13 +424,13 @@ export class RequestsService {
   }
 
   /** Moves a request from its current status to `to`, audited in the same transaction. */
-  private async transition(actor: Actor, id: string, to: RequestStatus, changes: Partial<RequestsTable> = {}, audit: Partial<AuditEvent['details']> = {}): Promise<RequestsTable> {
+  private async transition(actor: Actor, id: string, to: RequestStatus, changes: Partial<RequestsTable> = {}, audit: Record<string, AuditDetailValue> = {}): Promise<RequestsTable> {
     const row = await this.require(id);
     if (!canTransition(row.status, to)) throw this.invalidTransition(row.status, to);
     const stamp = this.now().toISOString();
     const ok = await this.db.transaction().execute(async (trx) => {
       const changed = await store.update(trx, id, { ...changes, status: to, updated_at: stamp }, [row.status]);
-      if (changed) await this.deps.audit.appendWithin(trx, [{ actor, action: `request.${to}`, target: { type: 'request', id }, details: { from: row.status, to, ...(audit as Record<string, never>) } }]);
+      if (changed) await this.deps.audit.appendWithin(trx, [{ actor, action: `request.${to}`, target: { type: 'request', id }, details: { from: row.status, to, ...audit } }]);
       return changed;
     });
     if (!ok) throw this.invalidTransition((await this.require(id)).status, to);
