@@ -4,6 +4,7 @@ import { benchAuditVerify } from './audit.bench.js';
 import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
+import { benchRequests } from './requests.bench.js';
 import { recordResults, type ResultRow } from './support.js';
 import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
@@ -40,4 +41,8 @@ if (wanted('audit')) vault.push(...(await benchAuditVerify()));
 if (wanted('rotation')) vault.push(...(await benchRotation()));
 if (vault.length) recordResults('Vault, audit and keys', vault);
 
-process.exitCode = [...foundation, ...vault].some((row) => row.verdict === 'FAIL') ? 1 : 0;
+const requestRows: ResultRow[] = [];
+if (wanted('requests')) requestRows.push(...(await benchRequests()));
+if (requestRows.length) recordResults('Requests and durable jobs', requestRows);
+
+process.exitCode = [...foundation, ...vault, ...requestRows].some((row) => row.verdict === 'FAIL') ? 1 : 0;

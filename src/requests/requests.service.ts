@@ -154,7 +154,11 @@ export class RequestsService {
     this.sealKey = deriveKey(root, 'pledge/requests/seal/v1');
     this.codeKey = deriveKey(root, 'pledge/requests/code/v1');
     this.linkKey = deriveKey(root, 'pledge/requests/link/v1');
-    this.calendar = new DeadlineCalendar(deps.policy.document.rights.calendar);
+    try {
+      this.calendar = new DeadlineCalendar(deps.policy.document.rights.calendar);
+    } catch (error) {
+      throw new PledgeError('policy_invalid', `rights.calendar.timezone is not an IANA time zone (such as Europe/Paris)`, { cause: error });
+    }
     deps.jobs.register(TASK_JOB, { run: (job) => this.runTask(job), exhausted: (job, code) => this.taskExhausted(job, code) });
     deps.jobs.register(FINALIZE_JOB, { run: (job) => this.finalize(job), exhausted: (job, code) => this.finalizeExhausted(job, code) });
     deps.jobs.register(SWEEP_JOB, { run: async () => void (await this.sweep()) });
