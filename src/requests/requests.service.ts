@@ -726,7 +726,7 @@ export class RequestsService {
     const item = await store.getPackage(this.db, packageId);
     if (!item || !item.content || item.deleted_at) throw refused();
     const body = open(this.sealKey, item.content, `package:${item.request_id}:${item.format}`);
-    await this.deps.audit.record([{ actor: { type: 'subject', id: item.request_id }, action: 'request.package_downloaded', target: { type: 'request', id: item.request_id }, details: { format: item.format } }]);
+    await this.deps.audit.record([{ actor: { type: 'system', id: 'signed_link' }, action: 'request.package_downloaded', target: { type: 'request', id: item.request_id }, details: { format: item.format } }]);
     const format = PACKAGE_FORMATS[item.format];
     return { contentType: format.contentType, filename: `${item.request_id}.${format.extension}`, body };
   }
