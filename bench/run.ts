@@ -7,6 +7,7 @@ import { benchOutbox, benchPolicyNotices } from './comms.bench.js';
 import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
+import { benchRequests } from './requests.bench.js';
 import { recordResults, type ResultRow } from './support.js';
 import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
@@ -66,4 +67,8 @@ if (wanted('notices')) comms.push(...(await benchPolicyNotices('sqlite')));
 if (only.includes('notices-100k')) comms.push(...(await benchPolicyNotices('sqlite', 100_000)));
 if (comms.length) recordResults('Comms', comms);
 
-process.exitCode = [...foundation, ...vault, ...consent, ...comms].some((row) => row.verdict === 'FAIL') ? 1 : 0;
+const requestRows: ResultRow[] = [];
+if (wanted('requests')) requestRows.push(...(await benchRequests()));
+if (requestRows.length) recordResults('Requests and durable jobs', requestRows);
+
+process.exitCode = [...foundation, ...vault, ...consent, ...comms, ...requestRows].some((row) => row.verdict === 'FAIL') ? 1 : 0;

@@ -8,6 +8,7 @@ import { registerAuth } from './http/auth.js';
 import { createHttpApp } from './http/server.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 import { registerPolicyRoutes } from './policy/policy.routes.js';
+import { registerRequestRoutes } from './requests/requests.routes.js';
 import { registerStaffRoutes } from './staff/staff.routes.js';
 import { registerSubjectRoutes } from './subjects/subjects.routes.js';
 
@@ -36,6 +37,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerSubjectRoutes(http, engine.subjects);
     registerConsentRoutes(http, engine.consent, { countryHeader: config.countryHeader });
     registerCommsRoutes(http, engine.comms);
+    registerRequestRoutes(http, engine.requests);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

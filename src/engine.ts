@@ -16,6 +16,12 @@ import { KeyStore } from './subjects/keystore.js';
 import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
 import type { KeystoreTables } from './subjects/subjects.tables.js';
 import { SubjectsService } from './subjects/subjects.service.js';
+import { JobRunner, type JobRunnerOptions } from './core/jobs.js';
+import { LedgerRequestConsent } from './consent/consent.requests.js';
+import { OutboxRequestNotifier } from './requests/requests.mail.js';
+import type { RequestNotifier } from './requests/requests.notifier.js';
+import { RequestsService } from './requests/requests.service.js';
+import { RequestSystems, VaultHandler } from './requests/requests.systems.js';
 
 export interface EngineOptions {
   clock?: Clock;
@@ -24,6 +30,11 @@ export interface EngineOptions {
   policy?: Policy;
   /** Where start-up warnings go (the CLI prints them for people); default: the log. */
   warn?: (message: string) => void;
+  /** Where request messages go (verification codes, notices); default: only logged. */
+  requestNotifier?: RequestNotifier;
+  jobs?: JobRunnerOptions;
+  /** Datastore handlers registered beside the vault (tests; connected datasets). */
+  requestSystems?: (systems: RequestSystems) => void;
 }
 
 /**
@@ -50,6 +61,9 @@ export interface Engine {
   readonly consent: ConsentService;
   /** The outbox: mail, unsubscribe, policy-change notices. `pledge serve` starts its worker. */
   readonly comms: CommsService;
+  readonly jobs: JobRunner;
+  readonly requestSystems: RequestSystems;
+  readonly requests: RequestsService;
   close(): Promise<void>;
 }
 
@@ -95,6 +109,11 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       publicUrl: config.publicUrl,
       dataDir: config.dataDir,
     });
+    const jobs = new JobRunner(database, clock, logger, options.jobs);
+    const requestSystems = new RequestSystems();
+    requestSystems.register(new VaultHandler(subjects, policy, clock, new LedgerRequestConsent(consent)));
+    options.requestSystems?.(requestSystems);
+    const requests = new RequestsService({ database, policy, audit, keyring, clock, jobs, systems: requestSystems, notifier: options.requestNotifier ?? new OutboxRequestNotifier(comms, policy), publicUrl: config.publicUrl });
     return {
       config,
       clock,
@@ -110,7 +129,11 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       staff,
       consent,
       comms,
+      jobs,
+      requestSystems,
+      requests,
       async close() {
+        await jobs.stop();
         await comms.close();
         await audit.close();
         await closeDatabases();

@@ -10,6 +10,7 @@ import { serveCommand } from './serve.js';
 import { keysRotateCommand } from './subjects/keys.commands.js';
 import { staffAddCommand } from './staff/staff.commands.js';
 import { VERSION } from './core/package.js';
+import { requestsCommand } from './requests/requests.commands.js';
 
 const HELP = `pledge ${VERSION} — your privacy policy, kept by software
 
@@ -26,6 +27,7 @@ Usage:
   pledge audit verify [--from SEQ] [--json]
   pledge keys rotate [--batch 1000]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
+  pledge requests create|list|show|verify|override|approve|deny|cancel|extend|dry-run|run|links …
   pledge --version | --help
 
 Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
@@ -87,6 +89,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     case 'keys':
       if (rest[0] !== 'rotate') throw new UsageError('usage: pledge keys rotate [--batch 1000]');
       return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
+    case 'requests':
+      return requestsCommand(rest, io, () => openEngineFor(io));
     default:
       throw new UsageError(`unknown command "${command}"; run pledge --help`);
   }

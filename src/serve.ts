@@ -43,6 +43,9 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   const app = await createApp(config, { policy: loaded.policy, warn: (message) => io.err(`warning: ${message}`) });
   const address = await app.http.listen({ port: config.port, host: config.host });
   app.comms.startWorker();
+  // Background work (request tasks, reminders) starts once the server answers.
+  app.requests.schedule();
+  app.jobs.start();
   const base = config.publicUrl.endsWith(`:${config.port}`) || !address.endsWith(`:${config.port}`) ? address : config.publicUrl;
   const policyName = config.policyIsDemo ? 'the demo policy (no pledge.yaml here; run `pledge init` to write yours)' : path.relative(io.cwd, config.policyPath) || config.policyPath;
   const lines: Array<[string, string]> = [

@@ -331,6 +331,12 @@ export class ConsentService implements ConsentGate {
     return { holder, purpose: purposeId, ...this.verdict(purpose, state), decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
   }
 
+  /** A declared purpose the person may refuse (not necessary, not a legal obligation). */
+  isRefusable(purposeId: string): boolean {
+    const purpose = this.policy.purposes.get(purposeId);
+    return purpose !== undefined && this.isOptional(purpose);
+  }
+
   /** A marketing topic of the policy: the only mail a person can refuse. */
   isMarketingTopic(topicId: string): boolean {
     const topic = this.policy.document.communications?.find((item) => item.id === topicId);

@@ -5,6 +5,8 @@ import type { PolicyTables } from '../policy/policy.tables.js';
 import type { StaffTables } from '../staff/staff.tables.js';
 import type { SubjectTables } from '../subjects/subjects.tables.js';
 import type { KeyringTables } from './keyring.tables.js';
+import type { JobTables } from './jobs.js';
+import type { RequestTables } from '../requests/requests.tables.js';
 
 /**
  * Row types of every table, for Kysely's type checking. Each domain describes its own tables
@@ -17,4 +19,4 @@ import type { KeyringTables } from './keyring.tables.js';
  *   serves both databases and rows stay readable in a console;
  * - booleans are integers 0/1.
  */
-export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, ConsentTables, CommsTables {}
+export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, ConsentTables, CommsTables, JobTables, RequestTables {}

@@ -279,6 +279,79 @@ export const ERROR_CATALOGUE = {
     title: 'Policy version not found',
     description: 'No published policy version has this id.',
   },
+  // requests
+  request_not_found: {
+    status: 404,
+    title: 'Request not found',
+    description:
+      'No data-subject request has this id.',
+  },
+  request_type_not_offered: {
+    status: 422,
+    title: 'Right not offered by the policy',
+    description:
+      'The policy does not list this right under rights.requests, so no request of this type can be logged. Add the right to pledge.yaml if you honour it.',
+  },
+  invalid_request_details: {
+    status: 422,
+    title: 'Request details not valid',
+    description:
+      'The request lacks what its type needs or has something it cannot use: a correction without corrections, an unknown category, a received date in the future, a dry run of a request that is not an erasure. The message says which.',
+  },
+  invalid_request_transition: {
+    status: 409,
+    title: 'Request cannot move to this status',
+    description:
+      'Requests follow a fixed lifecycle (identity_unverified → pending → approved or denied → in_progress → completed, failed or canceled). `from`, `to` and `allowed` say where the request is and where it may go.',
+  },
+  verification_code_invalid: {
+    status: 422,
+    title: 'Wrong verification code',
+    description:
+      'The code does not match the last one sent for this request (or none was sent). `attemptsLeft` says how many tries remain before a new code is needed.',
+  },
+  verification_code_expired: {
+    status: 422,
+    title: 'Verification code expired',
+    description:
+      'Codes are valid for 15 minutes. Ask for a new one (POST /v1/requests/{id}/resend).',
+  },
+  verification_locked: {
+    status: 429,
+    title: 'Too many wrong codes',
+    description:
+      'After 5 wrong codes the current code stops working. Send a new code, or have a privacy officer verify the person by other means (verification override, with a reason).',
+  },
+  verification_resend_limit: {
+    status: 429,
+    title: 'No more codes for this request',
+    description:
+      'At most 5 codes are sent for one request. A privacy officer can verify the person by other means (verification override, with a reason).',
+  },
+  reason_required: {
+    status: 422,
+    title: 'Reason required',
+    description:
+      'Denying, canceling, overriding verification and (when the policy says so) extending a deadline need a reason in words; it is recorded in the audit log and, where the person is told, sent to them.',
+  },
+  extension_not_allowed: {
+    status: 409,
+    title: 'Deadline cannot be extended',
+    description:
+      'The policy gives this right no extension, the deadline was already extended once, or the request is no longer open.',
+  },
+  package_not_available: {
+    status: 404,
+    title: 'Package not available',
+    description:
+      'The download link is not valid or has expired, the package was deleted after the period the policy sets (rights.packages.expire_after), or the request has no package. Ask for a new link while the package exists.',
+  },
+  datastore_unavailable: {
+    status: 503,
+    title: 'Datastore unavailable',
+    description:
+      'A datastore a request must reach is down, timed out or is not configured. The request task is retried with backoff; the request is not completed until every datastore is done.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -25,6 +25,7 @@ export const ID_PREFIXES = {
   dsc: 'disclosure',
   evt: 'event',
   vis: 'visitor',
+  pkg: 'request package',
 } as const;
 
 export type IdPrefix = keyof typeof ID_PREFIXES;

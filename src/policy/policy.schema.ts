@@ -271,6 +271,14 @@ const Rights = Type.Object(
       ),
     ),
     requests: Type.Array(Right, { minItems: 1, description: 'The rights people have and how they are honoured.' }),
+    packages: Type.Optional(
+      Type.Object(
+        {
+          expire_after: Duration('How long an access or portability package stays available for download before it is deleted (default 30 days).'),
+        },
+        strict,
+      ),
+    ),
     complaints: Type.Optional(
       Type.Object(
         {

@@ -18,6 +18,9 @@ export const PERMISSIONS = {
   'consent:write': 'Record consent choices, set preferences, identify visitors.',
   'comms:read': 'See the outbox: queued, sent and stored messages and their delivery state.',
   'policy:accept': 'Record that a person accepted a policy version.',
+  'requests:read': 'See data-subject requests, their deadlines and tasks (no personal data).',
+  'requests:manage': 'Log requests (with the channel and date they came by), send verification codes, extend deadlines.',
+  'requests:decide': 'Verify identities by hand, approve, deny, cancel and run requests, dry-run erasures, get package links.',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -25,14 +28,33 @@ export type Permission = keyof typeof PERMISSIONS;
 export const ROLES = ['owner', 'privacy_officer', 'support', 'auditor', 'developer'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  owner: Object.keys(PERMISSIONS) as Permission[],
-  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify', 'consent:read', 'consent:write', 'comms:read', 'policy:accept'],
+/**
+ * What each role may do, granted domain by domain (one line a role and domain). The owner may
+ * do everything.
+ */
+const GRANTS: ReadonlyArray<readonly [Role, readonly Permission[]]> = [
+  // the vault and the audit
+  ['privacy_officer', ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify']],
   // Support reads data only with a written justification, which lands in the audit entry.
-  support: ['subjects:read', 'data:read', 'data:write', 'consent:read', 'consent:write'],
-  auditor: ['subjects:read', 'audit:read', 'audit:verify', 'consent:read', 'comms:read'],
-  developer: ['subjects:read', 'keys:manage'],
-};
+  ['support', ['subjects:read', 'data:read', 'data:write']],
+  ['auditor', ['subjects:read', 'audit:read', 'audit:verify']],
+  ['developer', ['subjects:read', 'keys:manage']],
+  // consent
+  ['privacy_officer', ['consent:read', 'consent:write']],
+  ['support', ['consent:read', 'consent:write']],
+  ['auditor', ['consent:read']],
+  // comms and policy publication
+  ['privacy_officer', ['comms:read', 'policy:accept']],
+  ['auditor', ['comms:read']],
+  // data-subject requests
+  ['privacy_officer', ['requests:read', 'requests:manage', 'requests:decide']],
+  ['support', ['requests:read', 'requests:manage']],
+  ['auditor', ['requests:read']],
+];
+
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = Object.fromEntries(
+  ROLES.map((role) => [role, role === 'owner' ? (Object.keys(PERMISSIONS) as Permission[]) : [...new Set(GRANTS.filter(([grantee]) => grantee === role).flatMap(([, granted]) => granted))]]),
+) as unknown as Record<Role, readonly Permission[]>;
 
 /** Roles whose data reads must carry a justification (header X-Pledge-Justification). */
 export const JUSTIFICATION_REQUIRED: readonly Role[] = ['support'];

@@ -583,4 +583,117 @@ export class SubjectsService {
     );
     return addresses;
   }
+
+  // requests
+
+  /**
+   * The subjects holding any of these identities, for a data-subject request. Audited under
+   * the purpose "access_request"; an identity that matches no one is not an error here (the
+   * request answers the same either way).
+   */
+  async findForRequest(actor: Actor, identities: readonly IdentityInput[], requestId: string): Promise<string[]> {
+    const found = new Set<string>();
+    for (const input of identities) {
+      const identity = this.prepareIdentity(input);
+      for (const match of await store.findByIdentities(this.deps.database.db, identity.kind, [identity.blindIndex])) found.add(match.subject_id);
+    }
+    await this.deps.audit.record([{ actor, action: 'subject.lookup', purpose: 'access_request', details: { kinds: identities.map((identity) => identity.kind), found: found.size, request: requestId } }]);
+    return [...found].sort();
+  }
+
+  /** Categories a subject holds and when each was collected: metadata only, nothing decrypted (dry runs). */
+  async heldCategories(subjectId: string): Promise<Array<{ category: string; collectedAt: string }>> {
+    const row = await store.getSubject(this.deps.database.db, subjectId);
+    if (!row || row.status === 'erased') return [];
+    return (await store.fieldsOf(this.deps.database.db, subjectId)).map((field) => ({ category: field.category, collectedAt: field.collected_at })).sort((a, b) => a.category.localeCompare(b.category));
+  }
+
+  /**
+   * Everything the vault holds about a subject — every field, whatever purpose it was collected
+   * for, and its identities — for the person's own access or portability request. Not limited
+   * by purpose or restriction: the person has a right to all of it. Audited as a read under
+   * the purpose "access_request" before anything is returned.
+   */
+  async readAllForRequest(actor: Actor, subjectId: string, requestId: string): Promise<{ identities: Array<{ kind: string; value: string }>; fields: Array<{ category: string } & FieldValue> }> {
+    const row = await store.getSubject(this.deps.database.db, subjectId);
+    if (!row || row.status === 'erased') return { identities: [], fields: [] };
+    const [identityRows, fieldRows] = await Promise.all([store.identitiesOf(this.deps.database.db, subjectId), store.fieldsOf(this.deps.database.db, subjectId)]);
+    const key = identityRows.length + fieldRows.length > 0 ? await this.dataKey(subjectId) : undefined;
+    const identities = identityRows.map((identity) => ({ kind: identity.kind, value: open(key!, identity.value, `identity:${subjectId}:${identity.kind}`).toString('utf8') }));
+    const fields = fieldRows
+      .map((field) => ({
+        category: field.category,
+        value: JSON.parse(open(key!, field.value, `field:${subjectId}:${field.category}`).toString('utf8')) as unknown,
+        source: field.source,
+        partner: field.partner,
+        collectedFor: field.purpose,
+        collectedAt: field.collected_at,
+        updatedAt: field.updated_at,
+      }))
+      .sort((a, b) => a.category.localeCompare(b.category));
+    await this.deps.audit.record([
+      { actor, action: 'data.read', target: { type: 'subject', id: subjectId }, purpose: 'access_request', details: { categories: fields.map((field) => field.category), identities: identities.map((identity) => identity.kind), request: requestId } },
+    ]);
+    return { identities, fields };
+  }
+
+  /**
+   * Corrects the values of categories the subject already holds (source, purpose and
+   * collection time stay); categories it does not hold are reported, not created.
+   */
+  async correctForRequest(actor: Actor, subjectId: string, corrections: Record<string, unknown>, requestId: string): Promise<{ updated: string[]; notHeld: string[] }> {
+    const row = await store.getSubject(this.deps.database.db, subjectId);
+    if (!row || row.status === 'erased') return { updated: [], notHeld: Object.keys(corrections).sort() };
+    const now = this.deps.clock.now();
+    const held = new Map((await store.fieldsOf(this.deps.database.db, subjectId)).map((field) => [field.category, field]));
+    const updated: string[] = [];
+    const notHeld: string[] = [];
+    const rows: SubjectFieldsTable[] = [];
+    const key = await this.dataKey(subjectId);
+    const stamp = now.toISOString();
+    for (const [category, value] of Object.entries(corrections).sort(([a], [b]) => a.localeCompare(b))) {
+      const field = held.get(category);
+      if (!field) {
+        notHeld.push(category);
+        continue;
+      }
+      const json = JSON.stringify(value);
+      if (json === undefined || Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the corrected value of "${category}" is missing or larger than ${MAX_FIELD_BYTES / 1024} KB`);
+      if (category === DATE_OF_BIRTH) this.checkAge(value, now);
+      rows.push({ ...field, value: seal(key, Buffer.from(json), `field:${subjectId}:${category}`), updated_at: stamp });
+      updated.push(category);
+    }
+    await this.deps.database.db.transaction().execute(async (trx) => {
+      for (const field of rows) await store.upsertField(trx, field);
+      if (rows.length > 0) await store.updateSubject(trx, subjectId, { updated_at: stamp });
+      await this.deps.audit.appendWithin(trx, [{ actor, action: 'data.corrected', target: { type: 'subject', id: subjectId }, purpose: 'access_request', details: { categories: updated, notHeld, request: requestId } }]);
+    });
+    return { updated, notHeld };
+  }
+
+  /**
+   * Erasure for a request. With nothing to keep, the subject is crypto-shredded (erase). When
+   * some categories must be kept under a legal exception, every other field and every identity
+   * is deleted, the kept fields stay readable under the same key, and processing is restricted
+   * so only legal obligations may use them.
+   */
+  async eraseForRequest(actor: Actor, subjectId: string, keep: readonly string[], requestId: string): Promise<{ erased: string[]; kept: string[]; keyDestroyed: boolean }> {
+    const row = await store.getSubject(this.deps.database.db, subjectId);
+    if (!row || row.status === 'erased') return { erased: [], kept: [], keyDestroyed: false };
+    const fields = await store.fieldsOf(this.deps.database.db, subjectId);
+    const kept = fields.map((field) => field.category).filter((category) => keep.includes(category)).sort();
+    const erased = fields.map((field) => field.category).filter((category) => !keep.includes(category)).sort();
+    if (kept.length === 0) {
+      await this.erase(actor, subjectId);
+      return { erased, kept, keyDestroyed: true };
+    }
+    const stamp = this.deps.clock.now().toISOString();
+    await this.deps.database.db.transaction().execute(async (trx) => {
+      await store.deleteFields(trx, subjectId, erased);
+      await store.deleteIdentities(trx, subjectId);
+      await store.updateSubject(trx, subjectId, { restricted: 1, updated_at: stamp });
+      await this.deps.audit.appendWithin(trx, [{ actor, action: 'subject.erased_partially', target: { type: 'subject', id: subjectId }, details: { erased, kept, request: requestId } }]);
+    });
+    return { erased, kept, keyDestroyed: false };
+  }
 }

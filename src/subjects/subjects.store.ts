@@ -173,4 +173,14 @@ export const subjectsStore = {
       .where('subject_identities.subject_id', 'in', [...subjectIds])
       .execute();
   },
+
+  // requests: partial erasure, when a legal exception keeps some fields.
+  async deleteFields(executor: Executor, id: string, categories: readonly string[]): Promise<void> {
+    if (categories.length === 0) return;
+    await executor.deleteFrom('subject_fields').where('subject_id', '=', id).where('category', 'in', categories).execute();
+  },
+
+  async deleteIdentities(executor: Executor, id: string): Promise<void> {
+    await executor.deleteFrom('subject_identities').where('subject_id', '=', id).execute();
+  },
 };

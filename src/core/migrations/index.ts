@@ -5,6 +5,7 @@ import * as audit from './0003-audit.js';
 import * as staff from './0004-staff.js';
 import * as consent from './0005-consent.js';
 import * as comms from './0006-comms.js';
+import * as requests from './0007-requests.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -18,4 +19,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0004-staff': staff,
   '0005-consent': consent,
   '0006-comms': comms,
+  '0007-requests': requests,
 };
