@@ -425,8 +425,11 @@ for (const dialect of testDialects()) {
       await h.engine.jobs.runDue();
       const done = await h.engine.requests.get(request.id);
       assert.equal(done.status, 'completed');
-      // The demo policy's one consent-based purpose; no ledger is connected in this engine.
-      assert.deepEqual(done.tasks[0]!.summary, { purposes: ['marketing'], applied: false });
+      // The demo policy's one consent-based purpose, withdrawn in the consent ledger.
+      assert.deepEqual(done.tasks[0]!.summary, { purposes: ['marketing'], applied: true });
+      const ledger = await h.engine.consent.overview(officer, subject.id);
+      assert.equal(ledger.purposes.find((purpose) => purpose.id === 'marketing')?.decision, 'withdrawn');
+      assert.equal((await h.engine.consent.decide(subject.id, 'marketing')).allowed, false);
 
       const recorded: Array<[string, readonly string[], string]> = [];
       const vault = new VaultHandler(h.engine.subjects, h.engine.policy.policy, h.clock, { withdraw: async (_actor, subjectId, purposes, context) => void recorded.push([subjectId, purposes, context.type]) });
