@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { loadPolicyFile, requirePolicy } from './policy/policy.load.js';
 import type { Policy } from './policy/policy.model.js';
 import { PolicyService } from './policy/policy.service.js';
+import { RetentionService } from './retention/retention.service.js';
 import { StaffService } from './staff/staff.service.js';
 import { PolicyDefaultConsentGate } from './subjects/consent-gate.js';
 import { KeyStore } from './subjects/keystore.js';
@@ -45,6 +46,7 @@ export interface Engine {
   readonly keystore: KeyStore;
   readonly subjects: SubjectsService;
   readonly staff: StaffService;
+  readonly retention: RetentionService;
   close(): Promise<void>;
 }
 
@@ -74,6 +76,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
     const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+    const retention = new RetentionService({ database, subjects, audit, policy, clock });
     return {
       config,
       clock,
@@ -87,6 +90,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       keystore,
       subjects,
       staff,
+      retention,
       async close() {
         await audit.close();
         await closeDatabases();

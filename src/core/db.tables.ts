@@ -1,5 +1,6 @@
 import type { AuditTables } from '../audit/audit.tables.js';
 import type { PolicyTables } from '../policy/policy.tables.js';
+import type { RetentionTables } from '../retention/retention.tables.js';
 import type { StaffTables } from '../staff/staff.tables.js';
 import type { SubjectTables } from '../subjects/subjects.tables.js';
 import type { KeyringTables } from './keyring.tables.js';
@@ -15,4 +16,4 @@ import type { KeyringTables } from './keyring.tables.js';
  *   serves both databases and rows stay readable in a console;
  * - booleans are integers 0/1.
  */
-export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables {}
+export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, RetentionTables {}

@@ -226,6 +226,22 @@ export const ERROR_CATALOGUE = {
     title: 'Internal error',
     description: 'Something failed inside Pledge. The error is logged with the request id given in the response.',
   },
+  // retention
+  hold_not_found: {
+    status: 404,
+    title: 'Legal hold not found',
+    description: 'No legal hold has this id.',
+  },
+  hold_invalid: {
+    status: 422,
+    title: 'Legal hold invalid',
+    description: 'A legal hold needs a reason (1 to 500 characters) and, if it has an expiry, a date and time in the future.',
+  },
+  retention_sweep_running: {
+    status: 409,
+    title: 'Retention sweep already running',
+    description: 'Another retention sweep holds the lease (in this or another process sharing the database). Only one runs at a time; try again when it has finished.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -24,6 +24,7 @@ export const ID_PREFIXES = {
   ses: 'session',
   dsc: 'disclosure',
   evt: 'event',
+  hld: 'legal hold',
 } as const;
 
 export type IdPrefix = keyof typeof ID_PREFIXES;

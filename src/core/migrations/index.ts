@@ -3,6 +3,7 @@ import * as policyVersions from './0001-policy-versions.js';
 import * as keyringAndSubjects from './0002-keyring-and-subjects.js';
 import * as audit from './0003-audit.js';
 import * as staff from './0004-staff.js';
+import * as retention from './0008-retention.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -14,4 +15,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0002-keyring-and-subjects': keyringAndSubjects,
   '0003-audit': audit,
   '0004-staff': staff,
+  '0008-retention': retention,
 };
