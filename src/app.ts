@@ -6,6 +6,7 @@ import { registerAuth } from './http/auth.js';
 import { createHttpApp } from './http/server.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 import { registerPolicyRoutes } from './policy/policy.routes.js';
+import { registerRetentionRoutes } from './retention/retention.routes.js';
 import { registerStaffRoutes } from './staff/staff.routes.js';
 import { registerSubjectRoutes } from './subjects/subjects.routes.js';
 
@@ -32,6 +33,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerPolicyRoutes(http, engine.policy);
     registerStaffRoutes(http, engine.staff, { publicUrl: config.publicUrl, clock: engine.clock });
     registerSubjectRoutes(http, engine.subjects);
+    registerRetentionRoutes(http, engine.retention);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

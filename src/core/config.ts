@@ -35,6 +35,8 @@ export interface Config {
   readonly bodyLimit: number;
   /** Fastify's trustProxy: which reverse proxies' X-Forwarded-For to believe (client addresses). */
   readonly trustProxy: boolean | number | string;
+  /** Minutes between retention sweeps in `pledge serve`; 0: no scheduled sweeps. */
+  readonly retentionIntervalMinutes: number;
 }
 
 export interface ConfigFlags {
@@ -69,6 +71,7 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_STAFF_PASSWORD: '`pledge staff add` only: the new account\'s password (never a flag)',
   PLEDGE_TRUST_PROXY: 'true, a hop count, or addresses of the reverse proxies whose X-Forwarded-For is believed',
   PLEDGE_BODY_LIMIT: 'largest accepted request body in bytes (default 1048576)',
+  PLEDGE_RETENTION_INTERVAL: 'minutes between retention sweeps in pledge serve (default 60; 0 disables them)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
   PLEDGE_TEST_CHROMIUM: 'test suite only: path of the Chromium for browser tests (default /usr/bin/chromium)',
@@ -208,6 +211,13 @@ export function loadConfig(
     else fail(`PLEDGE_TRUST_PROXY must be true, false, a hop count or proxy addresses, got "${trustRaw}"`);
   }
 
+  let retentionIntervalMinutes = 60;
+  if (env.PLEDGE_RETENTION_INTERVAL !== undefined) {
+    const raw = env.PLEDGE_RETENTION_INTERVAL.trim();
+    if (!/^\d{1,6}$/.test(raw) || Number(raw) > 525_600) fail(`PLEDGE_RETENTION_INTERVAL must be a whole number of minutes from 0 (no sweeps) to 525600, got "${raw}"`);
+    retentionIntervalMinutes = Number(raw);
+  }
+
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
@@ -227,6 +237,7 @@ export function loadConfig(
     publicUrl,
     bodyLimit,
     trustProxy,
+    retentionIntervalMinutes,
   });
   return { config, warnings };
 }

@@ -14,6 +14,8 @@ export const PERMISSIONS = {
   'audit:verify': 'Verify the audit chain and its checkpoints.',
   'staff:manage': 'Add staff, change roles, unlock accounts.',
   'keys:manage': 'Create and revoke API keys.',
+  'retention:read': 'See what a retention sweep would remove, and the legal holds.',
+  'retention:manage': 'Run retention sweeps; place and release legal holds.',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -23,10 +25,10 @@ export type Role = (typeof ROLES)[number];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   owner: Object.keys(PERMISSIONS) as Permission[],
-  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify'],
+  privacy_officer: ['subjects:read', 'subjects:write', 'subjects:erase', 'data:read', 'data:write', 'audit:read', 'audit:verify', 'retention:read', 'retention:manage'],
   // Support reads data only with a written justification, which lands in the audit entry.
   support: ['subjects:read', 'data:read', 'data:write'],
-  auditor: ['subjects:read', 'audit:read', 'audit:verify'],
+  auditor: ['subjects:read', 'audit:read', 'audit:verify', 'retention:read'],
   developer: ['subjects:read', 'keys:manage'],
 };
 
