@@ -25,7 +25,7 @@ Usage:
   pledge audit verify [--from SEQ] [--json]
   pledge keys rotate [--batch 1000]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
-  pledge retention run [--dry-run] [--json] [--batch 5000]
+  pledge retention run [--dry-run] [--json] [--batch 10000]
   pledge retention holds add --subject SUB_ID --reason TEXT [--expires ISO-DATE] | release HOLD_ID | list [--subject SUB_ID] [--all] [--json]
   pledge --version | --help
 

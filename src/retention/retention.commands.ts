@@ -2,7 +2,7 @@ import { EXIT, UsageError, parseCommandArgs, processIO, type CommandIO } from '.
 import type { Actor } from '../staff/permissions.js';
 import type { LegalHold, RetentionReport, RetentionService, SweepProgress } from './retention.service.js';
 
-const RUN_USAGE = 'usage: pledge retention run [--dry-run] [--json] [--batch 5000]';
+const RUN_USAGE = 'usage: pledge retention run [--dry-run] [--json] [--batch 10000]';
 const HOLDS_USAGE = 'usage: pledge retention holds add --subject SUB_ID --reason TEXT [--expires ISO-DATE] | release HOLD_ID | list [--subject SUB_ID] [--all] [--json]';
 const cli: Actor = { type: 'system', id: 'cli' };
 

@@ -51,7 +51,9 @@ export interface RetentionServiceDeps {
   clock: Clock;
 }
 
-export const DEFAULT_BATCH = 5000;
+// Large enough that per-batch work (statement, audit entry, commit) is small beside the rows;
+// small enough that a batch holds SQLite's write lock for a fraction of a second.
+export const DEFAULT_BATCH = 10_000;
 const LEASE = 'sweep';
 /** A sweep renews its lease between steps; one not renewed for this long is taken over. */
 const LEASE_MS = 15 * 60_000;

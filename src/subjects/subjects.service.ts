@@ -584,7 +584,7 @@ export class SubjectsService {
     let total = 0;
     for (;;) {
       const rows = await this.deps.database.db.transaction().execute(async (trx) => {
-        const result = await store.deleteExpiredFields(trx, query, options.batchSize, options.action === 'anonymize');
+        const result = await store.deleteExpiredFields(trx, query, { limit: options.batchSize, returning: options.action === 'anonymize', dialect: this.deps.database.dialect });
         if (result.rows === 0) return 0;
         if (options.withinBatch) await options.withinBatch(trx, result.removed);
         await this.deps.audit.appendWithin(trx, [

@@ -94,14 +94,25 @@ export const subjectsStore = {
    * Deletes up to `limit` fields past retention in one statement (DELETE … WHERE subject_id IN
    * (SELECT … LIMIT n)); with `returning`, gives back what an anonymised count needs.
    */
-  async deleteExpiredFields(executor: Executor, query: FieldRetentionQuery, limit: number, returning: boolean): Promise<{ rows: number; removed: Array<{ purpose: string; collected_at: string }> }> {
-    let statement = executor
-      .deleteFrom('subject_fields')
-      .where('category', '=', query.category)
-      .where('subject_id', 'in', expiredFields(executor, query).select('f.subject_id').limit(limit));
-    // Checked again on the row itself: a value rewritten since the subquery ran is not old any more.
-    if (query.trigger === 'collected') statement = statement.where('updated_at', '<=', query.cutoff);
-    if (returning) {
+  async deleteExpiredFields(
+    executor: Executor,
+    query: FieldRetentionQuery,
+    options: { limit: number; returning: boolean; dialect: 'sqlite' | 'postgres' },
+  ): Promise<{ rows: number; removed: Array<{ purpose: string; collected_at: string }> }> {
+    // Oldest first, along the retention index: later batches skip what earlier ones removed
+    // through the index, never by walking dead rows.
+    const batch = expiredFields(executor, query).orderBy('f.updated_at').limit(options.limit);
+    const statement =
+      options.dialect === 'postgres'
+        ? // By physical row address: a TID scan, where a join on the key would scan the table
+          // for every batch. A row rewritten by another transaction meanwhile has a new
+          // address, so it is left alone.
+          executor.deleteFrom('subject_fields').where(sql<SqlBool>`ctid = any(array(${batch.select(sql`f.ctid`.as('ctid'))}))`)
+        : // One writer: nothing changes between the subquery and the delete. Only the key in
+          // the outer condition, so SQLite probes the primary key rather than scanning the
+          // index range again for every batch.
+          executor.deleteFrom('subject_fields').where('category', '=', query.category).where('subject_id', 'in', batch.select('f.subject_id'));
+    if (options.returning) {
       const removed = await statement.returning(['purpose', 'collected_at']).execute();
       return { rows: removed.length, removed };
     }
