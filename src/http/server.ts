@@ -93,6 +93,7 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
         { name: 'staff', description: 'Staff accounts and roles.' },
         { name: 'api-keys', description: 'Keys for company services, scoped to permissions and purposes.' },
         { name: 'system', description: 'Health and API description.' },
+        { name: 'retention', description: 'Retention sweeps (dry run and run) and legal holds.' },
       ],
       components: {
         securitySchemes: {
