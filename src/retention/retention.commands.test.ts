@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { manualClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { createEngine } from '../engine.js';
-import { runPledge } from '../../test/support/cli.js';
+import { cleanEnv, PLEDGE_BIN, runPledge } from '../../test/support/cli.js';
 import { createTestDatabase, temporaryDirectory, testDialects, type TestDatabase } from '../../test/support/databases.js';
 
 const DEMO = path.resolve('examples/demo/pledge.yaml');
@@ -74,6 +76,15 @@ for (const dialect of testDialects()) {
       const last = runPledge(['retention', 'run', '--json'], { env });
       assert.equal((JSON.parse(last.stdout) as { totals: { rows: number } }).totals.rows, 2);
       assert.match(runPledge(['retention', 'holds', 'list'], { env }).stdout, /^no legal holds in force$/m);
+    });
+
+    test('on a terminal, a progress bar is drawn on stderr', { skip: existsSync('/usr/bin/script') ? false : 'no /usr/bin/script (util-linux) to give the command a terminal' }, () => {
+      // script(1) runs the command on a pseudo-terminal, so stderr.isTTY is true in the child.
+      const result = spawnSync('/usr/bin/script', ['-qec', `${process.execPath} ${PLEDGE_BIN} retention run`, '/dev/null'], { env: cleanEnv(env), encoding: 'utf8', timeout: 30_000 });
+      assert.equal(result.status, 0, result.stdout + result.stderr);
+      assert.match(result.stdout, /\r\[[#.]{30}\] \d+\/\d+ rows/);
+      assert.match(result.stdout, /^Retention sweep at /m);
+      assert.doesNotMatch(result.stdout, /^sweeping vault/m, 'no plain progress lines on a terminal');
     });
 
     test('wrong usage exits 2; a bad hold exits 1 with the reason', () => {

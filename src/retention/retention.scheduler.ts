@@ -3,7 +3,7 @@ import { isPledgeError } from '../core/errors.js';
 import type { RetentionService } from './retention.service.js';
 
 export interface RetentionSchedule {
-  /** Stops the timer and waits for a sweep in progress to end. */
+  /** Stops the timer; a sweep in progress stops after its current batch, and this waits for it. */
   stop(): Promise<void>;
 }
 
@@ -16,9 +16,10 @@ export function startRetentionSchedule(retention: RetentionService, intervalMs: 
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
+  const abort = new AbortController();
   const tick = () => {
     running = retention
-      .run({ type: 'system', id: 'retention' })
+      .run({ type: 'system', id: 'retention' }, { signal: abort.signal })
       .then((report) => logger.info({ rows: report.totals.rows, keptByException: report.totals.keptByException, skippedByHold: report.totals.skippedByHold }, 'retention sweep finished'))
       .catch((error: unknown) => {
         if (isPledgeError(error) && error.code === 'retention_sweep_running') logger.debug('retention sweep skipped: another process is sweeping');
@@ -37,6 +38,7 @@ export function startRetentionSchedule(retention: RetentionService, intervalMs: 
   return {
     async stop() {
       stopped = true;
+      abort.abort();
       if (timer) clearTimeout(timer);
       await running;
     },

@@ -60,4 +60,5 @@ export const ReportSchema = Type.Object({
   at: Type.String({ format: 'date-time', description: 'The instant every deadline was measured from.' }),
   outcomes: Type.Array(OutcomeSchema),
   totals: Type.Object({ rows: Type.Integer(), keptByException: Type.Integer(), skippedByHold: Type.Integer() }),
+  stopped: Type.Optional(Type.Boolean({ description: 'The sweep was stopped before the end (shutdown); the next one continues.' })),
 });

@@ -33,6 +33,8 @@ export interface RetentionReport {
   at: string;
   outcomes: RetentionOutcome[];
   totals: { rows: number; keptByException: number; skippedByHold: number };
+  /** Present when the sweep was stopped before the end (shutdown); the next sweep continues. */
+  stopped?: boolean;
 }
 
 export interface SweepProgress {
@@ -130,7 +132,7 @@ export class RetentionService {
    * batch; the sweep as a whole gets one more entry with its totals. Throws
    * retention_sweep_running when another process holds the lease.
    */
-  async run(actor: Actor, options: { dryRun?: boolean; batchSize?: number; onProgress?: (progress: SweepProgress) => void } = {}): Promise<RetentionReport> {
+  async run(actor: Actor, options: { dryRun?: boolean; batchSize?: number; onProgress?: (progress: SweepProgress) => void; signal?: AbortSignal } = {}): Promise<RetentionReport> {
     const dryRun = options.dryRun ?? false;
     const now = this.deps.clock.now();
     const holder = newId('job');
@@ -140,6 +142,7 @@ export class RetentionService {
       actor,
       held,
       batchSize: options.batchSize ?? DEFAULT_BATCH,
+      signal: options.signal,
       heartbeat: async () => {
         if (dryRun) return;
         const at = this.deps.clock.now();
@@ -163,6 +166,7 @@ export class RetentionService {
       }
       let done = 0;
       for (const target of this.targets) {
+        if (options.signal?.aborted) break;
         options.onProgress?.({ done, total, target: target.id });
         outcomes.push(
           ...(await target.apply(context, (rows) => {
@@ -171,12 +175,12 @@ export class RetentionService {
           })),
         );
       }
-      const report = this.report(false, now, outcomes);
+      const report = this.report(false, now, outcomes, options.signal?.aborted === true);
       await this.deps.audit.record([
         {
           actor,
           action: 'retention.swept',
-          details: { at: report.at, rows: report.totals.rows, keptByException: report.totals.keptByException, skippedByHold: report.totals.skippedByHold, heldSubjects: held.length, targets: this.targets.map((target) => target.id) },
+          details: { at: report.at, rows: report.totals.rows, keptByException: report.totals.keptByException, skippedByHold: report.totals.skippedByHold, heldSubjects: held.length, targets: this.targets.map((target) => target.id), stopped: report.stopped === true },
         },
       ]);
       return report;
@@ -185,14 +189,14 @@ export class RetentionService {
     }
   }
 
-  private report(dryRun: boolean, now: Date, outcomes: RetentionOutcome[]): RetentionReport {
+  private report(dryRun: boolean, now: Date, outcomes: RetentionOutcome[], stopped = false): RetentionReport {
     const totals = { rows: 0, keptByException: 0, skippedByHold: 0 };
     for (const outcome of outcomes) {
       totals.rows += outcome.rows;
       totals.keptByException += outcome.keptByException;
       totals.skippedByHold += outcome.skippedByHold;
     }
-    return { dryRun, at: now.toISOString(), outcomes, totals };
+    return { dryRun, at: now.toISOString(), outcomes, totals, ...(stopped ? { stopped } : {}) };
   }
 
   // --- legal holds -----------------------------------------------------------------------------

@@ -28,6 +28,8 @@ export interface SweepContext {
   batchSize: number;
   /** Called between steps: renews the sweep's lease, and throws when it was lost. */
   heartbeat(): Promise<void>;
+  /** Aborted: stop after the current batch (the process is shutting down). */
+  signal?: AbortSignal | undefined;
 }
 
 /**

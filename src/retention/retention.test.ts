@@ -130,6 +130,20 @@ for (const dialect of testDialects()) {
       assert.equal(progress.at(-1), 12);
     });
 
+    test('a stop signal ends the sweep after the current batch; the next sweep continues', async () => {
+      for (let index = 0; index < 6; index++) await visitor();
+      vault.clock.advance(91 * DAY);
+      const abort = new AbortController();
+      const stopped = await retention.run(sweeper, { batchSize: 2, signal: abort.signal, onProgress: (step) => (step.done > 0 ? abort.abort() : undefined) });
+      assert.equal(stopped.stopped, true);
+      assert.equal(stopped.totals.rows, 2, 'one batch, then stop');
+      const swept = await auditActions('retention.swept');
+      assert.equal((JSON.parse(swept.at(-1)!.details) as { stopped: boolean }).stopped, true);
+      const rest = await retention.run(sweeper);
+      assert.equal(rest.stopped, undefined);
+      assert.equal(rest.totals.rows, 10);
+    });
+
     test('account_closed: data goes after the rule, the key and identities with the next sweep; open accounts stay', async () => {
       const closing = await vault.subjects.create(officer, {
         kinds: ['customer'],

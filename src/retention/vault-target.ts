@@ -110,9 +110,10 @@ export class VaultTarget implements RetentionTarget {
   async apply(context: SweepContext, onProgress: (rows: number) => void): Promise<RetentionOutcome[]> {
     const { fields, uncovered } = await this.steps();
     const closed = this.closedAccounts(context.now);
-    const erased = await this.subjects.eraseClosedWithoutFields(context.actor, closed.cutoff, context.held, { rule: closed.rule, batchSize: context.batchSize, onBatch: onProgress });
+    const erased = await this.subjects.eraseClosedWithoutFields(context.actor, closed.cutoff, context.held, { rule: closed.rule, batchSize: context.batchSize, onBatch: onProgress, signal: context.signal });
     const outcomes: RetentionOutcome[] = [this.closedOutcome(closed.rule, erased)];
     for (const step of fields) {
+      if (context.signal?.aborted) break;
       await context.heartbeat();
       const { rule, exception } = step.resolved;
       const rows = await this.subjects.removeExpiredFields(context.actor, this.query(step, cutoffFor(context.now, effectiveDuration(step.resolved)), { except: context.held }), {
@@ -122,6 +123,7 @@ export class VaultTarget implements RetentionTarget {
         batchSize: context.batchSize,
         ...(rule.action === 'anonymize' ? { withinBatch: (trx: Transaction<Tables>, removed: Array<{ purpose: string; collected_at: string }>) => this.recordAnonymized(trx, step.category, removed) } : {}),
         onBatch: onProgress,
+        signal: context.signal,
       });
       outcomes.push(this.outcome(step, rows, await this.leftOver(step, context)));
     }

@@ -579,10 +579,12 @@ export class SubjectsService {
       batchSize: number;
       withinBatch?: (trx: Transaction<Tables>, removed: Array<{ purpose: string; collected_at: string }>) => Promise<void>;
       onBatch?: (rows: number) => void;
+      /** Checked between batches: an aborted sweep stops after its last complete batch. */
+      signal?: AbortSignal | undefined;
     },
   ): Promise<number> {
     let total = 0;
-    for (;;) {
+    while (!options.signal?.aborted) {
       const rows = await this.deps.database.db.transaction().execute(async (trx) => {
         const result = await store.deleteExpiredFields(trx, query, { limit: options.batchSize, returning: options.action === 'anonymize', dialect: this.deps.database.dialect });
         if (result.rows === 0) return 0;
@@ -601,6 +603,7 @@ export class SubjectsService {
       if (rows > 0) options.onBatch?.(rows);
       if (rows < options.batchSize) return total;
     }
+    return total;
   }
 
   /** Closed accounts past `cutoff` with no field left, which a sweep crypto-shreds. */
@@ -615,9 +618,14 @@ export class SubjectsService {
    * destroying the keys and the transaction leaves closed subjects without keys, which the
    * next sweep erases (destroying an absent key is harmless).
    */
-  async eraseClosedWithoutFields(actor: Actor, cutoff: string, exceptSubjects: readonly string[], options: { rule: string; batchSize: number; onBatch?: (subjects: number) => void }): Promise<number> {
+  async eraseClosedWithoutFields(
+    actor: Actor,
+    cutoff: string,
+    exceptSubjects: readonly string[],
+    options: { rule: string; batchSize: number; onBatch?: (subjects: number) => void; signal?: AbortSignal | undefined },
+  ): Promise<number> {
     let total = 0;
-    for (;;) {
+    while (!options.signal?.aborted) {
       const ids = (await store.closedWithoutFields(this.deps.database.db, cutoff, exceptSubjects).select('s.id').orderBy('s.id').limit(options.batchSize).execute()).map((row) => row.id);
       if (ids.length === 0) return total;
       await this.deps.keystore.destroy(ids);
@@ -633,5 +641,6 @@ export class SubjectsService {
       options.onBatch?.(ids.length);
       if (ids.length < options.batchSize) return total;
     }
+    return total;
   }
 }
