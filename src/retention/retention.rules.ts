@@ -88,6 +88,11 @@ export class RetentionRules {
     return ordered;
   }
 
+  /** Could any rule keep this category under an exception (and so restrict it)? A cheap first test for reads. */
+  mayRestrict(category: string): boolean {
+    return this.candidates(category).some((candidate) => candidate.exception !== undefined);
+  }
+
   /** The rule governing `category` for a subject of these kinds, if any. */
   ruleFor(category: string, kinds: readonly string[]): ResolvedRule | undefined {
     return this.candidates(category).find((candidate) => !candidate.kinds || candidate.kinds.some((kind) => kinds.includes(kind)));

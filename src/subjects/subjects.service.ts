@@ -550,6 +550,7 @@ export class SubjectsService {
 
   /** Past its retention rule and kept only by a legal exception: only legal obligations may read it. */
   private keptOnlyByException(subject: SubjectsTable, field: SubjectFieldsTable): boolean {
+    if (!this.retentionRules.mayRestrict(field.category)) return false;
     return keptOnlyByException(this.retentionRules, this.deps.clock.now(), field, { ...subject, kinds: JSON.parse(subject.kinds) as string[] });
   }
 
