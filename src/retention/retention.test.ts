@@ -10,7 +10,7 @@ import type { Actor } from '../staff/permissions.js';
 import { createTestVault, temporaryDirectory, type TestVault } from '../../test/support/vault.js';
 import { testDialects } from '../../test/support/databases.js';
 import type { DatasetExpirer } from './dataset-target.js';
-import { RetentionRules } from './retention.rules.js';
+import { cutoffFor, RetentionRules } from './retention.rules.js';
 import { RetentionService } from './retention.service.js';
 import { retentionStore } from './retention.store.js';
 import type { RetentionReport } from './retention.service.js';
@@ -66,6 +66,9 @@ test('the most specific rule governs a category; kinds partition it; exceptions 
   assert.equal(rules.ruleFor('user.payment', [])?.exception?.id, 'tax_records');
   assert.equal(rules.ruleFor('user.behavior.purchase_history', [])?.exception, undefined);
   assert.equal(rules.ruleFor('user.health', []), undefined);
+  const now = new Date('2026-03-31T00:00:00Z');
+  assert.equal(cutoffFor(now, { years: 0, months: 0, weeks: 0, days: 0, hours: 0 }).toISOString(), now.toISOString(), '"0 days": at once');
+  assert.equal(cutoffFor(now, { years: 0, months: 1, weeks: 0, days: 0, hours: 0 }).toISOString(), '2026-03-03T00:00:00.000Z', 'by the calendar');
 });
 
 for (const dialect of testDialects()) {
@@ -155,13 +158,18 @@ for (const dialect of testDialects()) {
         data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Buyer', 'user.behavior.purchase_history': [{ order: 1 }] } },
       });
       const staying = await vault.subjects.create(officer, { kinds: ['customer'], data: { purpose: 'account', source: 'person', fields: { 'user.name': 'Staying' } } });
+      const shielded = await vault.subjects.create(officer, { kinds: ['customer'], data: { purpose: 'account', source: 'person', fields: { 'user.name': 'Shielded' } } });
       await vault.subjects.close(officer, closing.id);
       await vault.subjects.close(officer, buyer.id);
+      await vault.subjects.close(officer, shielded.id);
+      const hold = await retention.placeHold(officer, shielded.id, { reason: 'Claim pending' });
       vault.clock.advance(29 * DAY);
       assert.equal(line(await retention.run(sweeper), 'vault', 'user.name').rows, 0, 'not yet 30 days');
       vault.clock.advance(2 * DAY);
       const run = await retention.run(sweeper);
       assert.equal(line(run, 'vault', 'user.name').rows, 2);
+      assert.equal(line(run, 'vault', 'user.name').skippedByHold, 1);
+      assert.deepEqual(await fieldsOf(shielded.id), ['user.name'], 'a held closed account keeps its data');
       assert.equal(line(run, 'vault', 'user.contact.email', 'account_data').rows, 1);
       assert.deepEqual(await fieldsOf(closing.id), []);
       assert.deepEqual(await fieldsOf(buyer.id), ['user.behavior.purchase_history'], 'orders follow their own rule');
@@ -176,6 +184,9 @@ for (const dialect of testDialects()) {
       assert.equal(await vault.keystore.get(closing.id), undefined, 'data key destroyed');
       await rejects(vault.subjects.lookup(officer, { kind: 'email', value: 'closing@example.com' }), 'subject_not_found');
       assert.equal((await vault.subjects.get(buyer.id)).status, 'closed', 'still holds orders');
+      assert.equal((await vault.subjects.get(shielded.id)).status, 'closed', 'held: neither its data nor its key goes');
+      assert.ok(await vault.keystore.get(shielded.id));
+      await retention.releaseHold(officer, hold.id);
       const erased = (await auditActions('subject.erased')).filter((entry) => entry.target_id === closing.id);
       assert.equal(erased.length, 1);
     });
@@ -263,7 +274,7 @@ for (const dialect of testDialects()) {
       const placed = await auditActions('retention.hold_placed');
       assert.ok(placed.some((entry) => entry.target_id === held.id && entry.details.includes(hold.id)));
       assert.ok(!placed.some((entry) => entry.details.includes('Matter')), 'the reason stays in the hold record');
-      assert.equal((await auditActions('retention.hold_released')).length, 1);
+      assert.equal((await auditActions('retention.hold_released')).filter((entry) => entry.target_id === held.id).length, 1);
     });
 
     test('one sweep at a time: a lease held elsewhere refuses the run; an expired lease is taken over', async () => {

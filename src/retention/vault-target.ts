@@ -99,7 +99,7 @@ export class VaultTarget implements RetentionTarget {
   async plan(context: SweepContext): Promise<RetentionOutcome[]> {
     const { fields, uncovered } = await this.steps();
     const closed = this.closedAccounts(context.now);
-    const outcomes: RetentionOutcome[] = [this.closedOutcome(closed.rule, await this.subjects.countClosedWithoutFields(closed.cutoff, context.held))];
+    const outcomes: RetentionOutcome[] = [this.closedOutcome(closed.rule, await this.subjects.countClosedWithoutFields(closed.cutoff, context.held), await this.heldClosed(closed.cutoff, context))];
     for (const step of fields) {
       const rows = await this.subjects.countExpiredFields(this.query(step, cutoffFor(context.now, effectiveDuration(step.resolved)), { except: context.held }));
       outcomes.push(this.outcome(step, rows, await this.leftOver(step, context)));
@@ -111,7 +111,7 @@ export class VaultTarget implements RetentionTarget {
     const { fields, uncovered } = await this.steps();
     const closed = this.closedAccounts(context.now);
     const erased = await this.subjects.eraseClosedWithoutFields(context.actor, closed.cutoff, context.held, { rule: closed.rule, batchSize: context.batchSize, onBatch: onProgress, signal: context.signal });
-    const outcomes: RetentionOutcome[] = [this.closedOutcome(closed.rule, erased)];
+    const outcomes: RetentionOutcome[] = [this.closedOutcome(closed.rule, erased, await this.heldClosed(closed.cutoff, context))];
     for (const step of fields) {
       if (context.signal?.aborted) break;
       await context.heartbeat();
@@ -130,7 +130,11 @@ export class VaultTarget implements RetentionTarget {
     return [...outcomes, ...uncovered.map((category) => this.uncoveredOutcome(category))];
   }
 
-  private closedOutcome(rule: string, rows: number): RetentionOutcome {
-    return { rule, target: this.id, category: 'subject', action: 'erase', trigger: 'account_closed', rows, keptByException: 0, skippedByHold: 0, note: 'closed accounts with no data left: key destroyed, identities removed' };
+  private heldClosed(cutoff: string, context: SweepContext): Promise<number> {
+    return context.held.length > 0 ? this.subjects.countClosedWithoutFields(cutoff, [], context.held) : Promise.resolve(0);
+  }
+
+  private closedOutcome(rule: string, rows: number, skippedByHold: number): RetentionOutcome {
+    return { rule, target: this.id, category: 'subject', action: 'erase', trigger: 'account_closed', rows, keptByException: 0, skippedByHold, note: 'closed accounts with no data left: key destroyed, identities removed' };
   }
 }

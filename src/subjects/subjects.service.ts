@@ -608,8 +608,9 @@ export class SubjectsService {
   }
 
   /** Closed accounts past `cutoff` with no field left, which a sweep crypto-shreds. */
-  async countClosedWithoutFields(cutoff: string, exceptSubjects: readonly string[]): Promise<number> {
-    const row = await store.closedWithoutFields(this.deps.database.db, cutoff, exceptSubjects).select((eb) => eb.fn.countAll<string | number>().as('count')).executeTakeFirst();
+  async countClosedWithoutFields(cutoff: string, exceptSubjects: readonly string[], onlySubjects?: readonly string[]): Promise<number> {
+    if (onlySubjects?.length === 0) return 0;
+    const row = await store.closedWithoutFields(this.deps.database.db, cutoff, exceptSubjects, onlySubjects).select((eb) => eb.fn.countAll<string | number>().as('count')).executeTakeFirst();
     return Number(row?.count ?? 0);
   }
 

@@ -121,13 +121,14 @@ export const subjectsStore = {
   },
 
   /** Closed subjects past `cutoff` with no field left: what remains of them is only their key and identities. */
-  closedWithoutFields(executor: Executor, cutoff: string, exceptSubjects: readonly string[]) {
+  closedWithoutFields(executor: Executor, cutoff: string, exceptSubjects: readonly string[], onlySubjects?: readonly string[]) {
     let query = executor
       .selectFrom('subjects as s')
       .where('s.status', '=', 'closed')
       .where('s.closed_at', '<=', cutoff)
       .where((eb) => eb.not(eb.exists(eb.selectFrom('subject_fields as f').select('f.category').whereRef('f.subject_id', '=', 's.id'))));
     if (exceptSubjects.length > 0) query = query.where('s.id', 'not in', exceptSubjects);
+    if (onlySubjects) query = query.where('s.id', 'in', onlySubjects);
     return query;
   },
 
