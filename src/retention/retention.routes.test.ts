@@ -2,10 +2,22 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { testDialects } from '../../test/support/databases.js';
+import { loadConfig } from '../core/config.js';
+import { PledgeError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { startRetentionSchedule } from './retention.scheduler.js';
 
 const system = { type: 'system' as const, id: 'test' };
+
+test('PLEDGE_RETENTION_INTERVAL: minutes, 60 by default, 0 turns sweeps off, anything else refused', () => {
+  assert.equal(loadConfig({}).config.retentionIntervalMinutes, 60);
+  assert.equal(loadConfig({ PLEDGE_RETENTION_INTERVAL: '0' }).config.retentionIntervalMinutes, 0);
+  assert.equal(loadConfig({ PLEDGE_RETENTION_INTERVAL: ' 15 ' }).config.retentionIntervalMinutes, 15);
+  assert.deepEqual(loadConfig({ PLEDGE_RETENTION_INTERVAL: '15' }).warnings, []);
+  for (const bad of ['1h', '-5', '1.5', '', '999999']) {
+    assert.throws(() => loadConfig({ PLEDGE_RETENTION_INTERVAL: bad }), (error: unknown) => error instanceof PledgeError && error.code === 'config_invalid' && error.message.includes('PLEDGE_RETENTION_INTERVAL'), bad);
+  }
+});
 
 for (const dialect of testDialects()) {
   describe(`retention over HTTP on ${dialect}`, () => {
