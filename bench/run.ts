@@ -8,6 +8,7 @@ import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
 import { benchRequests } from './requests.bench.js';
+import { benchRetentionSweep } from './retention.bench.js';
 import { recordResults, type ResultRow } from './support.js';
 import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
@@ -71,4 +72,13 @@ const requestRows: ResultRow[] = [];
 if (wanted('requests')) requestRows.push(...(await benchRequests()));
 if (requestRows.length) recordResults('Requests and durable jobs', requestRows);
 
-process.exitCode = [...foundation, ...vault, ...consent, ...comms, ...requestRows].some((row) => row.verdict === 'FAIL') ? 1 : 0;
+// `retention` sweeps the target's 1,000,000 rows; `retention-quick` 100,000, for quick checks.
+const retention: ResultRow[] = [];
+for (const [name, rows] of [['retention', 1_000_000], ['retention-quick', 100_000]] as const) {
+  if (name === 'retention' ? !wanted(name) : !only.includes(name)) continue;
+  retention.push(...(await benchRetentionSweep('sqlite', rows)));
+  if (testDatabaseUrls().postgres) retention.push(...(await benchRetentionSweep('postgres', rows)));
+}
+if (retention.length) recordResults('Retention', retention);
+
+process.exitCode = [...foundation, ...vault, ...consent, ...comms, ...requestRows, ...retention].some((row) => row.verdict === 'FAIL') ? 1 : 0;

@@ -9,6 +9,7 @@ import { createHttpApp } from './http/server.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 import { registerPolicyRoutes } from './policy/policy.routes.js';
 import { registerRequestRoutes } from './requests/requests.routes.js';
+import { registerRetentionRoutes } from './retention/retention.routes.js';
 import { registerStaffRoutes } from './staff/staff.routes.js';
 import { registerSubjectRoutes } from './subjects/subjects.routes.js';
 
@@ -38,6 +39,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerConsentRoutes(http, engine.consent, { countryHeader: config.countryHeader });
     registerCommsRoutes(http, engine.comms);
     registerRequestRoutes(http, engine.requests);
+    registerRetentionRoutes(http, engine.retention);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

@@ -11,6 +11,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { loadPolicyFile, requirePolicy } from './policy/policy.load.js';
 import type { Policy } from './policy/policy.model.js';
 import { PolicyService } from './policy/policy.service.js';
+import { RetentionService } from './retention/retention.service.js';
 import { StaffService } from './staff/staff.service.js';
 import { KeyStore } from './subjects/keystore.js';
 import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
@@ -64,6 +65,7 @@ export interface Engine {
   readonly jobs: JobRunner;
   readonly requestSystems: RequestSystems;
   readonly requests: RequestsService;
+  readonly retention: RetentionService;
   close(): Promise<void>;
 }
 
@@ -111,7 +113,8 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     });
     const jobs = new JobRunner(database, clock, logger, options.jobs);
     const requestSystems = new RequestSystems();
-    requestSystems.register(new VaultHandler(subjects, policy, clock, new LedgerRequestConsent(consent)));
+    const retention = new RetentionService({ database, subjects, audit, policy, clock });
+    requestSystems.register(new VaultHandler(subjects, policy, clock, new LedgerRequestConsent(consent), retention));
     options.requestSystems?.(requestSystems);
     const requests = new RequestsService({ database, policy, audit, keyring, clock, jobs, systems: requestSystems, notifier: options.requestNotifier ?? new OutboxRequestNotifier(comms, policy), publicUrl: config.publicUrl });
     return {
@@ -132,6 +135,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       jobs,
       requestSystems,
       requests,
+      retention,
       async close() {
         await jobs.stop();
         await comms.close();

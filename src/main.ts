@@ -11,6 +11,7 @@ import { keysRotateCommand } from './subjects/keys.commands.js';
 import { staffAddCommand } from './staff/staff.commands.js';
 import { VERSION } from './core/package.js';
 import { requestsCommand } from './requests/requests.commands.js';
+import { retentionHoldsCommand, retentionRunCommand } from './retention/retention.commands.js';
 
 const HELP = `pledge ${VERSION} — your privacy policy, kept by software
 
@@ -28,6 +29,8 @@ Usage:
   pledge keys rotate [--batch 1000]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
   pledge requests create|list|show|verify|override|approve|deny|cancel|extend|dry-run|run|links …
+  pledge retention run [--dry-run] [--json] [--batch 10000]
+  pledge retention holds add --subject SUB_ID --reason TEXT [--expires ISO-DATE] | release HOLD_ID | list [--subject SUB_ID] [--all] [--json]
   pledge --version | --help
 
 Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
@@ -91,6 +94,10 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'requests':
       return requestsCommand(rest, io, () => openEngineFor(io));
+    case 'retention':
+      if (rest[0] === 'run') return retentionRunCommand(rest.slice(1), io, () => openEngineFor(io));
+      if (rest[0] === 'holds') return retentionHoldsCommand(rest.slice(1), io, () => openEngineFor(io));
+      throw new UsageError('usage: pledge retention run [--dry-run] [--json] | pledge retention holds add|release|list');
     default:
       throw new UsageError(`unknown command "${command}"; run pledge --help`);
   }

@@ -4,6 +4,7 @@ import { EXIT, parseCommandArgs, type CommandIO } from './cli/io.js';
 import { loadConfig } from './core/config.js';
 import { formatReport } from './policy/policy.issues.js';
 import { loadPolicyFile } from './policy/policy.load.js';
+import { startRetentionSchedule } from './retention/retention.scheduler.js';
 
 /**
  * `pledge serve`: validates the policy first and refuses to start on any error (nothing is
@@ -56,12 +57,13 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
     ['health', `${base}/health`],
   ];
   io.out([`Pledge is running on ${address}`, ...lines.map(([label, value]) => `  ${label.padEnd(15)}${value}`)].join('\n'));
+  const retentionSchedule = startRetentionSchedule(app.retention, config.retentionIntervalMinutes * 60_000, app.logger);
 
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      app.close().then(resolve, resolve);
+      retentionSchedule.stop().then(() => app.close()).then(resolve, resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

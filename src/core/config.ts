@@ -39,6 +39,8 @@ export interface Config {
   readonly countryHeader: string | undefined;
   /** Outgoing mail and the outbox worker (comms). */
   readonly mail: MailConfig;
+  /** Minutes between retention sweeps in `pledge serve`; 0: no scheduled sweeps. */
+  readonly retentionIntervalMinutes: number;
 }
 
 export interface MailConfig {
@@ -95,6 +97,7 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_OUTBOX_MAX_ATTEMPTS: 'delivery attempts before a message is marked failed (default 10)',
   PLEDGE_OUTBOX_BACKOFF_MS: 'delay before the first retry in ms; doubles each attempt, with jitter (default 30000)',
   PLEDGE_SMTP_TIMEOUT_MS: 'SMTP connection, greeting and socket timeout in ms (default 30000)',
+  PLEDGE_RETENTION_INTERVAL: 'minutes between retention sweeps in pledge serve (default 60; 0 disables them)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
   PLEDGE_TEST_CHROMIUM: 'test suite only: path of the Chromium for browser tests (default /usr/bin/chromium)',
@@ -239,6 +242,12 @@ export function loadConfig(
     fail(`PLEDGE_COUNTRY_HEADER must be a header name (letters, digits and -), got "${countryHeader}"`);
   }
   const mail = loadMailConfig(env);
+  let retentionIntervalMinutes = 60;
+  if (env.PLEDGE_RETENTION_INTERVAL !== undefined) {
+    const raw = env.PLEDGE_RETENTION_INTERVAL.trim();
+    if (!/^\d{1,6}$/.test(raw) || Number(raw) > 525_600) fail(`PLEDGE_RETENTION_INTERVAL must be a whole number of minutes from 0 (no sweeps) to 525600, got "${raw}"`);
+    retentionIntervalMinutes = Number(raw);
+  }
 
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
@@ -261,6 +270,7 @@ export function loadConfig(
     trustProxy,
     countryHeader,
     mail,
+    retentionIntervalMinutes,
   });
   return { config, warnings };
 }

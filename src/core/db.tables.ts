@@ -2,6 +2,7 @@ import type { AuditTables } from '../audit/audit.tables.js';
 import type { ConsentTables } from '../consent/consent.tables.js';
 import type { CommsTables } from '../comms/comms.tables.js';
 import type { PolicyTables } from '../policy/policy.tables.js';
+import type { RetentionTables } from '../retention/retention.tables.js';
 import type { StaffTables } from '../staff/staff.tables.js';
 import type { SubjectTables } from '../subjects/subjects.tables.js';
 import type { KeyringTables } from './keyring.tables.js';
@@ -19,4 +20,4 @@ import type { RequestTables } from '../requests/requests.tables.js';
  *   serves both databases and rows stay readable in a console;
  * - booleans are integers 0/1.
  */
-export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, ConsentTables, CommsTables, JobTables, RequestTables {}
+export interface Tables extends PolicyTables, KeyringTables, SubjectTables, AuditTables, StaffTables, ConsentTables, CommsTables, JobTables, RequestTables, RetentionTables {}

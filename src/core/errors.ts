@@ -352,6 +352,22 @@ export const ERROR_CATALOGUE = {
     description:
       'A datastore a request must reach is down, timed out or is not configured. The request task is retried with backoff; the request is not completed until every datastore is done.',
   },
+  // retention
+  hold_not_found: {
+    status: 404,
+    title: 'Legal hold not found',
+    description: 'No legal hold has this id.',
+  },
+  hold_invalid: {
+    status: 422,
+    title: 'Legal hold invalid',
+    description: 'A legal hold needs a reason (1 to 500 characters) and, if it has an expiry, a date and time in the future.',
+  },
+  retention_sweep_running: {
+    status: 409,
+    title: 'Retention sweep already running',
+    description: 'Another retention sweep holds the lease (in this or another process sharing the database). Only one runs at a time; try again when it has finished.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

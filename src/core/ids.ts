@@ -26,6 +26,7 @@ export const ID_PREFIXES = {
   evt: 'event',
   vis: 'visitor',
   pkg: 'request package',
+  hld: 'legal hold',
 } as const;
 
 export type IdPrefix = keyof typeof ID_PREFIXES;

@@ -95,6 +95,7 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
         { name: 'system', description: 'Health and API description.' },
         { name: 'consent', description: 'The consent ledger: choices per purpose and mail topic, browser signals, preferences, visitors and Kantara receipts.' },
         { name: 'comms', description: 'The outbox, one-click unsubscribe and policy acceptances.' },
+        { name: 'retention', description: 'Retention sweeps (dry run and run) and legal holds.' },
       ],
       components: {
         securitySchemes: {

@@ -86,6 +86,14 @@ export interface WithdrawResult {
  * How an objection or a withdrawal reaches the consent ledger (the consent domain implements
  * it): from then on the vault refuses those purposes for the person.
  */
+/** Subjects under a legal hold (the retention domain keeps them): never erased while held. */
+export interface LegalHolds {
+  isHeld(subjectId: string): Promise<boolean>;
+}
+
+/** The exception a held subject's kept data is listed under in an erasure result. */
+export const LEGAL_HOLD = 'legal_hold';
+
 export interface ConsentForRequests {
   withdraw(actor: Actor, subjectId: string, purposes: readonly string[], context: { requestId: string; type: 'objection' | 'withdraw_consent' }): Promise<void>;
 }
@@ -162,6 +170,7 @@ export class VaultHandler implements DatastoreHandler {
     private readonly policy: Policy,
     private readonly clock: Clock,
     private readonly consent?: ConsentForRequests,
+    private readonly holds?: LegalHolds,
   ) {}
 
   async withdraw(identities: readonly IdentityInput[], purposes: readonly string[], context: HandlerContext & { type: 'objection' | 'withdraw_consent' }): Promise<WithdrawResult> {
@@ -193,6 +202,13 @@ export class VaultHandler implements DatastoreHandler {
     const now = this.clock.now();
     const result: ErasureResult = { dryRun: options.dryRun, changed: [], kept: [] };
     for (const subjectId of ids) {
+      if (await this.holds?.isHeld(subjectId)) {
+        // A legal hold outranks erasure: nothing is deleted, processing is restricted, and the
+        // result says why; the request is answered with the hold as its legal ground.
+        if (!options.dryRun) await this.subjects.setRestricted(options.actor, subjectId, true);
+        result.kept.push({ collection: 'profile', primaryKey: { subject: subjectId }, fields: ['*'], exception: LEGAL_HOLD });
+        continue;
+      }
       const held = await this.subjects.heldCategories(subjectId);
       const keptBy = new Map<string, string[]>();
       const erase: string[] = [];

@@ -169,6 +169,25 @@ for (const dialect of testDialects()) {
       assert.ok(outputs.every((row) => row.output === null));
     });
 
+    test('a subject under a legal hold is not erased: processing is restricted and the result names the hold', async () => {
+      const subject = await h.engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'held@example.com' }], data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Held Person' } } });
+      await h.engine.retention.placeHold(officer, subject.id, { reason: 'Litigation 2026-17' });
+      const request = await verified('erasure', 'held@example.com');
+      await h.engine.requests.approve(officer, request.id);
+      const preview = (await h.engine.requests.dryRun(officer, request.id)).datastores.vault as { changed: unknown[]; kept: Array<{ exception: string; fields: string[] }> };
+      assert.deepEqual(preview.changed, []);
+      assert.deepEqual(preview.kept.map((kept) => [kept.exception, kept.fields]), [['legal_hold', ['*']]]);
+      assert.equal((await h.engine.subjects.get(subject.id)).restricted, false, 'a dry run changes nothing');
+      await h.engine.requests.run(officer, request.id);
+      await h.engine.jobs.runDue();
+      assert.equal((await h.engine.requests.get(request.id)).status, 'completed');
+      const after = await h.engine.subjects.get(subject.id);
+      assert.equal(after.status, 'active');
+      assert.equal(after.restricted, true);
+      assert.ok(await h.engine.keystore.get(subject.id), 'the data key is kept');
+      assert.equal((await h.engine.subjects.lookup(officer, { kind: 'email', value: 'held@example.com' })).id, subject.id);
+    });
+
     test('no account-existence oracle: an unknown identity is answered exactly like a known one', async () => {
       await h.engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'known@example.com' }] });
       const before = h.notifier.codes.length;

@@ -21,6 +21,8 @@ export const PERMISSIONS = {
   'requests:read': 'See data-subject requests, their deadlines and tasks (no personal data).',
   'requests:manage': 'Log requests (with the channel and date they came by), send verification codes, extend deadlines.',
   'requests:decide': 'Verify identities by hand, approve, deny, cancel and run requests, dry-run erasures, get package links.',
+  'retention:read': 'See what a retention sweep would remove, and the legal holds.',
+  'retention:manage': 'Run retention sweeps; place and release legal holds.',
 } as const;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -50,6 +52,9 @@ const GRANTS: ReadonlyArray<readonly [Role, readonly Permission[]]> = [
   ['privacy_officer', ['requests:read', 'requests:manage', 'requests:decide']],
   ['support', ['requests:read', 'requests:manage']],
   ['auditor', ['requests:read']],
+  // retention and legal holds
+  ['privacy_officer', ['retention:read', 'retention:manage']],
+  ['auditor', ['retention:read']],
 ];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = Object.fromEntries(

@@ -1,19 +1,20 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
-import type { Tables } from '../core/db.tables.js';
 import type { Clock } from '../core/clock.js';
 import { blindIndex, open, seal } from '../core/crypto.js';
 import type { Database } from '../core/db.js';
+import type { Tables } from '../core/db.tables.js';
 import { PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Keyring } from '../core/keyring.js';
 import type { Policy } from '../policy/policy.model.js';
 import { covers } from '../policy/taxonomy.js';
+import { keptOnlyByException, RetentionRules } from '../retention/retention.rules.js';
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
 import type { ConsentGate } from './consent-gate.js';
 import { normalizeIdentity, type IdentityKind } from './identities.js';
 import type { KeyStore } from './keystore.js';
-import { subjectsStore as store } from './subjects.store.js';
+import { subjectsStore as store, type FieldRetentionQuery } from './subjects.store.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
 
 /**
@@ -435,7 +436,9 @@ export class SubjectsService {
     const decision = await this.deps.consent.decide(subjectId, purposeId);
     if (!decision.allowed) throw new PledgeError('purpose_not_permitted', decision.reason, { details: { reason: 'consent' } });
 
-    const rows = found.fields.filter((row) => this.policy.purposeAllows(purposeId, row.category));
+    const rows = found.fields.filter(
+      (row) => this.policy.purposeAllows(purposeId, row.category) && (purpose.legal_basis === 'legal_obligation' || !this.keptOnlyByException(subject, row)),
+    );
     const fields: Record<string, FieldValue> = {};
     if (rows.length > 0) {
       const key = await this.dataKey(subjectId);
@@ -695,5 +698,111 @@ export class SubjectsService {
       await this.deps.audit.appendWithin(trx, [{ actor, action: 'subject.erased_partially', target: { type: 'subject', id: subjectId }, details: { erased, kept, request: requestId } }]);
     });
     return { erased, kept, keyDestroyed: false };
+  }
+
+  // --- retention -------------------------------------------------------------------------------
+
+  private retentionRulesCache: RetentionRules | undefined;
+
+  private get retentionRules(): RetentionRules {
+    return (this.retentionRulesCache ??= new RetentionRules(this.policy));
+  }
+
+  /** Past its retention rule and kept only by a legal exception: only legal obligations may read it. */
+  private keptOnlyByException(subject: SubjectsTable, field: SubjectFieldsTable): boolean {
+    if (!this.retentionRules.mayRestrict(field.category)) return false;
+    return keptOnlyByException(this.retentionRules, this.deps.clock.now(), field, { ...subject, kinds: JSON.parse(subject.kinds) as string[] });
+  }
+
+  /** Categories stored in the vault, whatever the policy now says of them. */
+  async storedCategories(): Promise<string[]> {
+    return store.storedCategories(this.deps.database.db);
+  }
+
+  /** How many fields a retention query reaches now (dry runs, and the progress total). */
+  async countExpiredFields(query: FieldRetentionQuery): Promise<number> {
+    return store.countExpiredFields(this.deps.database.db, query);
+  }
+
+  /**
+   * Removes the fields a retention rule reaches, `batchSize` at a time. Each batch is one
+   * transaction with its audit entry (rule, category, count — no values) and whatever
+   * `withinBatch` adds, so an interrupted sweep leaves only whole batches behind and the next
+   * sweep simply finds fewer rows.
+   */
+  async removeExpiredFields(
+    actor: Actor,
+    query: FieldRetentionQuery,
+    options: {
+      rule: string;
+      action: 'delete' | 'anonymize';
+      exception?: string | undefined;
+      batchSize: number;
+      withinBatch?: (trx: Transaction<Tables>, removed: Array<{ purpose: string; collected_at: string }>) => Promise<void>;
+      onBatch?: (rows: number) => void;
+      /** Checked between batches: an aborted sweep stops after its last complete batch. */
+      signal?: AbortSignal | undefined;
+    },
+  ): Promise<number> {
+    let total = 0;
+    while (!options.signal?.aborted) {
+      const rows = await this.deps.database.db.transaction().execute(async (trx) => {
+        const result = await store.deleteExpiredFields(trx, query, { limit: options.batchSize, returning: options.action === 'anonymize', dialect: this.deps.database.dialect });
+        if (result.rows === 0) return 0;
+        if (options.withinBatch) await options.withinBatch(trx, result.removed);
+        await this.deps.audit.appendWithin(trx, [
+          {
+            actor,
+            action: options.action === 'anonymize' ? 'retention.fields_anonymized' : 'retention.fields_deleted',
+            target: { type: 'retention_rule', id: options.rule },
+            details: { category: query.category, trigger: query.trigger, cutoff: query.cutoff, rows: result.rows, ...(options.exception ? { exception: options.exception } : {}) },
+          },
+        ]);
+        return result.rows;
+      });
+      total += rows;
+      if (rows > 0) options.onBatch?.(rows);
+      if (rows < options.batchSize) return total;
+    }
+    return total;
+  }
+
+  /** Closed accounts past `cutoff` with no field left, which a sweep crypto-shreds. */
+  async countClosedWithoutFields(cutoff: string, exceptSubjects: readonly string[], onlySubjects?: readonly string[]): Promise<number> {
+    if (onlySubjects?.length === 0) return 0;
+    const row = await store.closedWithoutFields(this.deps.database.db, cutoff, exceptSubjects, onlySubjects).select((eb) => eb.fn.countAll<string | number>().as('count')).executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+
+  /**
+   * Erases (as `erase` does: key destroyed first, then identities, tombstone kept) the closed
+   * accounts past `cutoff` that have no field left, `batchSize` at a time. A crash between
+   * destroying the keys and the transaction leaves closed subjects without keys, which the
+   * next sweep erases (destroying an absent key is harmless).
+   */
+  async eraseClosedWithoutFields(
+    actor: Actor,
+    cutoff: string,
+    exceptSubjects: readonly string[],
+    options: { rule: string; batchSize: number; onBatch?: (subjects: number) => void; signal?: AbortSignal | undefined },
+  ): Promise<number> {
+    let total = 0;
+    while (!options.signal?.aborted) {
+      const ids = (await store.closedWithoutFields(this.deps.database.db, cutoff, exceptSubjects).select('s.id').orderBy('s.id').limit(options.batchSize).execute()).map((row) => row.id);
+      if (ids.length === 0) return total;
+      await this.deps.keystore.destroy(ids);
+      const stamp = this.deps.clock.now().toISOString();
+      await this.deps.database.db.transaction().execute(async (trx) => {
+        await store.eraseSubjects(trx, ids, stamp);
+        await this.deps.audit.appendWithin(
+          trx,
+          ids.map((id) => ({ actor, action: 'subject.erased', target: { type: 'subject', id }, details: { keyDestroyed: true, retentionRule: options.rule } })),
+        );
+      });
+      total += ids.length;
+      options.onBatch?.(ids.length);
+      if (ids.length < options.batchSize) return total;
+    }
+    return total;
   }
 }

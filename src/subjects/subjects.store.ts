@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
@@ -183,4 +183,119 @@ export const subjectsStore = {
   async deleteIdentities(executor: Executor, id: string): Promise<void> {
     await executor.deleteFrom('subject_identities').where('subject_id', '=', id).execute();
   },
+
+  // --- retention -----------------------------------------------------------------------------
+
+  /** Categories stored in the vault (one walk of the retention index). */
+  storedCategories: async (executor: Executor) => (await executor.selectFrom('subject_fields').select('category').distinct().execute()).map((row) => row.category),
+
+  countExpiredFields: async (executor: Executor, query: FieldRetentionQuery): Promise<number> => {
+    if (query.onlySubjects?.length === 0) return 0;
+    const row = await expiredFields(executor, query).select((eb) => eb.fn.countAll<string | number>().as('count')).executeTakeFirst();
+    return Number(row?.count ?? 0);
+  },
+
+  /**
+   * Deletes up to `limit` fields past retention in one statement (DELETE … WHERE subject_id IN
+   * (SELECT … LIMIT n)); with `returning`, gives back what an anonymised count needs.
+   */
+  async deleteExpiredFields(
+    executor: Executor,
+    query: FieldRetentionQuery,
+    options: { limit: number; returning: boolean; dialect: 'sqlite' | 'postgres' },
+  ): Promise<{ rows: number; removed: Array<{ purpose: string; collected_at: string }> }> {
+    // Oldest first, along the retention index: later batches skip what earlier ones removed
+    // through the index, never by walking dead rows.
+    const batch = expiredFields(executor, query).orderBy('f.updated_at').limit(options.limit);
+    const statement =
+      options.dialect === 'postgres'
+        ? // By physical row address: a TID scan, where a join on the key would scan the table
+          // for every batch. A row rewritten by another transaction meanwhile has a new
+          // address, so it is left alone.
+          executor.deleteFrom('subject_fields').where(sql<SqlBool>`ctid = any(array(${batch.select(sql`f.ctid`.as('ctid'))}))`)
+        : // One writer: nothing changes between the subquery and the delete. Only the key in
+          // the outer condition, so SQLite probes the primary key rather than scanning the
+          // index range again for every batch.
+          executor.deleteFrom('subject_fields').where('category', '=', query.category).where('subject_id', 'in', batch.select('f.subject_id'));
+    if (options.returning) {
+      const removed = await statement.returning(['purpose', 'collected_at']).execute();
+      return { rows: removed.length, removed };
+    }
+    const result = await statement.executeTakeFirst();
+    return { rows: Number(result.numDeletedRows), removed: [] };
+  },
+
+  /** Closed subjects past `cutoff` with no field left: what remains of them is only their key and identities. */
+  closedWithoutFields(executor: Executor, cutoff: string, exceptSubjects: readonly string[], onlySubjects?: readonly string[]) {
+    let query = executor
+      .selectFrom('subjects as s')
+      .where('s.status', '=', 'closed')
+      .where('s.closed_at', '<=', cutoff)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('subject_fields as f').select('f.category').whereRef('f.subject_id', '=', 's.id'))));
+    if (exceptSubjects.length > 0) query = query.where('s.id', 'not in', exceptSubjects);
+    if (onlySubjects) query = query.where('s.id', 'in', onlySubjects);
+    return query;
+  },
+
+  /** eraseSubject for many subjects at once (their keys are already destroyed). */
+  async eraseSubjects(executor: Executor, ids: readonly string[], now: string): Promise<void> {
+    if (ids.length === 0) return;
+    await executor.deleteFrom('subject_fields').where('subject_id', 'in', ids).execute();
+    await executor.deleteFrom('subject_identities').where('subject_id', 'in', ids).execute();
+    await executor
+      .updateTable('subjects')
+      .set({ status: 'erased', kinds: '[]', restricted: 0, erased_at: now, updated_at: now })
+      .where('id', 'in', ids)
+      .execute();
+  },
 };
+
+/**
+ * Which fields a retention rule reaches: one category, whose trigger started at or before
+ * `cutoff`, of subjects of some kinds, leaving held subjects alone.
+ */
+export interface FieldRetentionQuery {
+  category: string;
+  trigger: 'collected' | 'last_activity' | 'account_closed';
+  /** ISO time: data whose trigger started at or before it is past retention. */
+  cutoff: string;
+  /** Only subjects having one of these kinds; undefined: any kind. */
+  kinds?: readonly string[] | undefined;
+  /** Not subjects having any of these kinds (a more specific rule governs them). */
+  exceptKinds?: readonly string[] | undefined;
+  /** Subjects left alone (legal holds). */
+  exceptSubjects?: readonly string[] | undefined;
+  /** Only these subjects (to count what the holds protect). */
+  onlySubjects?: readonly string[] | undefined;
+}
+
+/** `s.kinds` holds a JSON array of kind ids: a kind is present when its quoted id is. */
+function hasKind(kind: string) {
+  const pattern = `%"${kind.replace(/[!%_]/g, (character) => `!${character}`)}"%`;
+  return sql<SqlBool>`s.kinds like ${pattern} escape '!'`;
+}
+
+function expiredFields(executor: Executor, query: FieldRetentionQuery) {
+  let select = executor.selectFrom('subject_fields as f').where('f.category', '=', query.category);
+  if (query.trigger === 'collected') select = select.where('f.updated_at', '<=', query.cutoff);
+  if (query.exceptSubjects && query.exceptSubjects.length > 0) select = select.where('f.subject_id', 'not in', query.exceptSubjects);
+  if (query.onlySubjects) select = select.where('f.subject_id', 'in', query.onlySubjects);
+  const { kinds, exceptKinds = [], trigger, cutoff } = query;
+  // The subject row is read only when the rule needs it: the common case (collected, any
+  // kind) stays on the retention index alone.
+  if (trigger !== 'collected' || kinds || exceptKinds.length > 0) {
+    select = select.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('subjects as s')
+          .select('s.id')
+          .whereRef('s.id', '=', 'f.subject_id')
+          .$if(trigger === 'last_activity', (sub) => sub.where('s.last_activity_at', '<=', cutoff))
+          .$if(trigger === 'account_closed', (sub) => sub.where('s.status', '=', 'closed').where('s.closed_at', '<=', cutoff))
+          .$if(kinds !== undefined, (sub) => sub.where((inner) => inner.or(kinds!.map(hasKind))))
+          .$if(exceptKinds.length > 0, (sub) => sub.where((inner) => inner.not(inner.or(exceptKinds.map(hasKind))))),
+      ),
+    );
+  }
+  return select;
+}

@@ -6,6 +6,7 @@ import * as staff from './0004-staff.js';
 import * as consent from './0005-consent.js';
 import * as comms from './0006-comms.js';
 import * as requests from './0007-requests.js';
+import * as retention from './0008-retention.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -20,4 +21,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0005-consent': consent,
   '0006-comms': comms,
   '0007-requests': requests,
+  '0008-retention': retention,
 };
