@@ -96,7 +96,8 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const keystore = new KeyStore(keystoreDatabase, keyring);
     // The ledger checks holders through the vault, and the vault asks the ledger: the closure breaks the cycle.
     const consent: ConsentService = new ConsentService({ database, policy, audit, clock, publicUrl: config.publicUrl, subject: (id: string) => subjects.get(id) });
-    const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent, clock });
+    // Holds live in the retention domain, built on the vault: the closure is only called later.
+    const subjects: SubjectsService = new SubjectsService({ database, keystore, keyring, policy, audit, consent, clock, holds: { isHeld: (id: string): Promise<boolean> => retention.isHeld(id) } });
     const comms = new CommsService({
       database,
       keyring,
@@ -113,7 +114,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     });
     const jobs = new JobRunner(database, clock, logger, options.jobs);
     const requestSystems = new RequestSystems();
-    const retention = new RetentionService({ database, subjects, audit, policy, clock });
+    const retention: RetentionService = new RetentionService({ database, subjects, audit, policy, clock });
     requestSystems.register(new VaultHandler(subjects, policy, clock, new LedgerRequestConsent(consent), retention));
     options.requestSystems?.(requestSystems);
     const requests = new RequestsService({ database, policy, audit, keyring, clock, jobs, systems: requestSystems, notifier: options.requestNotifier ?? new OutboxRequestNotifier(comms, policy), publicUrl: config.publicUrl });

@@ -353,6 +353,11 @@ export const ERROR_CATALOGUE = {
       'A datastore a request must reach is down, timed out or is not configured. The request task is retried with backoff; the request is not completed until every datastore is done.',
   },
   // retention
+  subject_on_hold: {
+    status: 409,
+    title: 'The subject is under a legal hold',
+    description: 'A legal hold keeps this person\'s data: it cannot be erased until a privacy officer releases the hold (POST /v1/retention/holds/{id}/release). Erasure requests restrict the data instead.',
+  },
   hold_not_found: {
     status: 404,
     title: 'Legal hold not found',

@@ -186,6 +186,8 @@ for (const dialect of testDialects()) {
       assert.equal(after.restricted, true);
       assert.ok(await h.engine.keystore.get(subject.id), 'the data key is kept');
       assert.equal((await h.engine.subjects.lookup(officer, { kind: 'email', value: 'held@example.com' })).id, subject.id);
+      // Nor can staff erase the subject directly while the hold stands.
+      await rejects(h.engine.subjects.erase(officer, subject.id), 'subject_on_hold');
     });
 
     test('no account-existence oracle: an unknown identity is answered exactly like a known one', async () => {

@@ -114,6 +114,8 @@ export interface SubjectsServiceDeps {
   audit: AuditWriter;
   consent: ConsentGate;
   clock: Clock;
+  /** Legal holds (kept by the retention domain): a held subject is never erased. */
+  holds?: { isHeld(subjectId: string): Promise<boolean> };
 }
 
 function summary(row: SubjectsTable): SubjectSummary {
@@ -525,6 +527,9 @@ export class SubjectsService {
     const row = await store.getSubject(this.deps.database.db, subjectId);
     if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
     if (row.status === 'erased') return summary(row);
+    if (await this.deps.holds?.isHeld(subjectId)) {
+      throw new PledgeError('subject_on_hold', 'the subject is under a legal hold: it cannot be erased until the hold is released');
+    }
     const destroyed = await this.deps.keystore.destroy([subjectId]);
     const stamp = this.deps.clock.now().toISOString();
     await this.deps.database.db.transaction().execute(async (trx) => {
