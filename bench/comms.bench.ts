@@ -8,6 +8,7 @@ import { loadPolicyFile, requirePolicy } from '../src/policy/policy.load.js';
 import type { Actor } from '../src/staff/permissions.js';
 import { writeMailPolicies } from '../src/comms/comms.test-support.js';
 import { createTestDatabase, temporaryDirectory, type TestDialect } from '../test/support/databases.js';
+import { requireTemplate } from '../src/comms/comms.templates.js';
 import { smtpTransport } from '../src/comms/comms.transport.js';
 import { targetRow, type ResultRow } from './support.js';
 
@@ -91,20 +92,16 @@ async function drain(engine: Engine): Promise<void> {
 }
 
 /**
- * The ceiling: the same number of messages handed straight to nodemailer's pool (same
- * transport settings, same sink), with no outbox, database, vault or audit around it.
+ * The ceiling: the same messages (same template, same size) handed straight to nodemailer's
+ * pool with the same settings and the same sink, with no outbox, database, vault or audit.
  */
 async function bareTransportRate(url: string, total: number): Promise<number> {
   const transport = smtpTransport(url, { timeoutMs: 30_000 });
-  const mail = (index: number) => ({
-    id: `bench${index}`,
-    messageId: `<bench${index}@example.com>`,
-    from: { name: 'Bench', address: 'privacy@example.com' },
-    to: { address: `person${index}@example.com` },
-    subject: `Order ${index} shipped`,
-    text: 'It is on its way.',
-    html: '<p>It is on its way.</p>',
-  });
+  const template = requireTemplate('message');
+  const mail = (index: number) => {
+    const content = template.render({ subject: `Order ${index} shipped`, body: 'It is on its way.' }, { organization: 'Northwind Books', topicName: 'Order and account notices', publicUrl: 'https://privacy.example.com' });
+    return { id: `bench${index}`, messageId: `<bench${index}@example.com>`, from: { name: 'Bench', address: 'privacy@example.com' }, to: { address: `person${index}@example.com` }, ...content };
+  };
   await transport.send(mail(0));
   const started = performance.now();
   for (let start = 0; start < total; start += 500) {
