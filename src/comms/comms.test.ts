@@ -168,6 +168,8 @@ for (const dialect of testDialects()) {
       assert.ok(!received.raw.includes('thief@example.test>'), 'no address was added');
       const row = await mail.app.comms.get(message.id);
       assert.equal(row.status, 'sent');
+      const stored = await mail.app.database.db.selectFrom('comms_outbox').select(['to_sealed', 'data_sealed']).where('id', '=', message.id).executeTakeFirstOrThrow();
+      assert.deepEqual(stored, { to_sealed: null, data_sealed: '' }, 'no address or data is kept once sent');
     });
 
     test('the same idempotency key queues one message; an erased subject gets nothing', async () => {
