@@ -8,6 +8,8 @@ import { loadPolicyFile, requirePolicy } from '../src/policy/policy.load.js';
 import type { Actor } from '../src/staff/permissions.js';
 import { writeMailPolicies } from '../src/comms/comms.test-support.js';
 import { createTestDatabase, temporaryDirectory, type TestDialect } from '../test/support/databases.js';
+import { requireTemplate } from '../src/comms/comms.templates.js';
+import { smtpTransport } from '../src/comms/comms.transport.js';
 import { targetRow, type ResultRow } from './support.js';
 
 const actor: Actor = { type: 'system', id: 'bench' };
@@ -73,19 +75,45 @@ async function createSubjects(engine: Engine, total: number): Promise<string[]> 
   return ids;
 }
 
-/** Drains the outbox (and any notice run) the way the worker does, step after step. */
+/** Drains the outbox (and any notice run) as the worker does: two loops of steps side by side. */
 async function drain(engine: Engine): Promise<void> {
-  for (;;) {
-    const done = await engine.comms.step();
-    if (done === 0) {
-      const counts = await engine.comms.counts();
-      if ((counts.queued ?? 0) === 0 && (counts.sending ?? 0) === 0) return;
+  const loop = async () => {
+    for (;;) {
+      const done = await engine.comms.step();
+      if (done === 0) {
+        const counts = await engine.comms.counts();
+        if ((counts.queued ?? 0) === 0 && (counts.sending ?? 0) === 0) return;
+        // The other loop's batch is on the wire: wait as the worker would (its poll interval, shortened).
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     }
+  };
+  await Promise.all([loop(), loop()]);
+}
+
+/**
+ * The ceiling: the same messages (same template, same size) handed straight to nodemailer's
+ * pool with the same settings and the same sink, with no outbox, database, vault or audit.
+ */
+async function bareTransportRate(url: string, total: number): Promise<number> {
+  const transport = smtpTransport(url, { timeoutMs: 30_000 });
+  const template = requireTemplate('message');
+  const mail = (index: number) => {
+    const content = template.render({ subject: `Order ${index} shipped`, body: 'It is on its way.' }, { organization: 'Northwind Books', topicName: 'Order and account notices', publicUrl: 'https://privacy.example.com' });
+    return { id: `bench${index}`, messageId: `<bench${index}@example.com>`, from: { name: 'Bench', address: 'privacy@example.com' }, to: { address: `person${index}@example.com` }, ...content };
+  };
+  await transport.send(mail(0));
+  const started = performance.now();
+  for (let start = 0; start < total; start += 500) {
+    await Promise.all(Array.from({ length: Math.min(500, total - start) }, (_, index) => transport.send(mail(start + index))));
   }
+  const rate = total / ((performance.now() - started) / 1000);
+  await transport.close();
+  return rate;
 }
 
 /** Service mail already queued, delivered through pooled SMTP connections to a loopback sink. */
-export async function benchOutbox(dialect: TestDialect = 'sqlite', total = 5000): Promise<ResultRow[]> {
+export async function benchOutbox(dialect: TestDialect = 'sqlite', total = 3000): Promise<ResultRow[]> {
   const sink = await startSink();
   const { engine, close } = await openEngine(dialect, sink.url);
   try {
@@ -98,13 +126,18 @@ export async function benchOutbox(dialect: TestDialect = 'sqlite', total = 5000)
     const seconds = (performance.now() - started) / 1000;
     const sent = (await engine.comms.counts()).sent ?? 0;
     const rate = sent / seconds;
+    const ceiling = await bareTransportRate(sink.url, total);
     return [
-      targetRow(
-        `outbox → loopback SMTP sink (own process), ${total.toLocaleString('en')} messages, pooled connections, recipients decrypted and audited (${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`,
-        `${Math.round(rate).toLocaleString('en')} messages/s (${seconds.toFixed(1)} s, ${sent.toLocaleString('en')} sent)`,
-        '≥ 500 messages/s',
-        rate >= 500 && sent === total,
-      ),
+      {
+        ...targetRow(
+          `outbox → loopback SMTP sink (own process), ${total.toLocaleString('en')} messages, 5 pooled connections, recipients decrypted and audited (${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'})`,
+          `${Math.round(rate).toLocaleString('en')} messages/s (${seconds.toFixed(1)} s, ${sent.toLocaleString('en')} sent)`,
+          '≥ 500 messages/s',
+          rate >= 500 && sent === total,
+        ),
+        ceiling: `${Math.round(ceiling).toLocaleString('en')} messages/s (nodemailer pool alone, same sink)`,
+        ratio: `${(rate / ceiling).toFixed(2)}×`,
+      },
     ];
   } finally {
     await close();

@@ -119,7 +119,8 @@ for (const dialect of testDialects()) {
       // sent, is handed over again after its lease, with the same Message-ID.
       const redelivered = notices.length - SUBJECTS;
       t.diagnostic(`${redelivered} notice(s) reached the SMTP server twice (same Message-ID) because of the kill`);
-      assert.ok(redelivered <= 200, `redeliveries are bounded by one claimed batch (${redelivered})`);
+      // Bounded by what one process holds claimed: two worker loops of one batch (200) each.
+      assert.ok(redelivered <= 400, `redeliveries are bounded by the claimed batches (${redelivered})`);
     });
 
     test('an opt-out taken through one process is honoured by every process sharing the database', async () => {

@@ -71,6 +71,10 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
+    // RFC 8058 lets a mail client post the same field as multipart/form-data.
+    scope.addContentTypeParser('multipart/form-data', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+      done(null, /name="List-Unsubscribe"\r?\n\r?\nOne-Click/.test(body as string) ? { 'List-Unsubscribe': 'One-Click' } : {});
+    });
 
     scope.get<{ Querystring: Static<typeof UnsubscribeQuery> }>('/v1/unsubscribe', {
       config: { public: true },

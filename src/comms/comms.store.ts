@@ -81,7 +81,7 @@ export const commsStore = {
 
   async markDropped(executor: Executor, ids: readonly string[], reason: string, now: string): Promise<void> {
     if (ids.length === 0) return;
-    await executor.updateTable('comms_outbox').set({ status: 'dropped', last_error: reason, claim_token: null, to_sealed: null, updated_at: now }).where('id', 'in', [...ids]).execute();
+    await executor.updateTable('comms_outbox').set({ status: 'dropped', last_error: reason, claim_token: null, to_sealed: null, data_sealed: '', updated_at: now }).where('id', 'in', [...ids]).execute();
   },
 
   /** Records deliveries; only the holder of the claim may (a process whose lease ran out may not). */
@@ -90,7 +90,8 @@ export const commsStore = {
     for (let start = 0; start < ids.length; start += 500) {
       const result = await executor
         .updateTable('comms_outbox')
-        .set({ status, sent_at: now, updated_at: now, claim_token: null, claimed_until: null, to_sealed: null, last_error: null })
+        // Once delivered, nothing personal stays: the address and the template data (a code, a name) go.
+      .set({ status, sent_at: now, updated_at: now, claim_token: null, claimed_until: null, to_sealed: null, data_sealed: '', last_error: null })
         .where('id', 'in', ids.slice(start, start + 500))
         .where('claim_token', '=', token)
         .executeTakeFirst();
@@ -144,7 +145,7 @@ export const commsStore = {
   async dropQueuedMarketing(trx: Transaction<Tables>, subjectId: string, topic: string, now: string): Promise<number> {
     const result = await trx
       .updateTable('comms_outbox')
-      .set({ status: 'dropped', last_error: 'unsubscribed', to_sealed: null, updated_at: now })
+      .set({ status: 'dropped', last_error: 'unsubscribed', to_sealed: null, data_sealed: '', updated_at: now })
       .where('subject_id', '=', subjectId)
       .where('topic', '=', topic)
       .where('kind', '=', 'marketing')

@@ -17,7 +17,7 @@ export interface CommsOutboxTable {
   /** For a recipient who is not a subject only: the address sealed with the keyring, cleared once sent. */
   to_sealed: string | null;
   template: string;
-  /** Template data as JSON, sealed with the keyring (it may hold personal data such as a code). */
+  /** Template data as JSON, sealed with the keyring (it may hold personal data such as a code); emptied once delivered or dropped. */
   data_sealed: string;
   policy_version_id: string | null;
   status: MessageStatus;

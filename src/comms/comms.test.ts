@@ -104,6 +104,21 @@ for (const dialect of testDialects()) {
       assert.ok(!sink.received.some((entry) => entry.messageId.includes(queued.id) || entry.messageId.includes(later.id)));
     });
 
+    test('one-click also takes a multipart/form-data body, and answers an HTML form post with a page', async () => {
+      const subjectId = await createSubject(mail, 'multipart@example.test');
+      const message = await mail.app.comms.enqueue({ topic: 'newsletter', subjectId, template: 'message', data: { subject: 's', body: 'b' }, idempotencyKey: 'mp-1' });
+      await mail.app.comms.deliverBatch();
+      const url = headerLink(sink.received.find((entry) => entry.messageId.includes(message.id))!).slice('https://privacy.example.test'.length);
+      const boundary = 'pledgeboundary';
+      const payload = `--${boundary}\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--${boundary}--\r\n`;
+      const response = await mail.app.http.inject({ method: 'POST', url, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, payload });
+      assert.equal(response.statusCode, 200, response.body);
+      assert.equal(await mail.app.comms.isSuppressed('multipart@example.test', 'newsletter'), true);
+      const page = await mail.app.http.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }, payload: 'List-Unsubscribe=One-Click' });
+      assert.equal(page.statusCode, 200);
+      assert.match(page.body, /You are unsubscribed/);
+    });
+
     test('forged, tampered, expired and reused unsubscribe tokens', async () => {
       const alice = await createSubject(mail, 'alice@example.test');
       const bob = await createSubject(mail, 'bob@example.test');
@@ -153,6 +168,8 @@ for (const dialect of testDialects()) {
       assert.ok(!received.raw.includes('thief@example.test>'), 'no address was added');
       const row = await mail.app.comms.get(message.id);
       assert.equal(row.status, 'sent');
+      const stored = await mail.app.database.db.selectFrom('comms_outbox').select(['to_sealed', 'data_sealed']).where('id', '=', message.id).executeTakeFirstOrThrow();
+      assert.deepEqual(stored, { to_sealed: null, data_sealed: '' }, 'no address or data is kept once sent');
     });
 
     test('the same idempotency key queues one message; an erased subject gets nothing', async () => {

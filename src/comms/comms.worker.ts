@@ -1,31 +1,44 @@
 /**
- * The outbox loop of `pledge serve`: runs a step, and when a step found nothing to do, waits
- * for the poll interval. Stopping waits for the step in progress, so no claim is left
- * half-done by a clean shutdown (an unclean one is covered by the claim's lease).
+ * The outbox loops of `pledge serve`: each runs a step, and when a step found nothing to do,
+ * waits for the poll interval. Two loops run side by side so that one batch is claimed and
+ * its recipients resolved while the other is on the wire. Stopping waits for the steps in
+ * progress, so no claim is left half-done by a clean shutdown (an unclean one is covered by
+ * the claim's lease).
  */
 export class OutboxWorker {
   private running = false;
-  private current: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
+  private current: Promise<unknown> | undefined;
+  private readonly sleepers = new Set<() => void>();
 
   constructor(
     private readonly step: () => Promise<number>,
     private readonly pollIntervalMs: number,
     private readonly onError: (error: unknown) => void,
+    private readonly loops = 2,
   ) {}
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.current = this.loop();
+    this.current = Promise.all(Array.from({ length: this.loops }, () => this.loop()));
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.wake?.();
+    for (const wake of this.sleepers) wake();
     await this.current;
+  }
+
+  private sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, this.pollIntervalMs);
+      this.sleepers.add(wake);
+    });
   }
 
   private async loop(): Promise<void> {
@@ -36,12 +49,7 @@ export class OutboxWorker {
       } catch (error) {
         this.onError(error);
       }
-      if (done === 0 && this.running) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          this.timer = setTimeout(resolve, this.pollIntervalMs);
-        });
-      }
+      if (done === 0 && this.running) await this.sleep();
     }
   }
 }
