@@ -317,7 +317,8 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
     }
     const reached = reachable(graph);
     for (const name of graph.collections) {
-      if (reached.has(name)) continue;
+      // A collection whose reference dangles is reported once, for the reference.
+      if (reached.has(name) || graph.dangling.some((dangling) => dangling.declaredIn === name)) continue;
       error('unreachable_collection', at('collections', collectionIndex.get(name)!, 'name'), `collection "${name}" cannot be reached from the person's identities (in ${graph.entries.join(', ')})`, 'add a reference to a collection that is reached, or an identity field');
     }
   });
