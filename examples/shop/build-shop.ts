@@ -175,7 +175,11 @@ export async function buildShop(url: string, options: BuildOptions): Promise<Sho
     await store.read(async (session) => {
       for (const statement of INDEXES) await session.execute(statement, []);
       if (dialect === 'postgres') await session.execute('analyze', []);
-      if (dialect === 'sqlite') await session.execute('analyze', []);
+      if (dialect === 'sqlite') {
+        await session.execute('analyze', []);
+        // How an application would run it: write-ahead log, so readers and writers do not block each other.
+        await session.query('pragma journal_mode = wal', []);
+      }
       if (dialect === 'mysql') for (const table of SHOP_TABLES) await session.query(`analyze table ${session.dialect.quote(table)}`, []);
     });
     return counts;
