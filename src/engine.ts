@@ -1,6 +1,6 @@
 import { AuditService } from './audit/audit.service.js';
 import { systemClock, type Clock } from './core/clock.js';
-import type { Config } from './core/config.js';
+import { datasetEnv, type Config } from './core/config.js';
 import { loadMasterKey, parseMasterKey } from './core/crypto.js';
 import { migrate, openDatabase, type Database } from './core/db.js';
 import { Keyring } from './core/keyring.js';
@@ -14,6 +14,8 @@ import { KeyStore } from './subjects/keystore.js';
 import { KEYSTORE_MIGRATIONS } from './subjects/keystore.migrations.js';
 import type { KeystoreTables } from './subjects/subjects.tables.js';
 import { SubjectsService } from './subjects/subjects.service.js';
+import { datasetVariableNames } from './datasets/datasets.model.js';
+import { datasetHashKey, DatasetsService } from './datasets/datasets.service.js';
 
 export interface EngineOptions {
   clock?: Clock;
@@ -22,6 +24,8 @@ export interface EngineOptions {
   policy?: Policy;
   /** Where start-up warnings go (the CLI prints them for people); default: the log. */
   warn?: (message: string) => void;
+  /** Connection URLs of the policy's datasets by variable name (tests); default: read from the environment. */
+  datasetEnv?: Readonly<Record<string, string | undefined>>;
 }
 
 /**
@@ -45,6 +49,7 @@ export interface Engine {
   readonly keystore: KeyStore;
   readonly subjects: SubjectsService;
   readonly staff: StaffService;
+  readonly datasets: DatasetsService;
   close(): Promise<void>;
 }
 
@@ -74,6 +79,16 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
     const subjects = new SubjectsService({ database, keystore, keyring, policy, audit, consent: new PolicyDefaultConsentGate(policy), clock });
+    // Connections to the company's datastores open on first use, never at start.
+    const datasets = new DatasetsService({
+      policy,
+      env: options.datasetEnv ?? datasetEnv(datasetVariableNames(policy.document.datasets)),
+      audit,
+      clock,
+      logger,
+      hashKey: datasetHashKey(keyring),
+      httpHosts: config.datasetHosts,
+    });
     return {
       config,
       clock,
@@ -87,7 +102,9 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       keystore,
       subjects,
       staff,
+      datasets,
       async close() {
+        await datasets.close();
         await audit.close();
         await closeDatabases();
       },
