@@ -155,10 +155,12 @@ export class DatasetsService {
     };
     const store = this.datastore(model);
     if (store.kind === 'http') {
-      await store.http.find(identities, async (row) => {
-        count(row.collection);
-        await sink(row);
-      });
+      await this.guard(datastoreId, 'reading', () =>
+        store.http.find(identities, async (row) => {
+          count(row.collection);
+          await deliver(sink, row);
+        }),
+      );
     } else {
       await this.guard(datastoreId, 'reading', () =>
         store.sql.read((session) =>
@@ -167,7 +169,7 @@ export class DatasetsService {
             visit: async (collection, rows) => {
               for (const row of rows) {
                 count(collection.name);
-                await sink({
+                await deliver(sink, {
                   datastore: datastoreId,
                   collection: collection.name,
                   primaryKey: Object.fromEntries(collection.primaryKey.map((column) => [column, row[column]])),
@@ -500,6 +502,8 @@ export class DatasetsService {
     try {
       return await work();
     } catch (error) {
+      // The caller's own sink failed: its error, not the datastore's.
+      if (error instanceof SinkFailure) throw error.cause;
       const failure = datastoreError(datastore, error, doing);
       this.deps.logger?.warn({ datastore, code: failure.code, reason: failure.details?.reason }, 'datastore operation failed');
       throw failure;
@@ -513,6 +517,20 @@ export class DatasetsService {
       target: requestId ? { type: 'request', id: requestId } : { type: 'datastore', id: datastore },
       details: { datastore, ...details },
     };
+  }
+}
+
+class SinkFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('the find sink failed');
+  }
+}
+
+async function deliver(sink: (row: FoundRow) => void | Promise<void>, row: FoundRow): Promise<void> {
+  try {
+    await sink(row);
+  } catch (error) {
+    throw new SinkFailure(error);
   }
 }
 

@@ -213,7 +213,7 @@ function openPostgres(id: string, url: string, options: SqlDatastoreOptions): Sq
       // Large integers come back as text so keys survive the round trip unchanged.
       const created = new pg.Pool({
         connectionString: url,
-        max: 5,
+        max: 10,
         connectionTimeoutMillis: options.timeoutMs,
         statement_timeout: options.timeoutMs,
         query_timeout: options.timeoutMs + 1000,
@@ -282,7 +282,7 @@ function openMysql(id: string, url: string, options: SqlDatastoreOptions): SqlDa
         user: decodeURIComponent(parsed.username),
         password: decodeURIComponent(parsed.password),
         database: decodeURIComponent(parsed.pathname.slice(1)),
-        connectionLimit: 5,
+        connectionLimit: 10,
         connectTimeout: options.timeoutMs,
         // Dates travel as UTC, whatever the time zone of the machine running Pledge.
         timezone: 'Z',

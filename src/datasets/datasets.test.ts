@@ -107,11 +107,14 @@ for (const dialect of datastoreDialects()) {
       });
       assert.equal(again.length, rows.length);
 
+      const refused = new Error('the package is full');
+      await assert.rejects(service.find('shop', [{ kind: 'email', value: shopEmail(customer) }], () => { throw refused; }), (error: unknown) => error === refused);
+
       const nobody = await service.find('shop', [{ kind: 'email', value: 'nobody@shop.example' }], () => assert.fail('no row expected'));
       assert.equal(nobody.rows, 0);
 
       const audit = await vault.audit.list({ action: 'dataset.read' });
-      const entry = audit.entries.at(-3)!;
+      const entry = audit.entries.at(-3)!; // the first find (then: several identities, nobody)
       assert.equal(entry.details?.datastore, 'shop');
       assert.equal(entry.details?.rows, total(expected));
       assert.ok(!JSON.stringify(audit.entries).includes('@shop.example'), 'no personal data in the audit log');
