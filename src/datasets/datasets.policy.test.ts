@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { formatIssue, type PolicyIssue } from '../policy/policy.issues.js';
 import { loadPolicyText } from '../policy/policy.load.js';
-import { compileDataset } from './datasets.model.js';
+import { datasetEnv, loadConfig } from '../core/config.js';
+import { compileDataset, datasetVariableNames } from './datasets.model.js';
 
 const SHOP = readFileSync('examples/shop/pledge.yaml', 'utf8');
 
@@ -81,5 +82,17 @@ describe('dataset declarations in the policy', () => {
     assert.deepEqual(errorsOf(edited('- name: orders\n', '- name: "orders; drop table x"\n')).map((issue) => issue.code).slice(0, 1), ['invalid_format']);
     const warnings = loadPolicyText(edited('{ name: gift_message, category: user.content.communications }', '{ name: gift_message, category: user.health }'), 'pledge.yaml').issues;
     assert.deepEqual(warnings.map((issue) => issue.code), ['dataset_category_not_collected']);
+  });
+});
+
+describe('dataset configuration', () => {
+  test('only the variables the policy names are read, and HTTP hosts are checked', () => {
+    const policy = loadPolicyText(SHOP, 'pledge.yaml').policy!;
+    const names = datasetVariableNames(policy.document.datasets);
+    assert.deepEqual(names, ['SHOP_DATABASE_URL']);
+    assert.deepEqual(datasetEnv(names, { SHOP_DATABASE_URL: 'sqlite:/tmp/shop.db', OTHER_SECRET: 'x' }), { SHOP_DATABASE_URL: 'sqlite:/tmp/shop.db' });
+    assert.deepEqual(loadConfig({ PLEDGE_DATASET_HOSTS: 'crm.example.com, 127.0.0.1:8443' }).config.datasetHosts, ['crm.example.com', '127.0.0.1:8443']);
+    assert.deepEqual(loadConfig({}).config.datasetHosts, []);
+    assert.throws(() => loadConfig({ PLEDGE_DATASET_HOSTS: 'https://crm.example.com/path' }), { code: 'config_invalid' });
   });
 });

@@ -3,7 +3,10 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { buildShop, shopEmail } from '../../examples/shop/build-shop.js';
 import { createTestDatastore, datastoreDialects, type TestDatastore } from '../../test/support/datastores.js';
-import { createTestVault, type TestVault } from '../../test/support/vault.js';
+import { createTestVault, temporaryDirectory, type TestVault } from '../../test/support/vault.js';
+import { loadConfig } from '../core/config.js';
+import { createLogger } from '../core/logger.js';
+import { createEngine } from '../engine.js';
 import { PledgeError } from '../core/errors.js';
 import { loadPolicyText, requirePolicy } from '../policy/policy.load.js';
 import type { Policy } from '../policy/policy.model.js';
@@ -329,3 +332,24 @@ for (const dialect of datastoreDialects().filter((name) => name !== 'sqlite')) {
     }
   });
 }
+
+test('the engine builds the datasets service from the policy and the named variables', async () => {
+  const directory = temporaryDirectory('pledge-engine-datasets-');
+  const datastore = await createTestDatastore('sqlite');
+  try {
+    await buildShop(datastore.url, { customers: 5 });
+    const { config } = loadConfig({}, { dataDir: directory.path });
+    const engine = await createEngine(config, { policy: shopPolicy(), logger: createLogger('silent'), datasetEnv: { SHOP_DATABASE_URL: datastore.url } });
+    try {
+      assert.deepEqual(engine.datasets.datastores(), ['shop']);
+      const summary = await engine.datasets.find('shop', [{ kind: 'user_id', value: '3' }], () => {});
+      assert.ok(summary.rows >= 2);
+      assert.equal((await engine.audit.list({ action: 'dataset.read' })).entries.length, 1);
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await datastore.cleanup();
+    directory.remove();
+  }
+});
