@@ -4,6 +4,7 @@ import { createTestDatabase } from '../test/support/databases.js';
 import { benchAuditVerify } from './audit.bench.js';
 import { benchConsent } from './consent.bench.js';
 import { benchOutbox, benchPolicyNotices } from './comms.bench.js';
+import { benchDatasets } from './datasets.bench.js';
 import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
@@ -14,13 +15,16 @@ import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
 /**
  * `npm run bench [name…]`: runs the benchmarks (all, or those named: policy, startup, read,
- * batch, lookup, audit, rotation, consent, outbox, notices; notices-100k only when named) and appends the
- * results to bench/RESULTS.md. Benchmarks
+ * batch, lookup, audit, rotation, consent, outbox, notices, requests, retention, datasets;
+ * notices-100k and retention-quick only when named) and appends the results to bench/RESULTS.md. Benchmarks
  * measure; they never fail the test suite. A FAIL verdict here is a finding to act on, and the
  * exit code says so (1) for scripts that want to gate on it. The PostgreSQL read runs when
  * PLEDGE_TEST_POSTGRES_URL is set (in a schema of its own, dropped afterwards).
  */
-const only = process.argv.slice(2);
+// `--customers N` sizes the shop of the datasets benchmark (default 100,000; the target is 1,000,000).
+const customersFlag = process.argv.indexOf('--customers');
+const shopCustomers = customersFlag === -1 ? 100_000 : Number(process.argv[customersFlag + 1]);
+const only = process.argv.slice(2).filter((arg, index, all) => !arg.startsWith('--') && all[index - 1] !== '--customers');
 const wanted = (name: string) => only.length === 0 || only.includes(name);
 
 const foundation: ResultRow[] = [];
@@ -81,4 +85,9 @@ for (const [name, rows] of [['retention', 1_000_000], ['retention-quick', 100_00
 }
 if (retention.length) recordResults('Retention', retention);
 
-process.exitCode = [...foundation, ...vault, ...consent, ...comms, ...requestRows, ...retention].some((row) => row.verdict === 'FAIL') ? 1 : 0;
+const datasets: ResultRow[] = [];
+if (wanted('datasets')) datasets.push(...(await benchDatasets({ customers: shopCustomers, ...(testDatabaseUrls().postgres ? { postgresUrl: testDatabaseUrls().postgres } : {}) })));
+if (datasets.length) recordResults('Connected datasets', datasets, [`shop of ${shopCustomers.toLocaleString('en-US')} customers (examples/shop/build-shop), cached between runs`]);
+
+
+process.exitCode = [...foundation, ...vault, ...consent, ...comms, ...requestRows, ...retention, ...datasets].some((row) => row.verdict === 'FAIL') ? 1 : 0;

@@ -3,7 +3,7 @@ import { CommsService } from './comms/comms.service.js';
 import { LedgerMailConsent } from './consent/consent.mail.js';
 import { ConsentService } from './consent/consent.service.js';
 import { systemClock, type Clock } from './core/clock.js';
-import type { Config } from './core/config.js';
+import { datasetEnv, type Config } from './core/config.js';
 import { loadMasterKey, parseMasterKey } from './core/crypto.js';
 import { migrate, openDatabase, type Database } from './core/db.js';
 import { Keyring } from './core/keyring.js';
@@ -22,7 +22,9 @@ import { LedgerRequestConsent } from './consent/consent.requests.js';
 import { OutboxRequestNotifier } from './requests/requests.mail.js';
 import type { RequestNotifier } from './requests/requests.notifier.js';
 import { RequestsService } from './requests/requests.service.js';
-import { RequestSystems, VaultHandler } from './requests/requests.systems.js';
+import { registerDatasets, RequestSystems, VaultHandler } from './requests/requests.systems.js';
+import { datasetVariableNames } from './datasets/datasets.model.js';
+import { datasetHashKey, DatasetsService } from './datasets/datasets.service.js';
 
 export interface EngineOptions {
   clock?: Clock;
@@ -36,6 +38,8 @@ export interface EngineOptions {
   jobs?: JobRunnerOptions;
   /** Datastore handlers registered beside the vault (tests; connected datasets). */
   requestSystems?: (systems: RequestSystems) => void;
+  /** Connection URLs of the policy's datasets by variable name (tests); default: read from the environment. */
+  datasetEnv?: Readonly<Record<string, string | undefined>>;
 }
 
 /**
@@ -66,6 +70,7 @@ export interface Engine {
   readonly requestSystems: RequestSystems;
   readonly requests: RequestsService;
   readonly retention: RetentionService;
+  readonly datasets: DatasetsService;
   close(): Promise<void>;
 }
 
@@ -94,6 +99,16 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     await policyService.recordActiveVersion(audit);
     const staff = new StaffService(database, audit, clock, keyring);
     const keystore = new KeyStore(keystoreDatabase, keyring);
+    // Connections to the company's datastores open on first use, never at start.
+    const datasets = new DatasetsService({
+      policy,
+      env: options.datasetEnv ?? datasetEnv(datasetVariableNames(policy.document.datasets)),
+      audit,
+      clock,
+      logger,
+      hashKey: datasetHashKey(keyring),
+      httpHosts: config.datasetHosts,
+    });
     // The ledger checks holders through the vault, and the vault asks the ledger: the closure breaks the cycle.
     const consent: ConsentService = new ConsentService({ database, policy, audit, clock, publicUrl: config.publicUrl, subject: (id: string) => subjects.get(id) });
     // Holds live in the retention domain, built on the vault: the closure is only called later.
@@ -115,7 +130,12 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const jobs = new JobRunner(database, clock, logger, options.jobs);
     const requestSystems = new RequestSystems();
     const retention: RetentionService = new RetentionService({ database, subjects, audit, policy, clock });
+    // Dataset rows follow the same rules: each collection with a timestamp column is swept too.
+    for (const collection of datasets.collectionsFor([...policy.categories.keys()])) {
+      if (collection.timestamp) retention.addDatasetCollection(datasets, collection);
+    }
     requestSystems.register(new VaultHandler(subjects, policy, clock, new LedgerRequestConsent(consent), retention));
+    registerDatasets(requestSystems, datasets);
     options.requestSystems?.(requestSystems);
     const requests = new RequestsService({ database, policy, audit, keyring, clock, jobs, systems: requestSystems, notifier: options.requestNotifier ?? new OutboxRequestNotifier(comms, policy), publicUrl: config.publicUrl });
     return {
@@ -137,9 +157,11 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       requestSystems,
       requests,
       retention,
+      datasets,
       async close() {
         await jobs.stop();
         await comms.close();
+        await datasets.close();
         await audit.close();
         await closeDatabases();
       },

@@ -41,6 +41,8 @@ export interface Config {
   readonly mail: MailConfig;
   /** Minutes between retention sweeps in `pledge serve`; 0: no scheduled sweeps. */
   readonly retentionIntervalMinutes: number;
+  /** Hosts (host or host:port) HTTP datastores may be reached at (PLEDGE_DATASET_HOSTS). */
+  readonly datasetHosts: readonly string[];
 }
 
 export interface MailConfig {
@@ -100,6 +102,8 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_RETENTION_INTERVAL: 'minutes between retention sweeps in pledge serve (default 60; 0 disables them)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
+  PLEDGE_DATASET_HOSTS: 'comma-separated hosts (host or host:port) HTTP datastores of the policy may be reached at',
+  PLEDGE_TEST_MARIADB_URL: 'test suite only: run dataset tests on this MariaDB/MySQL too (mysql://root@127.0.0.1:3306/test)',
   PLEDGE_TEST_CHROMIUM: 'test suite only: path of the Chromium for browser tests (default /usr/bin/chromium)',
   PLEDGE_TEST_BROWSER: 'test suite only: "required" makes browser tests fail, not skip, without Chromium',
 };
@@ -252,6 +256,11 @@ export function loadConfig(
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
+  const datasetHosts = (env.PLEDGE_DATASET_HOSTS ?? '').split(',').map((host) => host.trim().toLowerCase()).filter(Boolean);
+  for (const host of datasetHosts) {
+    if (!/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(host)) fail(`PLEDGE_DATASET_HOSTS must list host names (optionally with :port), got "${host}"`);
+  }
+
   const config: Config = Object.freeze({
     environment: environmentRaw,
     host,
@@ -271,6 +280,7 @@ export function loadConfig(
     countryHeader,
     mail,
     retentionIntervalMinutes,
+    datasetHosts: Object.freeze(datasetHosts),
   });
   return { config, warnings };
 }
@@ -307,10 +317,11 @@ function loadMailConfig(env: NodeJS.ProcessEnv): MailConfig {
 }
 
 /** Test-suite settings; read here because this module alone touches process.env. */
-export function testDatabaseUrls(env: NodeJS.ProcessEnv = process.env): { postgres?: string; mysql?: string } {
-  const out: { postgres?: string; mysql?: string } = {};
+export function testDatabaseUrls(env: NodeJS.ProcessEnv = process.env): { postgres?: string; mysql?: string; mariadb?: string } {
+  const out: { postgres?: string; mysql?: string; mariadb?: string } = {};
   if (env.PLEDGE_TEST_POSTGRES_URL) out.postgres = env.PLEDGE_TEST_POSTGRES_URL;
   if (env.PLEDGE_TEST_MYSQL_URL) out.mysql = env.PLEDGE_TEST_MYSQL_URL;
+  if (env.PLEDGE_TEST_MARIADB_URL || env.PLEDGE_TEST_MYSQL_URL) out.mariadb = env.PLEDGE_TEST_MARIADB_URL || env.PLEDGE_TEST_MYSQL_URL;
   return out;
 }
 
@@ -322,4 +333,16 @@ export function testBrowserSettings(env: NodeJS.ProcessEnv = process.env): { exe
 /** Secrets a command may take from its environment (never from flags). */
 export function commandSecrets(env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
   return { PLEDGE_STAFF_PASSWORD: env.PLEDGE_STAFF_PASSWORD };
+}
+
+/**
+ * The variables a policy's datasets name (connection URLs and HTTP signing secrets), read
+ * here because this module alone touches process.env. Only the names asked for are read.
+ *
+ *   new DatasetsService({ policy, env: datasetEnv(datasetVariableNames(policy.document)), … })
+ */
+export function datasetEnv(names: Iterable<string>, env: NodeJS.ProcessEnv = process.env): Readonly<Record<string, string | undefined>> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of names) out[name] = env[name];
+  return Object.freeze(out);
 }

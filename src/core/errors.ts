@@ -373,6 +373,45 @@ export const ERROR_CATALOGUE = {
     title: 'Retention sweep already running',
     description: 'Another retention sweep holds the lease (in this or another process sharing the database). Only one runs at a time; try again when it has finished.',
   },
+  // --- datasets ---
+  dataset_not_found: {
+    status: 404,
+    title: 'Datastore not found',
+    description: 'The policy declares no connected datastore with this id (or the datastore declares no such collection). `pledge policy validate` lists what is declared.',
+  },
+  dataset_not_configured: {
+    status: 500,
+    title: 'Datastore not configured',
+    description:
+      'The environment variable the policy names for this datastore (connection.env, or connection.secret_env for an HTTP endpoint) is not set, or does not hold a postgres://, mysql://, mariadb://, sqlite: or https:// URL. Set it where Pledge runs; the policy never holds the credential.',
+  },
+  dataset_unavailable: {
+    status: 503,
+    title: 'Datastore unavailable',
+    description:
+      'A connected datastore could not be reached, refused the connection or did not answer within its timeout. An erasure or correction is one transaction per datastore, so nothing was changed there; retry later.',
+  },
+  dataset_query_failed: {
+    status: 502,
+    title: 'Datastore refused a query',
+    description:
+      'A connected datastore refused a query: a table or column the policy declares does not exist, or a constraint (a foreign key that restricts deletes, a NOT NULL column set to null) stopped the change. The transaction was rolled back; `reason` carries the database code. Fix the declaration in the policy (erasure strategy, references) and retry.',
+  },
+  dataset_protocol_error: {
+    status: 502,
+    title: 'Datastore endpoint answered wrongly',
+    description: "An HTTP datastore answered with an unexpected status or a body that does not follow Pledge's dataset protocol (docs/datasets.md).",
+  },
+  dataset_host_not_allowed: {
+    status: 500,
+    title: 'Datastore host not allowed',
+    description: 'An HTTP datastore URL points at a host that is not listed in PLEDGE_DATASET_HOSTS. Add the host (or host:port) there if it really is the company\'s endpoint.',
+  },
+  dataset_no_timestamp: {
+    status: 422,
+    title: 'Collection has no timestamp',
+    description: 'Rows can only be expired by age in a collection that declares its timestamp column (datasets[].collections[].timestamp in the policy).',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

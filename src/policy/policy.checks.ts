@@ -4,6 +4,7 @@ import type { PathSegment, PendingIssue } from './policy.issues.js';
 import type { PolicyDocument } from './policy.schema.js';
 import { BUILT_IN_CATEGORIES, covers, parentOf } from './taxonomy.js';
 import { effectiveChoice } from './policy.model.js';
+import { buildGraph, findCycle, reachable } from '../datasets/datasets.graph.js';
 
 /**
  * Cross-checks a policy whose shape is valid: every reference resolves, and the promises are
@@ -249,6 +250,78 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
   if (policy.children?.directed_to_children && policy.children.minimum_age >= 13) {
     warning('children_minimum_age', ['children', 'minimum_age'], `the service is directed to children, yet the minimum age is ${policy.children.minimum_age}`);
   }
+
+  // --- datasets ---------------------------------------------------------------------------------
+  const exceptions = new Map<string, string[]>();
+  for (const rule of policy.retention) for (const exception of rule.exceptions ?? []) exceptions.set(exception.id, exception.categories);
+  policy.datasets?.forEach((dataset, index) => {
+    const at = (...rest: PathSegment[]) => ['datasets', index, ...rest];
+    const collectionIndex = new Map<string, number>();
+    const checkException = (id: string, categories: string[], path: PathSegment[]) => {
+      const covered = exceptions.get(id);
+      if (!covered) {
+        const guess = closestMatch(id, exceptions.keys());
+        error('unknown_exception', path, `unknown retention exception "${id}"`, guess ? `did you mean "${guess}"?` : 'declare it under retention[].exceptions');
+        return;
+      }
+      const outside = categories.filter((category) => !covered.some((reference) => covers(reference, category)));
+      if (outside.length > 0) warning('exception_does_not_cover', path, `retention exception "${id}" does not cover ${outside.join(', ')}`, `add them to the exception's categories`);
+    };
+    dataset.collections.forEach((collection, c) => {
+      const first = collectionIndex.get(collection.name);
+      if (first !== undefined) error('duplicate_collection', at('collections', c, 'name'), `collection "${collection.name}" is already declared at datasets[${index}].collections[${first}]`);
+      else collectionIndex.set(collection.name, c);
+      const fieldNames = new Map<string, number>();
+      collection.fields?.forEach((field, f) => {
+        const fieldAt = (...rest: PathSegment[]) => at('collections', c, 'fields', f, ...rest);
+        const firstField = fieldNames.get(field.name);
+        if (firstField !== undefined) error('duplicate_field', fieldAt('name'), `field "${field.name}" is already declared at fields[${firstField}]`);
+        else fieldNames.set(field.name, f);
+        if (checkCategory(field.category, fieldAt('category')) && !policy.collection.some((entry) => entry.categories.some((reference) => covers(reference, field.category)))) {
+          warning('dataset_category_not_collected', fieldAt('category'), `category "${field.category}" is held in dataset "${dataset.id}" but no collection entry declares it`, 'declare it under collection: so the published policy says it is collected');
+        }
+        if (field.erase === 'fixed' && field.erase_value === undefined) error('missing_erase_value', fieldAt('erase'), 'erase: fixed needs erase_value: the value written instead');
+        if (field.erase_value !== undefined && field.erase !== 'fixed') error('unexpected_erase_value', fieldAt('erase_value'), 'erase_value is only used with erase: fixed');
+        if (collection.primary_key.includes(field.name) && field.erase && field.erase !== 'delete_row') {
+          error('erase_primary_key', fieldAt('erase'), `"${field.name}" is part of the primary key: erasure can delete the row, not change the key`, 'use erase: delete_row, or leave erase out');
+        }
+        if (field.exception) checkException(field.exception, [field.category], fieldAt('exception'));
+      });
+      if (collection.exception) checkException(collection.exception, (collection.fields ?? []).map((field) => field.category), at('collections', c, 'exception'));
+      if (collection.restrict_column && !collection.exception && !collection.fields?.some((field) => field.exception)) {
+        warning('restrict_column_unused', at('collections', c, 'restrict_column'), `collection "${collection.name}" keeps nothing under an exception, so its restrict_column is never set`);
+      }
+    });
+
+    const graph = buildGraph(dataset);
+    const referenceAt = (collection: string, referenceIndex: number) => at('collections', collectionIndex.get(collection)!, 'references', referenceIndex);
+    for (const dangling of graph.dangling) {
+      const guess = closestMatch(dangling.target, graph.collections);
+      error('dangling_reference', [...referenceAt(dangling.declaredIn, dangling.referenceIndex), 'to'], `collection "${dangling.declaredIn}" refers to "${dangling.target}", which dataset "${dataset.id}" does not declare`, guess ? `did you mean "${guess}"?` : 'declare the collection, or remove the reference');
+    }
+    if (graph.entries.length === 0) {
+      error('dataset_without_identity', at('collections'), `dataset "${dataset.id}" has no identity field, so no request can find a person in it`, 'mark the column that holds the email or user id with identity: email (or user_id, phone…)');
+      return;
+    }
+    const dependencyCycle = findCycle(graph.collections, graph.dependencies, (edge) => [edge.child, edge.parent]);
+    if (dependencyCycle) {
+      const { edge, path } = dependencyCycle;
+      error('reference_cycle', referenceAt(edge.declaredIn, edge.referenceIndex), `references form a cycle between "${edge.child}" and "${edge.parent}" (${path.join(' → ')}), so erasure has no order to follow`, 'remove one reference of the cycle (or declare the column as a plain field)');
+      return;
+    }
+    const ownershipCycle = findCycle(graph.collections, graph.ownership, (edge) => [edge.from, edge.to]);
+    if (ownershipCycle) {
+      const { edge, path } = ownershipCycle;
+      error('reference_cycle', referenceAt(edge.declaredIn, edge.referenceIndex), `ownership forms a cycle between "${edge.from}" and "${edge.to}" (${path.join(' → ')})`, 'check the owner: of the references in the cycle');
+      return;
+    }
+    const reached = reachable(graph);
+    for (const name of graph.collections) {
+      // A collection whose reference dangles is reported once, for the reference.
+      if (reached.has(name) || graph.dangling.some((dangling) => dangling.declaredIn === name)) continue;
+      error('unreachable_collection', at('collections', collectionIndex.get(name)!, 'name'), `collection "${name}" cannot be reached from the person's identities (in ${graph.entries.join(', ')})`, 'add a reference to a collection that is reached, or an identity field');
+    }
+  });
 
   return issues;
 }

@@ -406,14 +406,70 @@ const Notice = Type.Object(
   strict,
 );
 
+// --- datasets: the company's own datastores that requests and retention reach -------------------
+
+export const ERASURE_STRATEGIES = ['set_null', 'fixed', 'hash', 'random', 'delete_row'] as const;
+export const DATASET_IDENTITY_KINDS = ['email', 'user_id', 'phone', 'external_id', 'cookie_id'] as const;
+export const REFERENCE_OWNERS = ['target', 'this'] as const;
+
+// Names of tables and columns as the datastore spells them; quoted when used, never interpolated raw.
+const SqlName = (description: string) =>
+  Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 63, description, 'x-hint': 'a table or column name: letters, digits and underscores, not starting with a digit' });
+const EnvName = (description: string) =>
+  Type.String({ pattern: '^[A-Z_][A-Z0-9_]*$', maxLength: 100, description, 'x-hint': 'an environment variable name such as SHOP_DATABASE_URL' });
+
+const DatasetField = Type.Object(
+  {
+    name: SqlName('The column (or, over HTTP, the field) name.'),
+    category: CategoryRef,
+    identity: Type.Optional(Enum(DATASET_IDENTITY_KINDS, "This column holds one of the person's identities: requests start from the rows whose value matches.")),
+    erase: Type.Optional(Enum(ERASURE_STRATEGIES, 'What erasure does to the value: set_null (default), fixed (write erase_value), hash (keyed hash of the value: stays unique, no longer personal), random, or delete_row (the whole row goes).')),
+    erase_value: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Number(), Type.Boolean()], { description: 'With erase: fixed, the value written instead.' })),
+    exception: Type.Optional(Id('A retention exception id (retention[].exceptions[].id): the value is kept under that legal obligation, restricted, and listed in the erasure result.')),
+  },
+  strict,
+);
+
+const DatasetReference = Type.Object(
+  {
+    field: SqlName('The column of this collection that refers to another collection (a foreign key).'),
+    to: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*\\.[A-Za-z_][A-Za-z0-9_]*$', maxLength: 127, description: 'The referenced collection and column, as collection.column.', 'x-hint': 'collection.column, e.g. customers.id' }),
+    owner: Type.Optional(Enum(REFERENCE_OWNERS, 'Whose rows these are: target (default) — a row here belongs to the person who owns the referenced row (an order of a customer); this — the referenced row belongs to the person who owns this row (the address a customer row points to).')),
+  },
+  strict,
+);
+
+const DatasetCollection = Type.Object(
+  {
+    name: SqlName('The table (or, over HTTP, the collection) name.'),
+    description: Type.Optional(Text('What the collection holds.', 500)),
+    primary_key: Type.Array(SqlName('A primary-key column.'), { minItems: 1, uniqueItems: true, description: 'The primary-key columns; rows are named by them in results and audit counts.' }),
+    timestamp: Type.Optional(SqlName('A column holding when the row was created or last changed; retention rules whose categories this collection holds expire rows by it.')),
+    fields: Type.Optional(Type.Array(DatasetField, { description: 'Columns holding personal data, with their category and erasure strategy. Undeclared columns are never read.' })),
+    references: Type.Optional(Type.Array(DatasetReference, { description: 'Foreign keys to other collections of the datastore: how the planner reaches this collection from the person, and the order erasure follows.' })),
+    exception: Type.Optional(Id('A retention exception id: every row of this collection is kept under that legal obligation (restricted, not erased).')),
+    restrict_column: Type.Optional(SqlName('A boolean column set to true on rows kept under an exception, so the application can restrict their use.')),
+  },
+  strict,
+);
+
 const Dataset = Type.Object(
   {
     id: Id('Identifier of the connected datastore.'),
     description: Type.Optional(Text('What the datastore holds.')),
+    connection: Type.Object(
+      {
+        env: EnvName('The environment variable holding the connection URL: postgres://…, mysql://… (MariaDB too), sqlite:path, or https://… for an HTTP endpoint. Never the credential itself.'),
+        secret_env: Type.Optional(EnvName('HTTP only: the environment variable holding the secret requests are signed with.')),
+        timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'How long one query or HTTP call may take (default 30).' })),
+      },
+      { ...strict, description: 'How to reach the datastore: by environment variable name, so no credential is written in the policy.' },
+    ),
+    collections: Type.Array(DatasetCollection, { minItems: 1, description: 'The tables (or collections) holding personal data.' }),
   },
   {
-    additionalProperties: true,
-    description: 'A connected datastore (the shop, CRM or billing database) that data-subject requests reach. Reserved: the connection, collection and field declarations are defined with the datastore connectors.',
+    ...strict,
+    description: 'A connected datastore (the shop, CRM or billing database) that data-subject requests and retention reach.',
   },
 );
 
@@ -465,6 +521,10 @@ export type CollectionEntry = Static<typeof Collection>;
 export type LegalBasis = (typeof LEGAL_BASES)[number];
 export type Choice = (typeof CHOICES)[number];
 export type RightType = (typeof RIGHT_TYPES)[number];
+export type DatasetDeclaration = Static<typeof Dataset>;
+export type DatasetCollectionDeclaration = Static<typeof DatasetCollection>;
+export type DatasetFieldDeclaration = Static<typeof DatasetField>;
+export type ErasureStrategy = (typeof ERASURE_STRATEGIES)[number];
 
 /** The published JSON Schema (draft 2020-12 compatible). */
 export function policyJsonSchema(): Record<string, unknown> {

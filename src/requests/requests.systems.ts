@@ -127,11 +127,17 @@ export class RequestSystems {
 export const VAULT = 'vault';
 
 /** What the datasets domain offers for requests (DatasetsService satisfies it). */
+/** What requests use of the datasets domain (DatasetsService satisfies it). */
 export interface DatasetsForRequests {
   datastores(): string[];
-  find(datastoreId: string, identities: IdentityInput[], sink: (row: FoundRow) => void | Promise<void>): Promise<FindSummary>;
+  find(datastoreId: string, identities: IdentityInput[], sink: (row: FoundRow) => void | Promise<void>, options: { actor?: Actor; requestId?: string }): Promise<{ rows: number; collections: Record<string, number> }>;
   erase(datastoreId: string, identities: IdentityInput[], options: { dryRun: boolean; actor: Actor; requestId: string }): Promise<ErasureResult>;
-  correct(datastoreId: string, identities: IdentityInput[], corrections: Record<string, unknown>, options: { actor: Actor; requestId: string }): Promise<CorrectionResult>;
+  correct(
+    datastoreId: string,
+    identities: IdentityInput[],
+    corrections: Record<string, unknown>,
+    options: { actor: Actor; requestId: string },
+  ): Promise<{ updated: Array<{ collection: string; primaryKey: Record<string, unknown>; fields: string[] }>; unmatched: string[] }>;
 }
 
 /** Registers one handler per declared dataset. */
@@ -139,9 +145,15 @@ export function registerDatasets(systems: RequestSystems, datasets: DatasetsForR
   for (const id of datasets.datastores()) {
     systems.register({
       id,
-      find: (identities, sink) => datasets.find(id, [...identities], sink),
+      find: async (identities, sink, context) => {
+        const summary = await datasets.find(id, [...identities], sink, { actor: context.actor, requestId: context.requestId });
+        return { rows: summary.rows, collections: Object.keys(summary.collections).filter((name) => (summary.collections[name] ?? 0) > 0) };
+      },
       erase: (identities, options) => datasets.erase(id, [...identities], { dryRun: options.dryRun, actor: options.actor, requestId: options.requestId }),
-      correct: (identities, corrections, context) => datasets.correct(id, [...identities], corrections, { actor: context.actor, requestId: context.requestId }),
+      correct: async (identities, corrections, context) => {
+        const result = await datasets.correct(id, [...identities], corrections, { actor: context.actor, requestId: context.requestId });
+        return { changed: result.updated.map((row) => ({ ...row, action: 'update' as const })), notHeld: result.unmatched };
+      },
     });
   }
 }
