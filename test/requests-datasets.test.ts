@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { unzipSync, strFromU8 } from 'fflate';
+import { manualClock } from '../src/core/clock.js';
+import { loadConfig } from '../src/core/config.js';
+import { createLogger } from '../src/core/logger.js';
+import { createEngine, type Engine } from '../src/engine.js';
+import { loadPolicyText, requirePolicy } from '../src/policy/policy.load.js';
+import type { Actor } from '../src/staff/permissions.js';
+import { buildShop, shopEmail } from '../examples/shop/build-shop.js';
+import { createTestDatastore, datastoreDialects, type TestDatastore } from './support/datastores.js';
+import { temporaryDirectory } from './support/databases.js';
+
+/**
+ * The whole path a person's request takes, across domains: the vault and the shop database
+ * declared under datasets (examples/shop), on each kind of company database. Pledge's own
+ * database is SQLite here; its PostgreSQL side is covered by the requests and datasets tests.
+ */
+const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
+const SHOP_POLICY = readFileSync(path.resolve('examples/shop/pledge.yaml'), 'utf8');
+
+for (const dialect of datastoreDialects()) {
+  describe(`a data-subject request reaching the shop on ${dialect}`, () => {
+    let shop: TestDatastore;
+    let engine: Engine;
+    let directory: { path: string; remove(): void };
+
+    before(async () => {
+      shop = await createTestDatastore(dialect);
+      await buildShop(shop.url, { customers: 6 });
+      directory = temporaryDirectory('pledge-request-shop-');
+      const { config } = loadConfig({ PLEDGE_MASTER_KEY: 'ab'.repeat(32) }, { dataDir: directory.path });
+      engine = await createEngine(config, {
+        policy: requirePolicy(loadPolicyText(SHOP_POLICY, 'pledge.yaml')),
+        clock: manualClock('2026-06-01T09:00:00Z'),
+        logger: createLogger('silent'),
+        datasetEnv: { SHOP_DATABASE_URL: shop.url },
+      });
+    });
+
+    after(async () => {
+      await engine.close();
+      await shop.cleanup();
+      directory.remove();
+    });
+
+    async function approved(type: 'access' | 'erasure', email: string): Promise<string> {
+      const created = await engine.requests.create(officer, { type, identities: [{ kind: 'email', value: email }], channel: 'email' });
+      await engine.requests.overrideVerification(officer, created.id, 'Replied from the address on file');
+      await engine.requests.approve(officer, created.id);
+      await engine.requests.run(officer, created.id);
+      await engine.jobs.runDue();
+      return created.id;
+    }
+
+    test('access: one package holds the vault fields and every shop collection of the person', async () => {
+      const email = shopEmail(2);
+      await engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: email }], data: { purpose: 'account', source: 'person', fields: { 'user.name': 'Customer Two' } } });
+      const id = await approved('access', email);
+      const done = await engine.requests.get(id);
+      assert.equal(done.status, 'completed');
+      assert.deepEqual(done.tasks.map((task) => [task.datastore, task.state]).sort(), [['shop', 'done'], ['vault', 'done']]);
+
+      const links = await engine.requests.links(id, officer);
+      const json = await engine.requests.download(links.json!.split('/v1/packages/')[1]!);
+      const text = json.body.toString('utf8');
+      assert.ok(text.includes('Customer Two'), 'the vault field');
+      assert.ok(text.includes(email), 'the shop row found by the email identity');
+      const zip = await engine.requests.download(links.zip!.split('/v1/packages/')[1]!);
+      const files = unzipSync(new Uint8Array(zip.body));
+      const names = Object.keys(files);
+      assert.ok(names.some((name) => name.includes('customers')), `customers.csv in ${names.join(', ')}`);
+      assert.ok(names.some((name) => name.includes('orders')), 'orders.csv');
+      assert.ok(strFromU8(files[names.find((name) => name.includes('customers'))!]!).includes(email));
+      assert.ok(!text.includes(shopEmail(3)), 'nobody else');
+    });
+
+    test('erasure: the vault is shredded, the shop rows are erased, what tax law keeps is kept and listed', async () => {
+      // A customer with at least one payment: payments are what tax law keeps.
+      let email = '';
+      for (let customer = 1; customer <= 6 && !email; customer++) {
+        const summary = await engine.datasets.find('shop', [{ kind: 'email', value: shopEmail(customer) }], () => {});
+        if (customer !== 2 && (summary.collections.payments ?? 0) > 0) email = shopEmail(customer);
+      }
+      assert.ok(email, 'the shop has a customer with payments');
+      const neighbour = email === shopEmail(5) ? shopEmail(6) : shopEmail(5);
+      const subject = await engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: email }] });
+      const before = await rowsOf(engine, email);
+      assert.ok(before > 1);
+      const id = await approved('erasure', email);
+      const done = await engine.requests.get(id);
+      assert.equal(done.status, 'completed');
+      assert.equal((await engine.subjects.get(subject.id)).status, 'erased');
+      const shopTask = done.tasks.find((task) => task.datastore === 'shop')!;
+      // Payments are kept for tax law (exception tax_records), restricted, and listed as kept.
+      assert.match(JSON.stringify(shopTask.summary), /tax_records/);
+      assert.equal(await rowsOf(engine, email), 0, 'nothing of the person is found in the shop any more');
+      // A neighbour is untouched.
+      assert.ok((await rowsOf(engine, neighbour)) > 1);
+    });
+  });
+}
+
+async function rowsOf(engine: Engine, email: string): Promise<number> {
+  return (await engine.datasets.find('shop', [{ kind: 'email', value: email }], () => {})).rows;
+}
