@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
+import { bareCeiling, httpLoad, startPledge } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -18,33 +18,6 @@ import type { ResultRow } from './support.js';
 const MASTER_KEY = 'ce'.repeat(32);
 const DURATION_SECONDS = 10;
 const SUBJECTS = 200;
-
-async function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-      const match = pattern.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
-  });
-}
-
-interface Load {
-  requests: number;
-  p99: number;
-  errors: number;
-}
-
-async function load(options: autocannon.Options): Promise<Load> {
-  const result = await autocannon({ connections: 50, duration: DURATION_SECONDS, ...options });
-  return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
-}
 
 async function prepare(directory: string, databaseUrl: string | undefined): Promise<{ subjects: string[]; key: string; env: NodeJS.ProcessEnv }> {
   const env: NodeJS.ProcessEnv = {
@@ -75,29 +48,24 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
   const children: ChildProcess[] = [];
   try {
     const { subjects, key, env } = await prepare(directory, databaseUrl);
-    const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(bare);
-    const bareUrl = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
-    const ceiling = await load({ url: `${bareUrl}/health` });
-    bare.kill('SIGTERM');
-
-    const server = spawn(process.execPath, [path.resolve('dist/pledge.mjs'), 'serve', '--port', '0'], { cwd: directory, env, stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(server);
-    const base = await waitForLine(server, /Pledge is running on (http:\/\/[^\s]+)/);
+    const ceiling = await bareCeiling(DURATION_SECONDS);
+    const server = await startPledge(directory, env);
+    children.push(server.child);
+    const base = server.base;
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 
     const check = await fetch(`${base}/v1/subjects/${subjects[0]}/consent/marketing`, { headers });
     const answer = (await check.json()) as { allowed?: boolean };
     if (check.status !== 200 || answer.allowed !== true) throw new Error(`the decision check does not answer allowed: ${check.status} ${JSON.stringify(answer).slice(0, 200)}`);
     // Each request asks about another subject, so no answer is served from one hot row.
-    const decisions = await load({ url: base, headers, requests: subjects.map((id) => ({ method: 'GET', path: `/v1/subjects/${id}/consent/marketing` })) });
+    const decisions = await httpLoad({ url: base, headers, requests: subjects.map((id) => ({ method: 'GET', path: `/v1/subjects/${id}/consent/marketing` })) }, DURATION_SECONDS);
 
     const actions = ['granted', 'withdrawn'];
-    const writes = await load({
+    const writes = await httpLoad({
       url: base,
       headers,
       requests: subjects.map((id, index) => ({ method: 'POST', path: '/v1/consent/events', body: JSON.stringify({ holder: id, source: 'banner', bannerVersion: 'bench', choices: [{ purpose: 'marketing', action: actions[index % 2] }] }) })),
-    });
+    }, DURATION_SECONDS);
 
     const ratio = decisions.requests / ceiling.requests;
     return [

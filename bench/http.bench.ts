@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { StaffService } from '../src/staff/staff.service.js';
+import { bareCeiling, httpLoad, startPledge } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -24,27 +24,6 @@ function benchPolicyText(): string {
     .replace('categories: [user.contact.address, user.contact.phone_number, user.behavior.purchase_history]', 'categories: [user.contact.address, user.contact.phone_number, user.contact.url, user.workplace, user.demographic.gender, user.behavior.purchase_history]')
     .replace('categories: [user.name, user.contact, user.behavior.purchase_history, user.payment]', 'categories: [user.name, user.contact, user.account, user.workplace, user.demographic.gender, user.behavior.purchase_history, user.payment]')
     .replace('categories: [user.behavior.purchase_history, user.payment]\n    duration: 3 years', 'categories: [user.behavior.purchase_history, user.payment, user.workplace, user.demographic]\n    duration: 3 years');
-}
-
-async function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-      const match = pattern.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
-  });
-}
-
-async function load(url: string, headers: Record<string, string>): Promise<{ requests: number; p99: number; errors: number }> {
-  const result = await autocannon({ url, connections: 50, duration: DURATION_SECONDS, headers });
-  return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
 
 export async function prepare(directory: string, databaseUrl: string | undefined): Promise<{ subjectId: string; key: string; env: NodeJS.ProcessEnv }> {
@@ -89,20 +68,15 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
   const children: ChildProcess[] = [];
   try {
     const { subjectId, key, env } = await prepare(directory, databaseUrl);
-    const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(bare);
-    const bareUrl = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
-    const ceiling = await load(`${bareUrl}/health`, {});
-    bare.kill('SIGTERM');
-
-    const server = spawn(process.execPath, [path.resolve('dist/pledge.mjs'), 'serve', '--port', '0'], { cwd: directory, env, stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(server);
-    const base = await waitForLine(server, /Pledge is running on (http:\/\/[^\s]+)/);
+    const ceiling = await bareCeiling(DURATION_SECONDS);
+    const server = await startPledge(directory, env);
+    children.push(server.child);
+    const base = server.base;
     const url = `${base}/v1/subjects/${subjectId}/data?purpose=order_fulfilment`;
     const check = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
     const body = (await check.json()) as { fields?: Record<string, unknown> };
     if (check.status !== 200 || Object.keys(body.fields ?? {}).length !== 10) throw new Error(`the read does not return 10 fields: ${check.status} ${JSON.stringify(body).slice(0, 200)}`);
-    const measured = await load(url, { authorization: `Bearer ${key}` });
+    const measured = await httpLoad({ url, headers: { authorization: `Bearer ${key}` } }, DURATION_SECONDS);
     const ratio = measured.requests / ceiling.requests;
     return [
       {

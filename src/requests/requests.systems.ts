@@ -1,4 +1,5 @@
 import type { Clock } from '../core/clock.js';
+import type { ChangedRow, FoundRow, KeptRow } from '../datasets/datasets.service.js';
 import { parseDuration, addDuration } from '../policy/duration.js';
 import type { Policy } from '../policy/policy.model.js';
 import { covers } from '../policy/taxonomy.js';
@@ -11,37 +12,12 @@ import type { IdentityInput, SubjectsService } from '../subjects/subjects.servic
  * idempotent — after a crash a task runs again, and finding, erasing or correcting twice must
  * leave the same state as once.
  */
-export interface FoundField {
-  name: string;
-  category: string;
-  value: unknown;
-}
-
-export interface FoundRow {
-  datastore: string;
-  collection: string;
-  primaryKey: Record<string, unknown>;
-  fields: FoundField[];
-}
+/** Rows, changes and kept fields are described the same way by every datastore (the datasets domain defines them). */
+export type { ChangedRow, FoundRow, KeptRow } from '../datasets/datasets.service.js';
 
 export interface FindSummary {
   rows: number;
   collections?: string[];
-}
-
-export interface ChangedRow {
-  collection: string;
-  primaryKey: Record<string, unknown>;
-  action: 'update' | 'delete';
-  fields: string[];
-}
-
-export interface KeptRow {
-  collection: string;
-  primaryKey: Record<string, unknown>;
-  fields: string[];
-  /** The id of the retention exception that keeps them. */
-  exception: string;
 }
 
 export interface ErasureResult {

@@ -17,20 +17,10 @@ import { createShopDatabase, readShop, RecordingNotifier, ShopHandler } from './
 import { csvCell } from './requests.packages.js';
 import { VaultHandler } from './requests.systems.js';
 import { readFileSync } from 'node:fs';
+import { rejects } from '../../test/support/errors.js';
 
 const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
 
-async function rejects(promise: Promise<unknown>, code: ErrorCode): Promise<PledgeError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PledgeError, `expected PledgeError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 interface Harness {
   engine: Engine;

@@ -15,6 +15,7 @@ import { RetentionService } from './retention.service.js';
 import { retentionStore } from './retention.store.js';
 import type { RetentionReport } from './retention.service.js';
 import type { RetentionOutcome } from './retention.target.js';
+import { rejects } from '../../test/support/errors.js';
 
 const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
 const sweeper: Actor = { type: 'system', id: 'retention' };
@@ -31,16 +32,6 @@ const POLICY = requirePolicy(
   ),
 );
 
-async function rejects(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PledgeError, `expected PledgeError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-}
 
 function line(report: RetentionReport, target: string, category: string, rule?: string): RetentionOutcome {
   const found = report.outcomes.find((outcome) => outcome.target === target && outcome.category === category && (rule === undefined || outcome.rule === rule));

@@ -14,6 +14,7 @@ import { testDialects } from '../../test/support/databases.js';
 import { KeyStore } from './keystore.js';
 import { SubjectsService } from './subjects.service.js';
 import { PolicyDefaultConsentGate } from './consent-gate.js';
+import { rejects } from '../../test/support/errors.js';
 
 const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
 const support: Actor = { type: 'staff', id: 'stf_support', role: 'support' };
@@ -31,18 +32,6 @@ const jane = () => ({
   },
 });
 
-async function rejects(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<PledgeError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof PledgeError, `expected PledgeError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (message) assert.match(caught.message, message);
-  return caught;
-}
 
 for (const dialect of testDialects()) {
   describe(`the vault on ${dialect}`, () => {

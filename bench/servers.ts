@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import autocannon from 'autocannon';
+
+/**
+ * The servers HTTP benchmarks measure, each in a process of its own (so the load generator
+ * does not share its event loop): the bare Fastify route that is the ceiling, and `pledge serve`.
+ */
+export interface HttpLoad {
+  requests: number;
+  p99: number;
+  errors: number;
+}
+
+/** Resolves with the first capture of `pattern` in the child's output (its address). */
+export async function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20_000);
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+      const match = pattern.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+  });
+}
+
+/** 50 connections for `durationSeconds`; errors count transport errors and non-2xx answers. */
+export async function httpLoad(options: autocannon.Options, durationSeconds: number): Promise<HttpLoad> {
+  const result = await autocannon({ connections: 50, duration: durationSeconds, ...options });
+  return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
+}
+
+/** The ceiling: a bare Fastify route answering a constant, loaded like the route measured. */
+export async function bareCeiling(durationSeconds: number): Promise<HttpLoad> {
+  const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const url = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
+    return await httpLoad({ url: `${url}/health` }, durationSeconds);
+  } finally {
+    bare.kill('SIGTERM');
+  }
+}
+
+/** `pledge serve` (the bundled command) on a free port; the caller kills `child`. */
+export async function startPledge(directory: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, [path.resolve('dist/pledge.mjs'), 'serve', '--port', '0'], { cwd: directory, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    return { child, base: await waitForLine(child, /Pledge is running on (http:\/\/[^\s]+)/) };
+  } catch (error) {
+    child.kill('SIGTERM');
+    throw error;
+  }
+}
