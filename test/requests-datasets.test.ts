@@ -77,6 +77,20 @@ for (const dialect of datastoreDialects()) {
       assert.ok(!text.includes(shopEmail(3)), 'nobody else');
     });
 
+    test('retention reaches the shop: log-in history past 90 days goes, a dry run first says how much', async () => {
+      const before = await countRows(engine, 'login_history');
+      assert.ok(before > 0);
+      const preview = await engine.retention.run(officer, { dryRun: true });
+      const logins = preview.outcomes.filter((outcome) => outcome.target === 'dataset:shop/login_history');
+      assert.ok(logins.length > 0, `the shop's log-ins are a retention target: ${preview.outcomes.map((outcome) => outcome.target).join(', ')}`);
+      const due = logins.reduce((sum, outcome) => sum + outcome.rows, 0);
+      assert.ok(due > 0, 'the test bed holds log-ins older than 90 days');
+      assert.equal(await countRows(engine, 'login_history'), before, 'a dry run deletes nothing');
+      const report = await engine.retention.run(officer);
+      assert.equal(report.outcomes.filter((outcome) => outcome.target === 'dataset:shop/login_history').reduce((sum, outcome) => sum + outcome.rows, 0), due);
+      assert.equal(await countRows(engine, 'login_history'), before - due);
+    });
+
     test('erasure: the vault is shredded, the shop rows are erased, what tax law keeps is kept and listed', async () => {
       // A customer with at least one payment: payments are what tax law keeps.
       let email = '';
@@ -101,6 +115,11 @@ for (const dialect of datastoreDialects()) {
       assert.ok((await rowsOf(engine, neighbour)) > 1);
     });
   });
+}
+
+/** Rows of one shop table: a dry-run expiry with a cutoff far in the future counts them all. */
+async function countRows(engine: Engine, collection: string): Promise<number> {
+  return (await engine.datasets.expire('shop', collection, { before: new Date('9999-12-31T00:00:00Z'), action: 'delete', dryRun: true })).rows;
 }
 
 async function rowsOf(engine: Engine, email: string): Promise<number> {
