@@ -85,6 +85,13 @@ export interface ExpireOptions {
   dryRun: boolean;
   batchSize?: number;
   onProgress?: (done: number) => void;
+  /** Rows left alone whatever their age (people under a legal hold), as given by heldRowKeys. */
+  skip?: ReadonlySet<string>;
+}
+
+/** One row's identity across calls: its primary-key values, in key order, as text. */
+function rowKey(primaryKey: readonly string[], values: (column: string) => unknown): string {
+  return JSON.stringify(primaryKey.map((column) => String(values(column))));
 }
 
 export interface DatasetsServiceDeps {
@@ -391,7 +398,29 @@ export class DatasetsService {
    * lock), in primary-key order. Anonymising applies each field's erasure strategy, except
    * delete_row (the row stays, its fields are emptied) and fields kept under an exception.
    */
-  async expire(datastoreId: string, collectionName: string, options: ExpireOptions): Promise<{ rows: number }> {
+  /**
+   * The keys of the rows of one collection that belong to these people (each entry: one
+   * person's identities), for `expire`'s `skip`: what a legal hold keeps out of a sweep.
+   */
+  async heldRowKeys(datastoreId: string, collectionName: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<Set<string>> {
+    const collection = this.model(datastoreId).collections.get(collectionName);
+    if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
+    const keys = new Set<string>();
+    for (const identities of people) {
+      if (identities.length === 0) continue;
+      await this.find(
+        datastoreId,
+        identities,
+        (row) => {
+          if (row.collection === collectionName) keys.add(rowKey(collection.primaryKey, (column) => row.primaryKey[column]));
+        },
+        actor ? { actor } : {},
+      );
+    }
+    return keys;
+  }
+
+  async expire(datastoreId: string, collectionName: string, options: ExpireOptions): Promise<{ rows: number; skipped: number }> {
     const model = this.model(datastoreId);
     const collection = model.collections.get(collectionName);
     if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
@@ -399,7 +428,9 @@ export class DatasetsService {
     const batchSize = Math.max(1, Math.min(options.batchSize ?? 1000, 10_000));
     const store = this.datastore(model);
     let done = 0;
+    let skipped = 0;
     if (store.kind === 'http') {
+      if (options.skip && options.skip.size > 0) throw new PledgeError('dataset_protocol_error', `datastore "${datastoreId}" is reached over HTTP, whose expiry cannot leave held people's rows alone; release the holds or expire it by hand`);
       done = (await store.http.expire(collectionName, options)).rows;
       options.onProgress?.(done);
     } else {
@@ -417,22 +448,26 @@ export class DatasetsService {
               params.values,
             );
             let changed = 0;
+            const skip = options.skip;
+            const due = skip && skip.size > 0 ? rows.filter((row) => !skip.has(rowKey(collection.primaryKey, (column) => row[column]))) : rows;
+            const held = rows.length - due.length;
             if (options.action === 'delete') {
-              changed = rows.length;
-              if (!options.dryRun && rows.length > 0) {
+              changed = due.length;
+              if (!options.dryRun && due.length > 0) {
                 const deleteParams = new Params(dialect);
-                const keys = inList(dialect, deleteParams, collection.primaryKey, rows.map((row) => keyOf(collection, row)));
+                const keys = inList(dialect, deleteParams, collection.primaryKey, due.map((row) => keyOf(collection, row)));
                 await session.execute(`delete from ${dialect.quote(collection.name)} where ${keys}`, deleteParams.values);
               }
             } else {
-              const plans = rows.map((row) => this.planAnonymisation(collection, row)).filter((plan) => plan.action === 'update');
+              const plans = due.map((row) => this.planAnonymisation(collection, row)).filter((plan) => plan.action === 'update');
               changed = plans.length;
               if (!options.dryRun) await this.apply(session, { ...model, order: [collection.name] }, plans);
             }
-            return { rows, changed };
+            return { rows, changed, held };
           };
-          const { rows, changed } = options.dryRun ? await store.sql.read(batch) : await store.sql.write(batch);
+          const { rows, changed, held } = options.dryRun ? await store.sql.read(batch) : await store.sql.write(batch);
           done += changed;
+          skipped += held;
           if (rows.length > 0) options.onProgress?.(done);
           if (rows.length < batchSize) break;
           last = keyOf(collection, rows[rows.length - 1]!);
@@ -440,9 +475,9 @@ export class DatasetsService {
       });
     }
     await this.deps.audit.record([
-      this.auditEvent(SYSTEM, 'dataset.expire', datastoreId, undefined, { collection: collectionName, action: options.action, dry_run: options.dryRun, rows: done }),
+      this.auditEvent(SYSTEM, 'dataset.expire', datastoreId, undefined, { collection: collectionName, action: options.action, dry_run: options.dryRun, rows: done, skipped_by_hold: skipped }),
     ]);
-    return { rows: done };
+    return { rows: done, skipped };
   }
 
   private planAnonymisation(collection: CollectionModel, row: Row): RowPlan {

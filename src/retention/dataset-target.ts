@@ -1,4 +1,6 @@
 import { approximateDays } from '../policy/duration.js';
+import type { Actor } from '../staff/permissions.js';
+import type { IdentityInput } from '../subjects/subjects.service.js';
 import { cutoffFor, effectiveDuration, type RetentionRules, type ResolvedRule } from './retention.rules.js';
 import type { RetentionOutcome, RetentionTarget, SweepContext } from './retention.target.js';
 
@@ -11,9 +13,14 @@ export interface DatasetExpirer {
   expire(
     datastoreId: string,
     collection: string,
-    options: { before: Date; action: 'delete' | 'anonymize'; dryRun: boolean; batchSize?: number; onProgress?: (rows: number) => void },
-  ): Promise<{ rows: number }>;
+    options: { before: Date; action: 'delete' | 'anonymize'; dryRun: boolean; batchSize?: number; onProgress?: (rows: number) => void; skip?: ReadonlySet<string> },
+  ): Promise<{ rows: number; skipped?: number }>;
+  /** Keys of the collection's rows that belong to these people (one identity list each). */
+  heldRowKeys(datastoreId: string, collection: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<ReadonlySet<string>>;
 }
+
+/** The identities of the subjects under a legal hold, one list a subject (read through the vault, audited). */
+export type HeldIdentities = (actor: Actor, subjectIds: readonly string[]) => Promise<IdentityInput[][]>;
 
 /** A dataset collection with a timestamp column, and the categories of its fields. */
 export interface DatasetCollectionRef {
@@ -25,9 +32,10 @@ export interface DatasetCollectionRef {
 /**
  * A dataset collection as a retention target. A row carries several categories but has one
  * timestamp, so the whole row follows the rule that keeps data longest among its categories
- * (no category is removed before its own rule allows). Rows are not linked to subjects here:
- * only rules triggered by collection apply; a collection whose governing rules count from
- * the last activity or the closing of an account is reported and left alone.
+ * (no category is removed before its own rule allows). Only rules triggered by collection
+ * apply; a collection whose governing rules count from the last activity or the closing of an
+ * account is reported and left alone. The rows of people under a legal hold are found from
+ * their identities (the planner's walk) and left alone.
  *
  * onProgress of `expire` is read as "rows removed so far" in the current call.
  */
@@ -38,6 +46,7 @@ export class DatasetTarget implements RetentionTarget {
     private readonly datasets: DatasetExpirer,
     private readonly ref: DatasetCollectionRef,
     private readonly rules: RetentionRules,
+    private readonly heldIdentities: HeldIdentities,
   ) {
     this.id = `dataset:${ref.datastore}/${ref.collection}`;
   }
@@ -69,16 +78,18 @@ export class DatasetTarget implements RetentionTarget {
           reported = rows;
         }
       : undefined;
-    const { rows } = await this.datasets.expire(this.ref.datastore, this.ref.collection, {
+    const skip = context.held.length > 0 ? await this.datasets.heldRowKeys(this.ref.datastore, this.ref.collection, await this.heldIdentities(context.actor, context.held), context.actor) : undefined;
+    const { rows, skipped = 0 } = await this.datasets.expire(this.ref.datastore, this.ref.collection, {
       before: cutoffFor(context.now, effectiveDuration(resolved)),
       action,
       dryRun,
       batchSize: context.batchSize,
       ...(progress ? { onProgress: progress } : {}),
+      ...(skip ? { skip } : {}),
     });
     let keptByException = 0;
     if (resolved.exception) {
-      const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { before: cutoffFor(context.now, resolved.duration), action, dryRun: true });
+      const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { before: cutoffFor(context.now, resolved.duration), action, dryRun: true, ...(skip ? { skip } : {}) });
       keptByException = pastRule.rows - (dryRun ? rows : 0);
     }
     return [
@@ -90,8 +101,8 @@ export class DatasetTarget implements RetentionTarget {
         trigger: resolved.rule.trigger,
         rows,
         keptByException,
+        skippedByHold: skipped,
         ...(resolved.exception ? { exception: resolved.exception.id } : {}),
-        note: 'legal holds are not applied to dataset rows',
       },
     ];
   }

@@ -3,11 +3,11 @@ import type { AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
 import type { Database } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
-import { PledgeError } from '../core/errors.js';
+import { isPledgeError, PledgeError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Policy } from '../policy/policy.model.js';
 import type { Actor } from '../staff/permissions.js';
-import type { SubjectsService } from '../subjects/subjects.service.js';
+import type { IdentityInput, SubjectsService } from '../subjects/subjects.service.js';
 import { DatasetTarget, type DatasetCollectionRef, type DatasetExpirer } from './dataset-target.js';
 import { RetentionRules } from './retention.rules.js';
 import { retentionStore as store } from './retention.store.js';
@@ -100,7 +100,21 @@ export class RetentionService {
 
   /** Adds a dataset collection with a timestamp column, expired through `datasets.expire`. */
   addDatasetCollection(datasets: DatasetExpirer, collection: DatasetCollectionRef): void {
-    this.addTarget(new DatasetTarget(datasets, collection, this.rules));
+    this.addTarget(new DatasetTarget(datasets, collection, this.rules, (actor, subjectIds) => this.identitiesOf(actor, subjectIds)));
+  }
+
+  /** Held subjects' identities, so their rows in connected datasets can be found and kept. */
+  private async identitiesOf(actor: Actor, subjectIds: readonly string[]): Promise<IdentityInput[][]> {
+    const people: IdentityInput[][] = [];
+    for (const subjectId of subjectIds) {
+      const identities = await this.deps.subjects.identities(actor, subjectId).catch((error: unknown) => {
+        // An erased subject has no identities left to protect.
+        if (isPledgeError(error) && (error.code === 'subject_erased' || error.code === 'subject_not_found')) return [];
+        throw error;
+      });
+      people.push(identities.map((identity) => ({ kind: identity.kind as IdentityInput['kind'], value: identity.value })));
+    }
+    return people;
   }
 
   private async recordAnonymized(trx: Transaction<Tables>, category: string, removed: Array<{ purpose: string; collected_at: string }>): Promise<void> {

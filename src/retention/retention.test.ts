@@ -306,6 +306,10 @@ for (const dialect of testDialects()) {
               if (changed < batch) return { rows };
             }
           },
+          // No holds in this test; the real datasets service finds held rows (test/requests-datasets.test.ts).
+          async heldRowKeys() {
+            return new Set<string>();
+          },
         };
         const withDataset = new RetentionService({ database: vault.database, subjects: vault.subjects, audit: vault.audit, policy: POLICY, clock: vault.clock });
         withDataset.addDatasetCollection(datasets, { datastore: 'shop', collection: 'access_log', categories: ['user.device.ip_address'] });
