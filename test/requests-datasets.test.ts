@@ -46,7 +46,7 @@ for (const dialect of datastoreDialects()) {
       directory.remove();
     });
 
-    async function approved(type: 'access' | 'erasure', email: string): Promise<string> {
+    async function approved(type: 'access' | 'erasure' | 'restriction', email: string): Promise<string> {
       const created = await engine.requests.create(officer, { type, identities: [{ kind: 'email', value: email }], channel: 'email' });
       await engine.requests.overrideVerification(officer, created.id, 'Replied from the address on file');
       await engine.requests.approve(officer, created.id);
@@ -105,6 +105,21 @@ for (const dialect of datastoreDialects()) {
       assert.equal(await countRows(engine, 'login_history'), before - due);
       const after = await engine.datasets.find('shop', [{ kind: 'email', value: heldEmail }], () => {});
       assert.equal(after.collections.login_history, heldLogins, 'the held customer keeps every log-in');
+    });
+
+    test('restriction: the vault subject is restricted and the shop rows with a restrict column are flagged, once', async () => {
+      const email = shopEmail(6);
+      const subject = await engine.subjects.lookup(officer, { kind: 'email', value: email }).catch(() => engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: email }] }));
+      const payments = (await engine.datasets.find('shop', [{ kind: 'email', value: email }], () => {})).collections.payments ?? 0;
+      const id = await approved('restriction', email);
+      const done = await engine.requests.get(id);
+      assert.equal(done.status, 'completed');
+      assert.equal((await engine.subjects.get(subject.id)).restricted, true);
+      assert.deepEqual(done.tasks.find((task) => task.datastore === 'shop')!.summary, { restricted: payments });
+      // The flags are in the shop's database: a second restriction finds nothing left to flag.
+      const again = await engine.datasets.restrict('shop', [{ kind: 'email', value: email }], { actor: officer });
+      assert.equal(again.restricted, 0, JSON.stringify({ again, payments, summary: done.tasks.find((task) => task.datastore === 'shop')!.summary }));
+      assert.deepEqual(again.unsupported.includes('customers'), true, 'collections without a restrict column are named');
     });
 
     test('erasure: the vault is shredded, the shop rows are erased, what tax law keeps is kept and listed', async () => {

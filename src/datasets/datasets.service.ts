@@ -390,6 +390,48 @@ export class DatasetsService {
     return result;
   }
 
+  /**
+   * A restriction request: sets the restrict column (`restrict_column` in the declaration) on
+   * every row of the person in the collections that have one, in one transaction, so the
+   * company's own systems can stop using them. Collections without one are listed as not
+   * restricted; the company must then restrict them by its own means.
+   */
+  async restrict(datastoreId: string, identities: IdentityInput[], options: { actor: Actor; requestId?: string }): Promise<{ restricted: number; collections: string[]; unsupported: string[] }> {
+    const model = this.model(datastoreId);
+    const store = this.datastore(model);
+    const unsupported = [...model.collections.values()].filter((collection) => !collection.restrictColumn).map((collection) => collection.name);
+    let restricted = 0;
+    const touched = new Set<string>();
+    if (store.kind === 'sql') {
+      await this.guard(datastoreId, 'restricting', () =>
+        store.sql.write(async (session) => {
+          const updates: Array<{ collection: CollectionModel; key: unknown[] }> = [];
+          await walk(session, model, identities, {
+            lock: true,
+            visit: (collection, rows) => {
+              if (!collection.restrictColumn) return;
+              for (const row of rows) if (!isTrue(row[collection.restrictColumn])) updates.push({ collection, key: keyOf(collection, row) });
+            },
+          });
+          const dialect = session.dialect;
+          for (const update of updates) {
+            const params = new Params(dialect);
+            // Placeholders are positional on SQLite and MySQL: bind in the order the SQL reads.
+            const flag = params.add(true);
+            const where = inList(dialect, params, update.collection.primaryKey, [update.key]);
+            await session.execute(`update ${dialect.quote(update.collection.name)} set ${dialect.quote(update.collection.restrictColumn!)} = ${flag} where ${where}`, params.values);
+            restricted++;
+            touched.add(update.collection.name);
+          }
+        }),
+      );
+    } else {
+      unsupported.splice(0, unsupported.length, ...model.collections.keys());
+    }
+    await this.deps.audit.record([this.auditEvent(options.actor, 'dataset.restrict', datastoreId, options.requestId, { rows: restricted, collections: [...touched].sort() })]);
+    return { restricted, collections: [...touched].sort(), unsupported };
+  }
+
   // --- expire ----------------------------------------------------------------------------------
 
   /**
@@ -569,8 +611,10 @@ async function deliver(sink: (row: FoundRow) => void | Promise<void>, row: Found
   }
 }
 
+/** A flag as each driver returns it: true, 1, 1n (SQLite's safe integers), '1', 't'. */
 function isTrue(value: unknown): boolean {
-  return value === true || value === 1 || value === '1' || value === 't';
+  if (value === true || value === 't' || value === 'true') return true;
+  return (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string') && Number(value) === 1;
 }
 
 function sameValue(current: unknown, next: unknown): boolean {

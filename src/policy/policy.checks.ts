@@ -288,9 +288,6 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
         if (field.exception) checkException(field.exception, [field.category], fieldAt('exception'));
       });
       if (collection.exception) checkException(collection.exception, (collection.fields ?? []).map((field) => field.category), at('collections', c, 'exception'));
-      if (collection.restrict_column && !collection.exception && !collection.fields?.some((field) => field.exception)) {
-        warning('restrict_column_unused', at('collections', c, 'restrict_column'), `collection "${collection.name}" keeps nothing under an exception, so its restrict_column is never set`);
-      }
     });
 
     const graph = buildGraph(dataset);

@@ -114,6 +114,7 @@ export interface DatasetsForRequests {
     corrections: Record<string, unknown>,
     options: { actor: Actor; requestId: string },
   ): Promise<{ updated: Array<{ collection: string; primaryKey: Record<string, unknown>; fields: string[] }>; unmatched: string[] }>;
+  restrict(datastoreId: string, identities: IdentityInput[], options: { actor: Actor; requestId: string }): Promise<{ restricted: number; collections: string[]; unsupported: string[] }>;
 }
 
 /** Registers one handler per declared dataset. */
@@ -129,6 +130,10 @@ export function registerDatasets(systems: RequestSystems, datasets: DatasetsForR
       correct: async (identities, corrections, context) => {
         const result = await datasets.correct(id, [...identities], corrections, { actor: context.actor, requestId: context.requestId });
         return { changed: result.updated.map((row) => ({ ...row, action: 'update' as const })), notHeld: result.unmatched };
+      },
+      restrict: async (identities, context) => {
+        const result = await datasets.restrict(id, [...identities], { actor: context.actor, requestId: context.requestId });
+        return { restricted: result.restricted };
       },
     });
   }
