@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import Sqlite from 'better-sqlite3';
 import type { ManualClock } from '../core/clock.js';
 import { PledgeError, type ErrorCode } from '../core/errors.js';
 import { loadPolicyText, requirePolicy } from '../policy/policy.load.js';
@@ -16,6 +15,7 @@ import { retentionStore } from './retention.store.js';
 import type { RetentionReport } from './retention.service.js';
 import type { RetentionOutcome } from './retention.target.js';
 import { rejects } from '../../test/support/errors.js';
+import { loadSqlite } from '../core/sqlite.js';
 
 const officer: Actor = { type: 'staff', id: 'stf_officer', role: 'privacy_officer' };
 const sweeper: Actor = { type: 'system', id: 'retention' };
@@ -282,6 +282,8 @@ for (const dialect of testDialects()) {
 
     test('a dataset collection is swept beside the vault, through the expire contract, on a real SQLite table', async () => {
       const directory = temporaryDirectory('pledge-dataset-');
+      // The driver the engine itself loads (another build on Node 24).
+      const Sqlite = loadSqlite();
       const shop = new Sqlite(path.join(directory.path, 'shop.db'));
       try {
         shop.exec('create table access_log (id integer primary key, ip text, visited_at text not null)');
