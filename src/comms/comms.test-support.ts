@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createApp, type App } from '../app.js';
+import type { App } from '../app.js';
 import { manualClock, type ManualClock } from '../core/clock.js';
-import { loadConfig } from '../core/config.js';
-import { createLogger } from '../core/logger.js';
-import { createTestDatabase, temporaryDirectory, type TestDialect } from '../../test/support/databases.js';
+import { createTestApp } from '../../test/support/app.js';
+import type { TestDialect } from '../../test/support/databases.js';
 
 /**
  * Test policies for mail: the demo policy with its newsletter under legitimate interest (an
@@ -39,34 +38,15 @@ export interface MailTestApp {
 
 /** The whole app (createApp, as `pledge serve` builds it) on a fresh database, with a manual clock. */
 export async function createMailTestApp(dialect: TestDialect, env: NodeJS.ProcessEnv = {}): Promise<MailTestApp> {
-  const database = await createTestDatabase(dialect);
-  const directory = temporaryDirectory('pledge-comms-');
-  const policies = writeMailPolicies(directory.path);
-  const dataDir = path.join(directory.path, 'data');
   const masterKey = randomBytes(32).toString('hex');
-  const { config } = loadConfig(
-    { PLEDGE_MASTER_KEY: masterKey, PLEDGE_PUBLIC_URL: 'https://privacy.example.test', ...env },
-    { dataDir, databaseUrl: database.url, policy: policies.v1 },
-  );
   const clock = manualClock(new Date());
-  try {
-    const app = await createApp(config, { clock, logger: createLogger('silent') });
-    return {
-      app,
-      clock,
-      dataDir,
-      policies,
-      databaseUrl: database.url,
-      masterKey,
-      cleanup: async () => {
-        await app.close();
-        await database.cleanup();
-        directory.remove();
-      },
-    };
-  } catch (error) {
-    await database.cleanup();
-    directory.remove();
-    throw error;
-  }
+  let policies: { v1: string; v2: string } | undefined;
+  const test = await createTestApp(dialect, {}, { PLEDGE_MASTER_KEY: masterKey, PLEDGE_PUBLIC_URL: 'https://privacy.example.test', ...env }, {
+    clock,
+    prepare: (directory) => {
+      policies = writeMailPolicies(directory);
+      return { policy: policies.v1 };
+    },
+  });
+  return { app: test.app, clock, dataDir: test.dataDir, policies: policies!, databaseUrl: test.databaseUrl, masterKey, cleanup: test.cleanup };
 }

@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { formatIssue, type PolicyIssue } from '../policy/policy.issues.js';
+import { formatIssue } from '../policy/policy.issues.js';
 import { loadPolicyText } from '../policy/policy.load.js';
 import { datasetEnv, loadConfig } from '../core/config.js';
 import { compileDataset, datasetVariableNames } from './datasets.model.js';
+import { editedText, errorsOf, lineOf } from '../../test/support/policy-text.js';
 
 const SHOP = readFileSync('examples/shop/pledge.yaml', 'utf8');
 
-function edited(search: string, replacement: string): string {
-  const text = SHOP.replace(search, replacement);
-  assert.notEqual(text, SHOP, `edit ${search} did not apply`);
-  return text;
-}
-
-function errorsOf(text: string): PolicyIssue[] {
-  return loadPolicyText(text, 'pledge.yaml').issues.filter((issue) => issue.severity === 'error');
-}
-
-function lineOf(text: string, needle: string): number {
-  const index = text.indexOf(needle);
-  assert.ok(index >= 0, `"${needle}" not in text`);
-  return text.slice(0, index).split('\n').length;
-}
+const edited = (search: string | RegExp, replacement: string): string => editedText(SHOP, search, replacement);
 
 describe('dataset declarations in the policy', () => {
   test('the shop policy validates with no issue, and its graph compiles children first', () => {

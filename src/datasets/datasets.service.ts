@@ -127,6 +127,8 @@ interface RowPlan {
 export class DatasetsService {
   private readonly models = new Map<string, DatasetModel>();
   private readonly open = new Map<string, Datastore>();
+  /** heldRowKeys' walks, by list of people (a sweep passes the same list to each collection). */
+  private readonly heldWalks = new WeakMap<ReadonlyArray<IdentityInput[]>, Map<string, Promise<Map<string, Set<string>>>>>();
   private readonly hashKey: Buffer;
 
   constructor(private readonly deps: DatasetsServiceDeps) {
@@ -245,16 +247,7 @@ export class DatasetsService {
       plan.changedFields = collection.fields.map((field) => field.name);
       return plan;
     }
-    if (!collection.exception) {
-      for (const field of collection.fields) {
-        if (field.primaryKey || field.exception) continue;
-        const change = this.erasedValue(field, row[field.name]);
-        if (!change) continue;
-        plan.set[field.name] = change.value;
-        plan.perRow ||= change.perRow;
-        plan.changedFields.push(field.name);
-      }
-    }
+    if (!collection.exception) this.eraseFields(plan, row);
     if (plan.kept.size > 0 && collection.restrictColumn && !isTrue(row[collection.restrictColumn])) {
       plan.set[collection.restrictColumn] = true;
     }
@@ -445,16 +438,28 @@ export class DatasetsService {
    * person's identities), for `expire`'s `skip`: what a legal hold keeps out of a sweep.
    */
   async heldRowKeys(datastoreId: string, collectionName: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<Set<string>> {
-    const collection = this.model(datastoreId).collections.get(collectionName);
-    if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
-    const keys = new Set<string>();
+    const model = this.model(datastoreId);
+    if (!model.collections.has(collectionName)) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
+    // One walk per datastore and list of people: a sweep asks once for each of its collections.
+    let walks = this.heldWalks.get(people);
+    if (!walks) this.heldWalks.set(people, (walks = new Map()));
+    let walk = walks.get(datastoreId);
+    if (!walk) walks.set(datastoreId, (walk = this.rowKeysByCollection(model, people, actor)));
+    return new Set((await walk).get(collectionName));
+  }
+
+  private async rowKeysByCollection(model: DatasetModel, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<Map<string, Set<string>>> {
+    const keys = new Map<string, Set<string>>();
     for (const identities of people) {
       if (identities.length === 0) continue;
       await this.find(
-        datastoreId,
+        model.id,
         identities,
         (row) => {
-          if (row.collection === collectionName) keys.add(rowKey(collection.primaryKey, (column) => row.primaryKey[column]));
+          const collection = model.collections.get(row.collection)!;
+          let found = keys.get(row.collection);
+          if (!found) keys.set(row.collection, (found = new Set()));
+          found.add(rowKey(collection.primaryKey, (column) => row.primaryKey[column]));
         },
         actor ? { actor } : {},
       );
@@ -525,7 +530,14 @@ export class DatasetsService {
   private planAnonymisation(collection: CollectionModel, row: Row): RowPlan {
     const plan: RowPlan = { collection, key: keyOf(collection, row), action: 'none', set: {}, perRow: false, changedFields: [], kept: new Map() };
     if (collection.exception) return plan;
-    for (const field of collection.fields) {
+    this.eraseFields(plan, row);
+    if (plan.changedFields.length > 0) plan.action = 'update';
+    return plan;
+  }
+
+  /** Adds to `plan` each field's erased value (its strategy), but keys and fields an exception keeps. */
+  private eraseFields(plan: RowPlan, row: Row): void {
+    for (const field of plan.collection.fields) {
       if (field.primaryKey || field.exception) continue;
       const change = this.erasedValue(field, row[field.name]);
       if (!change) continue;
@@ -533,8 +545,6 @@ export class DatasetsService {
       plan.perRow ||= change.perRow;
       plan.changedFields.push(field.name);
     }
-    if (plan.changedFields.length > 0) plan.action = 'update';
-    return plan;
   }
 
   async close(): Promise<void> {

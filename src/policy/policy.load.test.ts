@@ -3,28 +3,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { temporaryDirectory } from '../../test/support/databases.js';
-import { formatIssue, type PolicyIssue } from './policy.issues.js';
+import { formatIssue } from './policy.issues.js';
 import { loadPolicyFile, loadPolicyText, MAX_POLICY_BYTES, requirePolicy } from './policy.load.js';
 import { PledgeError } from '../core/errors.js';
+import { editedText, errorsOf, lineOf } from '../../test/support/policy-text.js';
 
 const DEMO = readFileSync('examples/demo/pledge.yaml', 'utf8');
 
-/** The demo policy with one textual edit; fails the test if the edit did not apply. */
-function edited(search: string | RegExp, replacement: string): string {
-  const text = DEMO.replace(search, replacement);
-  assert.notEqual(text, DEMO, `edit ${String(search)} did not apply`);
-  return text;
-}
-
-function errorsOf(text: string): PolicyIssue[] {
-  return loadPolicyText(text, 'pledge.yaml').issues.filter((issue) => issue.severity === 'error');
-}
-
-function lineOf(text: string, needle: string): number {
-  const index = text.indexOf(needle);
-  assert.ok(index >= 0, `"${needle}" not in text`);
-  return text.slice(0, index).split('\n').length;
-}
+const edited = (search: string | RegExp, replacement: string): string => editedText(DEMO, search, replacement);
 
 describe('a valid policy', () => {
   test('the demo policy loads with no issues and a stable hash', () => {

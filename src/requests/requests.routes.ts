@@ -93,7 +93,7 @@ export function registerRequestRoutes(app: FastifyInstance, requests: RequestsSe
   app.post<{ Params: Params }>('/v1/requests/:id/dry-run', {
     config: { permission: 'requests:decide' },
     schema: { tags, summary: 'Show what an erasure would change and keep, changing nothing', params: RequestIdParams, response: { 200: DryRunSchema } },
-  }, async (request, reply) => reply.header('cache-control', 'no-store').send(await requests.dryRun(actorOf(request), request.params.id)));
+  }, async (request) => requests.dryRun(actorOf(request), request.params.id));
 
   app.post<{ Params: Params }>('/v1/requests/:id/package-links', {
     config: { permission: 'requests:decide' },

@@ -87,6 +87,7 @@ function hold(row: RetentionHoldsTable, now: string): LegalHold {
 export class RetentionService {
   readonly rules: RetentionRules;
   private readonly targets: RetentionTarget[] = [];
+  private readonly heldIdentities = new WeakMap<readonly string[], Promise<IdentityInput[][]>>();
 
   constructor(private readonly deps: RetentionServiceDeps) {
     this.rules = new RetentionRules(deps.policy);
@@ -104,7 +105,15 @@ export class RetentionService {
   }
 
   /** Held subjects' identities, so their rows in connected datasets can be found and kept. */
-  private async identitiesOf(actor: Actor, subjectIds: readonly string[]): Promise<IdentityInput[][]> {
+  private identitiesOf(actor: Actor, subjectIds: readonly string[]): Promise<IdentityInput[][]> {
+    // A sweep's held list is one array for the whole sweep: its identities are read (and
+    // audited) once, however many dataset collections ask, in the count and in the run.
+    let people = this.heldIdentities.get(subjectIds);
+    if (!people) this.heldIdentities.set(subjectIds, (people = this.readIdentities(actor, subjectIds)));
+    return people;
+  }
+
+  private async readIdentities(actor: Actor, subjectIds: readonly string[]): Promise<IdentityInput[][]> {
     const people: IdentityInput[][] = [];
     for (const subjectId of subjectIds) {
       const identities = await this.deps.subjects.identities(actor, subjectId).catch((error: unknown) => {

@@ -131,14 +131,8 @@ export const subjectsStore = {
   },
 
   /** Removes every ciphertext of a subject (its key is already destroyed) and keeps a tombstone. */
-  async eraseSubject(executor: Executor, id: string, now: string): Promise<void> {
-    await executor.deleteFrom('subject_fields').where('subject_id', '=', id).execute();
-    await executor.deleteFrom('subject_identities').where('subject_id', '=', id).execute();
-    await executor
-      .updateTable('subjects')
-      .set({ status: 'erased', kinds: '[]', restricted: 0, erased_at: now, updated_at: now })
-      .where('id', '=', id)
-      .execute();
+  eraseSubject(executor: Executor, id: string, now: string): Promise<void> {
+    return subjectsStore.eraseSubjects(executor, [id], now);
   },
 
   // --- comms
