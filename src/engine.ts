@@ -33,7 +33,7 @@ export interface EngineOptions {
   policy?: Policy;
   /** Where start-up warnings go (the CLI prints them for people); default: the log. */
   warn?: (message: string) => void;
-  /** Where request messages go (verification codes, notices); default: only logged. */
+  /** Where request messages go (verification codes, notices); default: the outbox. */
   requestNotifier?: RequestNotifier;
   jobs?: JobRunnerOptions;
   /** Datastore handlers registered beside the vault (tests; connected datasets). */

@@ -1,6 +1,5 @@
 import type { Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
-import type { ConsentGate } from '../subjects/consent-gate.js';
 
 /**
  * What comms asks of consent. Marketing is re-checked when the message is claimed for sending,
@@ -18,15 +17,4 @@ export interface UnsubscribeEvidence {
   /** one_click: RFC 8058 POST from the mail client; page: the confirmation page's button. */
   method: 'one_click' | 'page';
   at: string;
-}
-
-/** The purpose's legal basis and the person's state, as the vault's consent gate decides them. */
-export class ConsentGateMailConsent implements MailConsent {
-  constructor(private readonly gate: ConsentGate) {}
-
-  async mayReceive(subjectId: string, _topicId: string, purposeId: string): Promise<boolean> {
-    return (await this.gate.decide(subjectId, purposeId)).allowed;
-  }
-
-  async recordUnsubscribe(): Promise<void> {}
 }
