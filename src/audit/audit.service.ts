@@ -169,8 +169,6 @@ export class AuditService implements AuditWriter {
   /**
    * Appends inside the caller's transaction. Call it as late in the transaction as possible:
    * from here to the commit every other audit append (in every process) waits for the head.
-   * On SQLite, a transaction that only read before this call may fail with SQLITE_BUSY when
-   * another process wrote meanwhile; write first (or call this first) to hold the lock.
    */
   async appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
     for (const event of events) validateAuditEvent(event);

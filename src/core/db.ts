@@ -73,7 +73,13 @@ type SqliteStatement = ReturnType<SqliteConnection['prepare']>;
 function withStatementCache(connection: SqliteConnection, size = 256) {
   const cache = new Map<string, SqliteStatement>();
   return {
-    prepare(sql: string): SqliteStatement {
+    prepare(text: string): SqliteStatement {
+      // Kysely opens transactions with a deferred BEGIN. Under WAL, such a transaction that
+      // read before another process committed cannot take the write lock later: SQLite fails it
+      // at once with SQLITE_BUSY instead of waiting. IMMEDIATE takes the write lock at BEGIN,
+      // where busy_timeout makes it wait its turn — what several `pledge serve` processes on one
+      // file need.
+      const sql = text === 'begin' ? 'begin immediate' : text;
       let statement = cache.get(sql);
       if (statement) {
         // Refresh its place: the cache evicts the least recently used.
