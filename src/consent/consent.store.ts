@@ -1,20 +1,23 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
+const stateByKey = compiledOnce((db: Kysely<Tables>, holder: string, kind: ConsentTargetKind, target: string) =>
+  db
+    .selectFrom('consent_state')
+    .select(['action', 'source', 'decided_at', 'event_id', 'policy_version'])
+    .where('holder', '=', holder)
+    .where('target_kind', '=', kind)
+    .where('target', '=', target),
+);
+
 /** The only code that touches the consent_* tables. */
 export const consentStore = {
   /** One decision, by primary key: the question every purpose-checked read asks. */
-  stateOf: (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) =>
-    executor
-      .selectFrom('consent_state')
-      .select(['action', 'source', 'decided_at', 'event_id', 'policy_version'])
-      .where('holder', '=', holder)
-      .where('target_kind', '=', kind)
-      .where('target', '=', target)
-      .executeTakeFirst(),
+  stateOf: async (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) => (await stateByKey(executor, holder, kind, target))[0],
 
   statesOf: (executor: Executor, holder: string) => executor.selectFrom('consent_state').selectAll().where('holder', '=', holder).execute(),
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Compilable, type CompiledQuery, type Migration, type MigrationProvider } from 'kysely';
@@ -43,23 +44,96 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     connection.pragma('temp_store = MEMORY');
     connection.pragma('wal_autocheckpoint = 10000');
     const db = new Kysely<T>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
-    return { db, dialect: 'sqlite', close: () => db.destroy() };
+    // An in-memory database is private to its connection: there the reads share it too.
+    const reader = file === ':memory:' ? undefined : sqliteReader(file);
+    if (reader) readers.set(db, reader);
+    return {
+      db,
+      dialect: 'sqlite',
+      close: async () => {
+        reader?.close();
+        await db.destroy();
+      },
+    };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
     // pg is loaded on first use: SQLite installs never pay for it at start.
-    const pool = async () => {
-      const { default: pg } = await import('pg');
-      const created = new pg.Pool({ connectionString: url, max: 10 });
-      // An idle client losing its connection must not crash the process; the next query reconnects.
-      created.on('error', () => {});
+    let created: Promise<import('pg').Pool> | undefined;
+    const pool = () => {
+      created ??= import('pg').then(({ default: pg }) => {
+        const instance = new pg.Pool({ connectionString: url, max: 10 });
+        // An idle client losing its connection must not crash the process; the next query reconnects.
+        instance.on('error', () => {});
+        return instance;
+      });
       return created;
     };
     const db = new Kysely<T>({ dialect: new PostgresDialect({ pool }) });
+    readers.set(db, postgresReader(pool));
     return { db, dialect: 'postgres', close: () => db.destroy() };
   }
   throw new PledgeError('config_invalid', 'the database URL must start with sqlite: or postgres://');
 }
 
+/**
+ * Where the hottest single-statement reads run (see compiledOnce), beside Kysely rather than
+ * through it: Kysely queues every query of a SQLite file behind the one connection it holds —
+ * including behind a transaction waiting on something else — and its pipeline costs more than
+ * SQLite's own work for a primary-key read.
+ */
+interface Reader {
+  all<R>(sql: string, parameters: readonly unknown[]): R[] | Promise<R[]>;
+  close(): void;
+}
+
+const readers = new WeakMap<object, Reader>();
+
+/**
+ * A second, read-only connection to the same SQLite file. Under WAL a reader never waits for
+ * the writer and sees only committed data, so it cannot observe a transaction of the main
+ * connection half-done. Opened on first use: most CLI commands never read this way.
+ */
+function sqliteReader(file: string): Reader {
+  let connection: SqliteConnection | undefined;
+  const statements = new Map<string, SqliteStatement>();
+  return {
+    all<R>(text: string, parameters: readonly unknown[]): R[] {
+      if (!connection) {
+        connection = new (loadSqlite())(file, { readonly: true });
+        connection.pragma('busy_timeout = 5000');
+        connection.pragma('cache_size = -16384');
+      }
+      let statement = statements.get(text);
+      if (!statement) {
+        statement = connection.prepare(text);
+        statements.set(text, statement);
+      }
+      return (statement.all as (...values: unknown[]) => R[]).apply(statement, parameters as unknown[]);
+    },
+    close() {
+      statements.clear();
+      connection?.close();
+      connection = undefined;
+    },
+  };
+}
+
+/** Reads on the shared pool as named statements: each connection parses the text once. */
+function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
+  const names = new Map<string, string>();
+  return {
+    async all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
+      let name = names.get(text);
+      if (!name) {
+        name = `pledge_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+        names.set(text, name);
+      }
+      const result = await (await pool()).query({ name, text, values: parameters as unknown[] });
+      return result.rows as R[];
+    },
+    close() {},
+  };
+}
 
 type SqliteConnection = InstanceType<ReturnType<typeof loadSqlite>>;
 type SqliteStatement = ReturnType<SqliteConnection['prepare']>;
@@ -173,7 +247,7 @@ export async function ping<T>(database: Database<T>): Promise<boolean> {
  */
 export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...values: A) => Compilable<R>): (executor: Kysely<DB>, ...values: A) => Promise<R[]> {
   // Keyed by the dialect's adapter class: one process may talk to SQLite and PostgreSQL.
-  const compiled = new Map<unknown, { query: CompiledQuery<R>; slots: Array<{ value: number } | { constant: unknown }> }>();
+  const compiled = new Map<unknown, { query: CompiledQuery<R>; slots: Array<{ value: number } | { constant: unknown }>; read: boolean }>();
   return async (executor, ...values) => {
     const adapterClass = executor.getExecutor().adapter.constructor;
     let entry = compiled.get(adapterClass);
@@ -184,10 +258,13 @@ export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>,
         const index = standIns.indexOf(parameter as { standIn: number });
         return index >= 0 ? { value: index } : { constant: parameter };
       });
-      entry = { query, slots };
+      entry = { query, slots, read: query.query.kind === 'SelectQueryNode' };
       compiled.set(adapterClass, entry);
     }
     const parameters = entry.slots.map((slot) => ('value' in slot ? values[slot.value] : slot.constant));
+    // A read outside any transaction (the root instance, not a Transaction) goes to the reader.
+    const reader = entry.read ? readers.get(executor) : undefined;
+    if (reader) return reader.all<R>(entry.query.sql, parameters);
     return (await executor.executeQuery<R>({ ...entry.query, parameters })).rows;
   };
 }

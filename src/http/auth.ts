@@ -40,6 +40,8 @@ declare module 'fastify' {
     authenticated?: boolean;
     /** No authentication at all. */
     public?: boolean;
+    /** The rule above, resolved once when the route is registered. */
+    access?: RouteAccess;
   }
 }
 
@@ -106,13 +108,15 @@ export function sessionCookieOptions(publicUrl: string): SessionCookieOptions {
   return { httpOnly: true, secure: cookieIsSecure(publicUrl), sameSite: 'strict', path: '/' };
 }
 
+// The Set-Cookie header is written directly: the cookie plugin's own writing runs as a hook on
+// every response, and only sign-in and sign-out ever set this cookie.
 export function setSessionCookie(reply: FastifyReply, publicUrl: string, token: string, expiresAt: string, now: Date): void {
   const maxAge = Math.max(0, Math.floor((Date.parse(expiresAt) - now.getTime()) / 1000));
-  reply.setCookie(SESSION_COOKIE, token, { ...sessionCookieOptions(publicUrl), maxAge });
+  reply.header('set-cookie', reply.server.serializeCookie(SESSION_COOKIE, token, { ...sessionCookieOptions(publicUrl), maxAge }));
 }
 
 export function clearSessionCookie(reply: FastifyReply, publicUrl: string): void {
-  reply.clearCookie(SESSION_COOKIE, sessionCookieOptions(publicUrl));
+  reply.header('set-cookie', reply.server.serializeCookie(SESSION_COOKIE, '', { ...sessionCookieOptions(publicUrl), maxAge: 0, expires: new Date(0) }));
 }
 
 /** The access rule a route declares, or undefined when it declares none. Throws on contradictions. */
@@ -138,7 +142,9 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   const registry: RegisteredRoute[] = [];
   registries.set(app, registry);
 
-  await app.register(cookie);
+  // Cookies are parsed only where a session is looked for (sessionToken): most calls carry an
+  // API key, and a parse on every request is work for nothing.
+  await app.register(cookie, { hook: false });
   app.decorateRequest('actor', null);
   app.decorateRequest('session', null);
 
@@ -149,6 +155,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
         `route ${String(route.method)} ${route.url} declares no access rule: add config: { permission: '…' }, config: { authenticated: true } or config: { public: true }`,
       );
     }
+    route.config = { ...route.config, access };
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) registry.push({ method, url: route.url, access });
   });
 
@@ -159,19 +166,18 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     return error;
   };
 
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<Actor> => {
-    const authorization = request.headers.authorization;
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply, authorization: string | undefined): Promise<Actor> => {
     if (authorization !== undefined) {
-      const match = /^Bearer +(\S+) *$/i.exec(authorization);
-      if (!match) throw unauthorised(reply, new PledgeError('unauthenticated', 'the Authorization header must be "Bearer pk_…"'), false);
+      const token = bearerToken(authorization);
+      if (token === undefined) throw unauthorised(reply, new PledgeError('unauthenticated', 'the Authorization header must be "Bearer pk_…"'), false);
       try {
-        return await staff.authenticateApiKey(match[1]!);
+        return await staff.authenticateApiKey(token);
       } catch (error) {
         if (isPledgeError(error) && error.status === 401) throw unauthorised(reply, error, false);
         throw error;
       }
     }
-    const token = request.cookies[SESSION_COOKIE];
+    const token = sessionToken(request);
     if (!token) throw unauthorised(reply, new PledgeError('unauthenticated', 'sign in, or send an API key as Authorization: Bearer pk_…'), false);
     let session: SessionInfo;
     try {
@@ -190,26 +196,46 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     return session.actor;
   };
 
-  app.addHook('onRequest', async (request, reply) => {
-    const url = request.routeOptions.url;
-    // No route matched: the not-found handler answers, and says nothing about what exists.
-    if (url === undefined || url === null) return;
-    const access = routeAccess(url, request.routeOptions.config);
-    if (!access) {
-      // Registered before registerAuth and not allow-listed: refuse rather than run unprotected.
-      throw new PledgeError('internal', 'this route declares no access rule');
-    }
-    if (access.kind === 'public' || access.kind === 'documentation') return;
+  const refuse = async (request: FastifyRequest, actor: Actor, permission: Permission, url: string): Promise<never> => {
+    if (audit) await audit.record([{ actor, action: 'access.denied', details: { permission, route: `${request.method} ${url}` } }]);
+    throw new PledgeError('forbidden', `this needs the ${permission} permission`, { details: { permission } });
+  };
 
-    const actor = await authenticate(request, reply);
+  const authenticateAndAuthorise = async (request: FastifyRequest, reply: FastifyReply, access: RouteAccess, url: string): Promise<void> => {
+    const actor = await authenticate(request, reply, request.headers.authorization);
     request.actor = actor;
+    if (access.kind === 'permission' && !actorAllows(actor, access.permission)) await refuse(request, actor, access.permission, url);
+  };
+
+  // A callback hook, not an async one: a service calling with a key verified moments ago is let
+  // through without a promise or a database read — this check runs before every API call.
+  app.addHook('onRequest', (request, reply, done) => {
+    const { url, config } = request.routeOptions;
+    // No route matched: the not-found handler answers, and says nothing about what exists.
+    if (url === undefined || url === null) return done();
+    const access = config.access ?? routeAccess(url, config);
+    // Registered before registerAuth and not allow-listed: refuse rather than run unprotected.
+    if (!access) return done(new PledgeError('internal', 'this route declares no access rule'));
+    if (access.kind === 'public' || access.kind === 'documentation') return done();
     // Answers for a caller must not be kept by shared caches.
     reply.header('cache-control', 'no-store');
-    if (access.kind === 'permission' && !actorAllows(actor, access.permission)) {
-      if (audit) {
-        await audit.record([{ actor, action: 'access.denied', details: { permission: access.permission, route: `${request.method} ${url}` } }]);
-      }
-      throw new PledgeError('forbidden', `this needs the ${access.permission} permission`, { details: { permission: access.permission } });
+    const authorization = request.headers.authorization;
+    const token = authorization === undefined ? undefined : bearerToken(authorization);
+    const known = token === undefined ? undefined : staff.knownApiKey(token);
+    if (known && (access.kind !== 'permission' || actorAllows(known, access.permission))) {
+      request.actor = known;
+      return done();
     }
+    authenticateAndAuthorise(request, reply, access, url).then(() => done(), done);
   });
+}
+
+function bearerToken(authorization: string): string | undefined {
+  return /^Bearer +(\S+) *$/i.exec(authorization)?.[1];
+}
+
+/** The console session's token from the request's cookies, if it sent one. */
+export function sessionToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.cookie;
+  return header ? request.server.parseCookie(header)[SESSION_COOKIE] : undefined;
 }

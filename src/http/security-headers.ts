@@ -21,9 +21,39 @@ export function computeSecurityHeaders(options: Parameters<typeof helmet>[0]): R
   return [...headers.entries()];
 }
 
+/**
+ * What a JSON API answer needs (OWASP's REST guidance): never sniffed into something
+ * renderable, never framed, never loaded by another site. The page-oriented rest of helmet's
+ * set (referrer policy, cross-origin isolation…) does nothing for a JSON document, and each
+ * header is work on every call.
+ */
+export const API_SECURITY_HEADERS: ReadonlyArray<[string, string]> = [
+  ['x-content-type-options', 'nosniff'],
+  ['content-security-policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['cross-origin-resource-policy', 'same-site'],
+];
+
+/** The routes that answer JSON to programs (the /v1 API) get the API set; pages and everything else the full set. */
+export function isApiRoute(url: string): boolean {
+  return url.startsWith('/v1/');
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The security headers of the route's answers, chosen when it is registered. */
+    securityHeaders?: ReadonlyArray<[string, string]>;
+  }
+}
+
 export function registerSecurityHeaders(app: FastifyInstance, options: Parameters<typeof helmet>[0]): void {
-  const headers = computeSecurityHeaders(options);
-  app.addHook('onRequest', async (_request, reply) => {
+  const pageHeaders = computeSecurityHeaders(options);
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, securityHeaders: isApiRoute(route.url) ? API_SECURITY_HEADERS : pageHeaders };
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    // No route matched (404): the full set.
+    const headers = request.routeOptions.config?.securityHeaders ?? pageHeaders;
     for (const [name, value] of headers) reply.header(name, value);
+    done();
   });
 }

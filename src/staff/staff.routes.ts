@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import { isPledgeError, PledgeError } from '../core/errors.js';
-import { clearSessionCookie, SESSION_COOKIE, setSessionCookie } from '../http/auth.js';
+import { clearSessionCookie, sessionToken, setSessionCookie } from '../http/auth.js';
 import { actorAllows, PERMISSIONS, type Actor, type Permission } from './permissions.js';
 import {
   ApiKeyIdParams,
@@ -66,7 +66,7 @@ export function registerStaffRoutes(app: FastifyInstance, staff: StaffService, o
     config: { authenticated: true },
     schema: { tags: ['auth'], summary: 'Sign out (ends the session)', response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
-    const token = request.cookies[SESSION_COOKIE];
+    const token = sessionToken(request);
     if (request.session && token) await staff.logout(token);
     clearSessionCookie(reply, options.publicUrl);
     return reply.status(204).send(null);

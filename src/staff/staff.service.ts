@@ -126,14 +126,24 @@ export interface StaffServiceOptions {
 /** One second: a service calling thousands of times a second pays one key look-up a second. */
 export const API_KEY_CACHE_MS = 1_000;
 
+type ApiKeyActor = Extract<Actor, { type: 'api_key' }>;
+
+interface VerifiedApiKey {
+  row: ApiKeysTable;
+  actor: ApiKeyActor;
+  expiresAtMs: number;
+  /** When last_used_at is next written (at most once a minute per key). */
+  touchDueMs: number;
+}
+
 /** The keyring's part that this domain uses: the token signing secret (for CSRF tokens). */
 export type TokenSecrets = Pick<Keyring, 'secret'>;
 
 export class StaffService {
   private readonly limiter: AttemptLimiter;
   private dummyHash: Promise<string> | undefined;
-  /** Verified API keys by secret hash (never by the secret itself). */
-  private readonly apiKeys: TtlCache<string, ApiKeysTable>;
+  /** Verified API keys by secret hash (never by the secret itself), with the actor they stand for. */
+  private readonly apiKeys: TtlCache<string, VerifiedApiKey>;
 
   constructor(
     private readonly database: Database,
@@ -454,10 +464,12 @@ export class StaffService {
   }
 
   /** The actor behind `Authorization: Bearer pk_…`. */
-  async authenticateApiKey(token: string): Promise<Extract<Actor, { type: 'api_key' }>> {
+  async authenticateApiKey(token: string): Promise<ApiKeyActor> {
+    const known = this.knownApiKey(token);
+    if (known) return known;
     if (typeof token !== 'string' || !token.startsWith(API_KEY_PREFIX) || token.length > 128) throw unauthenticated();
     const secretHash = hashToken(token);
-    const row = this.apiKeys.get(secretHash) ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
+    const row = this.apiKeys.get(secretHash)?.row ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
     // The look-up is by hash; comparing once more in constant time costs nothing and guards a collation surprise.
     if (!row || !safeEqual(row.secret_hash, secretHash)) throw unauthenticated();
     const nowDate = this.clock.now();
@@ -467,9 +479,28 @@ export class StaffService {
       await staffStore.touchApiKey(this.database.db, row.id, nowDate.toISOString());
       row.last_used_at = nowDate.toISOString();
     }
-    this.apiKeys.set(secretHash, row);
     const view = toApiKeyView(row, nowDate);
-    return { type: 'api_key', id: row.id, permissions: view.permissions, purposes: view.purposes };
+    const actor: ApiKeyActor = { type: 'api_key', id: row.id, permissions: view.permissions, purposes: view.purposes };
+    this.apiKeys.set(secretHash, {
+      row,
+      actor,
+      expiresAtMs: row.expires_at === null ? Infinity : Date.parse(row.expires_at),
+      touchDueMs: Date.parse(row.last_used_at!) + API_KEY_TOUCH_MS,
+    });
+    return actor;
+  }
+
+  /**
+   * The actor of a key verified moments ago, without waiting for anything — the common case of a
+   * service calling many times a second; undefined when the key must be looked up (unknown, no
+   * longer cached, expired or due for its last-used stamp), then authenticateApiKey decides.
+   */
+  knownApiKey(token: string): ApiKeyActor | undefined {
+    if (typeof token !== 'string' || token.length > 128) return undefined;
+    const known = this.apiKeys.get(hashToken(token));
+    if (!known) return undefined;
+    const now = this.clock.now().getTime();
+    return now < known.expiresAtMs && now < known.touchDueMs ? known.actor : undefined;
   }
 
   /** The key behind an API-key actor, for GET /v1/auth/me. */

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { compiledOnce, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
 import { TtlCache } from '../core/ttl-cache.js';
+import type { SubjectFieldsTable } from './subjects.tables.js';
 import type { KeystoreTables } from './subjects.tables.js';
 
 const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string) =>
@@ -14,13 +15,32 @@ const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string
  * key store database. Destroying the key is the erasure: every ciphertext of that subject,
  * wherever a copy of it lives, becomes noise.
  */
+/**
+ * An unwrapped data key, and the field values opened with it while it stays cached — by
+ * category, each with the exact ciphertext it came from, so a changed or replaced field is
+ * opened anew. They leave memory together: on erasure here, or when the key's entry expires or
+ * is evicted. Opening a field (AES-GCM) costs more than reading its row, and a service reads the
+ * same person many times a minute.
+ */
+export interface SubjectKey {
+  readonly key: Buffer;
+  readonly opened: Map<string, OpenedField>;
+}
+
+/** A field opened with its subject's key: the row it was read from, and its value (frozen: reads share it). */
+export interface OpenedField {
+  readonly sealed: string;
+  readonly row: SubjectFieldsTable;
+  readonly value: unknown;
+}
+
 export class KeyStore {
   /**
    * Recently used keys, unwrapped. Safe across processes: a read checks the subject's status
    * and fields in the main database first, so a key still cached here after another process
    * erased the subject opens nothing. Erasing through this process drops the entry at once.
    */
-  private readonly recent = new TtlCache<string, Buffer>({ max: 10_000, ttlMs: 60_000 });
+  private readonly recent = new TtlCache<string, SubjectKey>({ max: 10_000, ttlMs: 60_000 });
 
   constructor(
     private readonly database: Database<KeystoreTables>,
@@ -48,10 +68,15 @@ export class KeyStore {
   }
 
   async get(subjectId: string): Promise<Buffer | undefined> {
+    return (await this.entry(subjectId))?.key;
+  }
+
+  /** The subject's key with the values recently opened with it; undefined when the key is destroyed. */
+  async entry(subjectId: string): Promise<SubjectKey | undefined> {
     const cached = this.recent.get(subjectId);
     if (cached) return cached;
     const [row] = await wrappedKeyOf(this.database.db, subjectId);
-    return row ? this.recent.set(subjectId, this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId))) : undefined;
+    return row ? this.recent.set(subjectId, { key: this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId)), opened: new Map() }) : undefined;
   }
 
   /** Destroys the keys (crypto-shredding). Returns how many existed. */

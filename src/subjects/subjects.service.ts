@@ -13,7 +13,7 @@ import { keptOnlyByException, RetentionRules } from '../retention/retention.rule
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
 import type { ConsentGate } from './consent-gate.js';
 import { normalizeIdentity, type IdentityKind } from './identities.js';
-import type { KeyStore } from './keystore.js';
+import type { KeyStore, OpenedField } from './keystore.js';
 import { subjectsStore as store, type FieldRetentionQuery } from './subjects.store.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
 
@@ -427,8 +427,7 @@ export class SubjectsService {
     if (actor.type === 'staff' && JUSTIFICATION_REQUIRED.includes(actor.role) && !cleanJustification) {
       throw new PledgeError('justification_required', 'say why you read this person\'s data (header X-Pledge-Justification); it is written to the audit log');
     }
-    // One query for the subject and its fields: the read costs one round trip, not two.
-    const found = await store.subjectWithFields(this.deps.database.db, subjectId);
+    const found = await store.subjectWithSeals(this.deps.database.db, subjectId);
     if (!found) throw new PledgeError('subject_not_found', 'no subject has this id');
     const subject = found.subject;
     if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; its data can no longer be read');
@@ -438,15 +437,29 @@ export class SubjectsService {
     const decision = await this.deps.consent.decide(subjectId, purposeId);
     if (!decision.allowed) throw new PledgeError('purpose_not_permitted', decision.reason, { details: { reason: 'consent' } });
 
-    const rows = found.fields.filter(
-      (row) => this.policy.purposeAllows(purposeId, row.category) && (purpose.legal_basis === 'legal_obligation' || !this.keptOnlyByException(subject, row)),
-    );
+    const seals = found.seals.filter((seal) => this.policy.purposeAllows(purposeId, seal.category));
     const fields: Record<string, FieldValue> = {};
-    if (rows.length > 0) {
-      const key = await this.dataKey(subjectId);
-      for (const row of rows) {
+    if (seals.length > 0) {
+      const entry = await this.deps.keystore.entry(subjectId);
+      if (!entry) throw new PledgeError('subject_erased', 'the subject\'s data key is destroyed; its data can no longer be read');
+      let opened = seals.map((seal) => entry.opened.get(seal.category)).filter((known, index) => known?.sealed === seals[index]!.value);
+      if (opened.length < seals.length) {
+        // Something is not open yet (or changed): read the fields whole and open what is new.
+        const rows = await store.fieldsOf(this.deps.database.db, subjectId);
+        opened = rows
+          .filter((row) => this.policy.purposeAllows(purposeId, row.category))
+          .map((row) => {
+            const known = entry.opened.get(row.category);
+            if (known?.sealed === row.value) return known;
+            const fresh = { sealed: row.value, row, value: deepFreeze(JSON.parse(open(entry.key, row.value, `field:${subjectId}:${row.category}`).toString('utf8'))) };
+            entry.opened.set(row.category, fresh);
+            return fresh;
+          });
+      }
+      for (const { row, value } of opened as OpenedField[]) {
+        if (purpose.legal_basis !== 'legal_obligation' && this.keptOnlyByException(subject, row)) continue;
         fields[row.category] = {
-          value: JSON.parse(open(key, row.value, `field:${subjectId}:${row.category}`).toString('utf8')),
+          value: value as FieldValue['value'],
           source: row.source,
           partner: row.partner,
           collectedFor: row.purpose,
@@ -810,4 +823,13 @@ export class SubjectsService {
     }
     return total;
   }
+}
+
+/** Opened values are shared by every read while cached: frozen, so no caller can alter another's. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
 }

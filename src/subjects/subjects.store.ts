@@ -1,4 +1,4 @@
-import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
+import { sql, SqliteAdapter, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
@@ -21,31 +21,27 @@ async function insertChunked<K extends 'subjects' | 'subject_identities' | 'subj
 
 const subjectById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subjects').selectAll().where('id', '=', id));
 
-/** The subject's row joined with each of its fields: one round trip for a purpose-checked read. */
-const subjectWithFieldsById = compiledOnce((db: Kysely<Tables>, id: string) =>
+/**
+ * The subject's row with each field's category and ciphertext — what a purpose-checked read
+ * needs when the fields' values are already open in memory (see KeyStore): a field row never
+ * changes without a new ciphertext, so the ciphertext says whether the rest is still current.
+ * PostgreSQL gets it in one round trip (a join); SQLite in two primary-key reads, which cost less
+ * than a join repeating the subject's columns on every field row.
+ */
+const subjectWithSealsJoined = compiledOnce((db: Kysely<Tables>, id: string) =>
   db
     .selectFrom('subjects as s')
     .leftJoin('subject_fields as f', 'f.subject_id', 's.id')
-    .select([
-      's.id',
-      's.kinds',
-      's.status',
-      's.restricted',
-      's.created_at',
-      's.updated_at',
-      's.last_activity_at',
-      's.closed_at',
-      's.erased_at',
-      'f.category',
-      'f.value',
-      'f.source',
-      'f.partner',
-      'f.purpose',
-      'f.collected_at',
-      'f.updated_at as field_updated_at',
-    ])
+    .select(['s.id', 's.kinds', 's.status', 's.restricted', 's.created_at', 's.updated_at', 's.last_activity_at', 's.closed_at', 's.erased_at', 'f.category', 'f.value'])
     .where('s.id', '=', id),
 );
+const sealsOf = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subject_fields').select(['category', 'value']).where('subject_id', '=', id));
+const fieldsById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subject_fields').selectAll().where('subject_id', '=', id));
+
+export interface FieldSeal {
+  category: string;
+  value: string;
+}
 
 /** The only code that touches the subjects, subject_identities and subject_fields tables. */
 export const subjectsStore = {
@@ -55,9 +51,13 @@ export const subjectsStore = {
 
   getSubject: async (executor: Executor, id: string): Promise<SubjectsTable | undefined> => (await subjectById(executor, id))[0],
 
-  /** A subject and all its fields in one query; undefined when no subject has this id. */
-  async subjectWithFields(executor: Executor, id: string): Promise<{ subject: SubjectsTable; fields: SubjectFieldsTable[] } | undefined> {
-    const rows = await subjectWithFieldsById(executor, id);
+  /** A subject with its fields' categories and ciphertexts; undefined when no subject has this id. */
+  async subjectWithSeals(executor: Executor, id: string): Promise<{ subject: SubjectsTable; seals: FieldSeal[] } | undefined> {
+    if (executor.getExecutor().adapter instanceof SqliteAdapter) {
+      const [subject] = await subjectById(executor, id);
+      return subject ? { subject, seals: await sealsOf(executor, id) } : undefined;
+    }
+    const rows = await subjectWithSealsJoined(executor, id);
     const first = rows[0];
     if (!first) return undefined;
     const subject: SubjectsTable = {
@@ -71,21 +71,11 @@ export const subjectsStore = {
       closed_at: first.closed_at,
       erased_at: first.erased_at,
     };
-    const fields: SubjectFieldsTable[] = [];
+    const seals: FieldSeal[] = [];
     for (const row of rows) {
-      if (row.category === null) continue; // the left join's row for a subject without fields
-      fields.push({
-        subject_id: first.id,
-        category: row.category,
-        value: row.value!,
-        source: row.source!,
-        partner: row.partner,
-        purpose: row.purpose!,
-        collected_at: row.collected_at!,
-        updated_at: row.field_updated_at!,
-      });
+      if (row.category !== null) seals.push({ category: row.category, value: row.value! }); // null: the left join's row for a subject without fields
     }
-    return { subject, fields };
+    return { subject, seals };
   },
 
   /** Subjects holding any of these identities (kind + blind index), for conflict checks and look-ups. */
@@ -108,7 +98,7 @@ export const subjectsStore = {
   identitiesOf: (executor: Executor, subjectId: string) =>
     executor.selectFrom('subject_identities').select(['kind', 'value', 'created_at']).where('subject_id', '=', subjectId).orderBy('created_at').execute(),
 
-  fieldsOf: (executor: Executor, subjectId: string) => executor.selectFrom('subject_fields').selectAll().where('subject_id', '=', subjectId).execute(),
+  fieldsOf: (executor: Executor, subjectId: string): Promise<SubjectFieldsTable[]> => fieldsById(executor, subjectId),
 
   async upsertField(executor: Executor, row: SubjectFieldsTable): Promise<void> {
     await executor

@@ -1,0 +1,75 @@
+import type { FastifyBaseLogger } from 'fastify';
+
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+type Bindings = Record<string, unknown>;
+type ChildOptions = Parameters<FastifyBaseLogger['child']>[1];
+/** pino's loggers, which Fastify's type does not describe fully. */
+type PinoLike = FastifyBaseLogger & { isLevelEnabled(level: string): boolean };
+
+/**
+ * The logger a request carries (`request.log`), bound to its request id — created only when
+ * something is logged. Fastify makes a pino child for every request, which cost about as much
+ * as routing the request; most requests log nothing (the default level logs two lines, and
+ * `warn` none), so the child is made on the first line actually written.
+ */
+class LazyRequestLogger {
+  private bound: PinoLike | undefined;
+
+  constructor(
+    private readonly base: PinoLike,
+    private readonly bindings: Bindings,
+    private readonly options: ChildOptions,
+  ) {}
+
+  private real(): PinoLike {
+    this.bound ??= this.base.child(this.bindings, this.options) as PinoLike;
+    return this.bound;
+  }
+
+  get level(): string {
+    return this.bound?.level ?? this.options?.level ?? this.base.level;
+  }
+
+  set level(level: string) {
+    this.real().level = level;
+  }
+
+  isLevelEnabled(level: string): boolean {
+    return this.bound ? this.bound.isLevelEnabled(level) : this.base.isLevelEnabled(level);
+  }
+
+  private write(level: Level, args: unknown[]): void {
+    // A per-route level (options.level) needs the real child to decide; otherwise the base decides.
+    if (!this.bound && this.options?.level === undefined && !this.base.isLevelEnabled(level)) return;
+    (this.real()[level] as (...values: unknown[]) => void)(...args);
+  }
+
+  fatal(...args: unknown[]): void {
+    this.write('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.write('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.write('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.write('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.write('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.write('trace', args);
+  }
+  silent(): void {}
+
+  child(bindings: Bindings, options?: ChildOptions): FastifyBaseLogger {
+    return this.real().child(bindings, options);
+  }
+}
+
+/** Fastify's `childLoggerFactory`: a request logger that becomes a pino child on first use. */
+export function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildOptions): FastifyBaseLogger {
+  return new LazyRequestLogger(logger as PinoLike, bindings, options) as unknown as FastifyBaseLogger;
+}
