@@ -17,7 +17,7 @@ import {
   validateAuditEvent,
   type SigningKey,
 } from './audit.chain.js';
-import { auditStore, type AuditCheckpointRow, type AuditEntryRow } from './audit.store.js';
+import { auditStore, type AuditCheckpointRow, type AuditEntryRow, type PreparedAppend } from './audit.store.js';
 import type { AuditDetailValue, AuditEvent, AuditWriter } from './audit.types.js';
 
 export interface AuditServiceOptions {
@@ -203,10 +203,18 @@ export class AuditService implements AuditWriter {
 
   private async append(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
     if (events.length === 0) return;
+    const head = await auditStore.reserve(trx, events.length);
+    const { rows, checkpoints, headHash } = this.prepareAppend(head, events);
+    await auditStore.insertEntries(trx, rows);
+    await auditStore.setHeadHash(trx, headHash);
+    await auditStore.insertCheckpoints(trx, checkpoints);
+  }
+
+  /** The entries that follow `head`, chained, and the checkpoints among them. */
+  private prepareAppend(head: { seq: number; hash: string }, events: readonly AuditEvent[]): PreparedAppend {
     const now = this.clock.now();
     const at = now.toISOString();
     const millis = now.getTime();
-    const head = await auditStore.reserve(trx, events.length);
     const rows: AuditEntryRow[] = new Array(events.length);
     const checkpoints: AuditCheckpointRow[] = [];
     let prevHash = head.hash;
@@ -231,9 +239,7 @@ export class AuditService implements AuditWriter {
       rows[i] = row;
       if (row.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(row.seq, row.hash, at));
     }
-    await auditStore.insertEntries(trx, rows);
-    await auditStore.setHeadHash(trx, prevHash);
-    await auditStore.insertCheckpoints(trx, checkpoints);
+    return { rows, checkpoints, headHash: prevHash };
   }
 
   private schedule(): void {
@@ -269,7 +275,10 @@ export class AuditService implements AuditWriter {
       for (const event of record.events) events.push(event);
     }
     try {
-      await this.database.db.transaction().execute((trx) => this.append(trx, events));
+      // On SQLite the group commit is one synchronous transaction; elsewhere a Kysely one.
+      const sqlite = this.database.sqlite;
+      if (sqlite) await sqlite.exclusive((connection) => auditStore.appendSqlite(connection, events.length, (head) => this.prepareAppend(head, events)));
+      else await this.database.db.transaction().execute((trx) => this.append(trx, events));
     } catch (error) {
       for (const record of batch) record.reject(error);
       return;

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
-import type { Database } from '../core/db.js';
+import type { Database, SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
@@ -21,6 +21,32 @@ const INSERT_CHUNK = 1_000;
 
 const ENTRY_COLUMNS = ['seq', 'id', 'at', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'prev_hash', 'hash'] as const;
 
+type Statement = ReturnType<SqliteConnection['prepare']>;
+
+/** The statements of one SQLite connection's appends, prepared once. */
+const sqliteStatements = new WeakMap<SqliteConnection, { reserve: Statement; insert: Statement; setHead: Statement; checkpoint: Statement }>();
+
+function statementsOf(connection: SqliteConnection) {
+  let statements = sqliteStatements.get(connection);
+  if (!statements) {
+    statements = {
+      reserve: connection.prepare('update "audit_head" set "seq" = "seq" + ? where "id" = 1 returning "seq", "hash"'),
+      insert: connection.prepare(`insert into "audit_entries" (${ENTRY_COLUMNS.map((column) => `"${column}"`).join(', ')}) values (${ENTRY_COLUMNS.map((column) => `@${column}`).join(', ')})`),
+      setHead: connection.prepare('update "audit_head" set "hash" = ? where "id" = 1'),
+      checkpoint: connection.prepare('insert into "audit_checkpoints" ("seq", "hash", "signed_at", "key_id", "signature") values (@seq, @hash, @signed_at, @key_id, @signature) on conflict ("seq") do nothing'),
+    };
+    sqliteStatements.set(connection, statements);
+  }
+  return statements;
+}
+
+/** What an append writes once it knows the head it follows. */
+export interface PreparedAppend {
+  rows: readonly AuditEntryRow[];
+  checkpoints: readonly AuditCheckpointRow[];
+  headHash: string;
+}
+
 /** The only code that touches the audit tables. */
 export const auditStore = {
   /**
@@ -38,6 +64,25 @@ export const auditStore = {
       .executeTakeFirst();
     if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
     return { seq: row.seq - count, hash: row.hash };
+  },
+
+  /**
+   * An append as one synchronous SQLite transaction (IMMEDIATE: the write lock is taken before
+   * the head is read): reserve the seqs, write the entries `build` makes after that head, move
+   * the head's hash. Runs on the connection handed out by Database.sqlite.exclusive.
+   */
+  appendSqlite(connection: SqliteConnection, count: number, build: (head: { seq: number; hash: string }) => PreparedAppend): void {
+    const statements = statementsOf(connection);
+    connection
+      .transaction(() => {
+        const row = statements.reserve.get(count) as { seq: number; hash: string } | undefined;
+        if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+        const { rows, checkpoints, headHash } = build({ seq: row.seq - count, hash: row.hash });
+        for (const entry of rows) statements.insert.run(entry);
+        statements.setHead.run(headHash);
+        for (const checkpoint of checkpoints) statements.checkpoint.run(checkpoint);
+      })
+      .immediate();
   },
 
   async setHeadHash(trx: Transaction<Tables>, hash: string): Promise<void> {
