@@ -5,6 +5,7 @@ import { loadConfig } from './core/config.js';
 import { formatReport } from './policy/policy.issues.js';
 import { loadPolicyFile } from './policy/policy.load.js';
 import { startRetentionSchedule } from './retention/retention.scheduler.js';
+import { isSupervisedWorker, leaveSupervisor, runsBackgroundWork, superviseWorkers } from './serve.workers.js';
 
 /**
  * `pledge serve`: validates the policy first and refuses to start on any error (nothing is
@@ -19,6 +20,7 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
     'database-url': { type: 'string' },
     'log-level': { type: 'string' },
     'public-url': { type: 'string' },
+    workers: { type: 'string', short: 'w' },
   });
   if (positionals.length > 0) io.err(`ignoring unexpected arguments: ${positionals.join(' ')}`);
 
@@ -30,8 +32,11 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
     ...(values['database-url'] !== undefined ? { databaseUrl: values['database-url'] } : {}),
     ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
     ...(values['public-url'] !== undefined ? { publicUrl: values['public-url'] } : {}),
+    ...(values.workers !== undefined ? { workers: values.workers } : {}),
   }, io.cwd);
-  for (const warning of warnings) io.err(`warning: ${warning}`);
+  // A supervised worker runs this same command; its supervisor has already said all of it.
+  const worker = isSupervisedWorker();
+  if (!worker) for (const warning of warnings) io.err(`warning: ${warning}`);
 
   const loaded = loadPolicyFile(config.policyPath);
   if (!loaded.policy) {
@@ -39,25 +44,37 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
     io.err('pledge serve: refusing to start with an invalid policy; nothing was started or written.');
     return EXIT.invalid;
   }
-  for (const issue of loaded.issues) io.err(`warning: ${issue.file}:${issue.line}:${issue.column}: ${issue.message}`);
+  if (!worker) for (const issue of loaded.issues) io.err(`warning: ${issue.file}:${issue.line}:${issue.column}: ${issue.message}`);
 
-  const app = await createApp(config, { policy: loaded.policy, warn: (message) => io.err(`warning: ${message}`) });
+  const policy = loaded.policy;
+  const announce = (address: string) => {
+    const base = config.publicUrl.endsWith(`:${config.port}`) || !address.endsWith(`:${config.port}`) ? address : config.publicUrl;
+    const policyName = config.policyIsDemo ? 'the demo policy (no pledge.yaml here; run `pledge init` to write yours)' : path.relative(io.cwd, config.policyPath) || config.policyPath;
+    const lines: Array<[string, string]> = [
+      ['policy', `${policyName}, version ${policy.version}`],
+      ['database', config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice('sqlite:'.length) : 'PostgreSQL'],
+      ...(config.workers > 1 ? [['processes', `${config.workers} (the first runs the background work)`] as [string, string]] : []),
+      ['privacy policy', `${base}/policy`],
+      ['API docs', `${base}/docs`],
+      ['health', `${base}/health`],
+    ];
+    io.out([`Pledge is running on ${address}`, ...lines.map(([label, value]) => `  ${label.padEnd(15)}${value}`)].join('\n'));
+  };
+  if (config.workers > 1 && !worker) {
+    return superviseWorkers(config, policy, io, (port) => announce(`http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`));
+  }
+
+  const app = await createApp(config, { policy, warn: (message) => io.err(`warning: ${message}`) });
   const address = await app.http.listen({ port: config.port, host: config.host });
-  app.comms.startWorker();
-  // Background work (request tasks, reminders) starts once the server answers.
-  app.requests.schedule();
-  app.jobs.start();
-  const base = config.publicUrl.endsWith(`:${config.port}`) || !address.endsWith(`:${config.port}`) ? address : config.publicUrl;
-  const policyName = config.policyIsDemo ? 'the demo policy (no pledge.yaml here; run `pledge init` to write yours)' : path.relative(io.cwd, config.policyPath) || config.policyPath;
-  const lines: Array<[string, string]> = [
-    ['policy', `${policyName}, version ${loaded.policy.version}`],
-    ['database', app.database.dialect === 'sqlite' ? config.databaseUrl.slice('sqlite:'.length) : 'PostgreSQL'],
-    ['privacy policy', `${base}/policy`],
-    ['API docs', `${base}/docs`],
-    ['health', `${base}/health`],
-  ];
-  io.out([`Pledge is running on ${address}`, ...lines.map(([label, value]) => `  ${label.padEnd(15)}${value}`)].join('\n'));
-  const retentionSchedule = startRetentionSchedule(app.retention, config.retentionIntervalMinutes * 60_000, app.logger);
+  const background = runsBackgroundWork();
+  if (background) {
+    app.comms.startWorker();
+    // Background work (request tasks, reminders) starts once the server answers.
+    app.requests.schedule();
+    app.jobs.start();
+  }
+  if (!worker) announce(address);
+  const retentionSchedule = startRetentionSchedule(app.retention, background ? config.retentionIntervalMinutes * 60_000 : 0, app.logger);
 
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -68,5 +85,6 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  leaveSupervisor();
   return EXIT.ok;
 }

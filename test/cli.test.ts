@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -236,6 +236,76 @@ describe('pledge serve', () => {
     } finally {
       directory.remove();
     }
+  });
+});
+
+/** Live child processes of `pid` (Linux /proc), the workers of a supervisor. */
+function childProcesses(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return children;
+}
+
+async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('pledge serve --workers', () => {
+  test('N processes share the port; a worker that dies is replaced; SIGTERM stops them all', async () => {
+    const directory = temporaryDirectory();
+    try {
+      writeFileSync(path.join(directory.path, 'pledge.yaml'), DEMO_TEXT);
+      const server = await startServer(['--workers', '2'], { cwd: directory.path });
+      let stopped = false;
+      try {
+        assert.match(server.output().stdout, /processes\s+2 \(the first runs the background work\)/);
+        assert.equal(server.output().stdout.match(/Pledge is running on/g)?.length, 1, 'one announcement, not one per process');
+        const workers = childProcesses(server.pid);
+        assert.equal(workers.length, 2);
+        const answers = await Promise.all(Array.from({ length: 40 }, () => fetch(`${server.url}/health`).then((response) => response.status)));
+        assert.deepEqual(new Set(answers), new Set([200]));
+
+        process.kill(workers[1]!, 'SIGKILL');
+        const replaced = await waitFor(() => {
+          const now = childProcesses(server.pid);
+          return now.length === 2 && !now.includes(workers[1]!) ? now : undefined;
+        }, 'a replacement worker');
+        assert.ok(replaced.includes(workers[0]!), 'the other worker kept running');
+        await waitFor(() => (/a worker process ended \(exit SIGKILL\); starting another/.test(server.output().stderr) ? true : undefined), 'the supervisor to say so');
+        const after = await Promise.all(Array.from({ length: 20 }, () => fetch(`${server.url}/health`).then((response) => response.status)));
+        assert.deepEqual(new Set(after), new Set([200]));
+
+        stopped = true;
+        assert.equal(await server.stop(), 0, 'a clean exit on SIGTERM');
+        for (const pid of replaced) assert.throws(() => process.kill(pid, 0), /ESRCH/, 'no worker outlives the supervisor');
+      } finally {
+        if (!stopped) await server.stop('SIGKILL');
+      }
+    } finally {
+      directory.remove();
+    }
+  });
+
+  test('a bad count is refused with the accepted forms', () => {
+    const result = runPledge(['serve', '--port', '0', '--workers', '0']);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /must be a number from 1 to 256 or auto, got "0"/);
+    noStackTrace(result.stderr);
   });
 });
 

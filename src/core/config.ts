@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PledgeError } from './errors.js';
 import { PACKAGE_ROOT } from './package.js';
@@ -43,6 +44,8 @@ export interface Config {
   readonly retentionIntervalMinutes: number;
   /** Hosts (host or host:port) HTTP datastores may be reached at (PLEDGE_DATASET_HOSTS). */
   readonly datasetHosts: readonly string[];
+  /** Server processes `pledge serve` runs, sharing the port and the database (1: no supervisor). */
+  readonly workers: number;
 }
 
 export interface MailConfig {
@@ -67,6 +70,7 @@ export interface ConfigFlags {
   databaseUrl?: string;
   logLevel?: string;
   publicUrl?: string;
+  workers?: string;
 }
 
 export interface LoadedConfig {
@@ -100,6 +104,8 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_OUTBOX_BACKOFF_MS: 'delay before the first retry in ms; doubles each attempt, with jitter (default 30000)',
   PLEDGE_SMTP_TIMEOUT_MS: 'SMTP connection, greeting and socket timeout in ms (default 30000)',
   PLEDGE_RETENTION_INTERVAL: 'minutes between retention sweeps in pledge serve (default 60; 0 disables them)',
+  PLEDGE_WORKER_ROLE: 'set by pledge serve --workers for its own worker processes; not for operators',
+  PLEDGE_WORKERS: 'server processes of pledge serve, sharing the port and the database: a number, or auto for one per CPU (default 1)',
   PLEDGE_TEST_POSTGRES_URL: 'test suite only: run storage tests on this PostgreSQL too',
   PLEDGE_TEST_MYSQL_URL: 'test suite only: run connector tests on this MariaDB/MySQL too',
   PLEDGE_DATASET_HOSTS: 'comma-separated hosts (host or host:port) HTTP datastores of the policy may be reached at',
@@ -253,6 +259,12 @@ export function loadConfig(
     retentionIntervalMinutes = Number(raw);
   }
 
+  const workersRaw = (flags.workers ?? env.PLEDGE_WORKERS ?? '1').trim();
+  let workers = 1;
+  if (workersRaw === 'auto') workers = os.availableParallelism();
+  else if (/^\d{1,3}$/.test(workersRaw) && Number(workersRaw) >= 1 && Number(workersRaw) <= 256) workers = Number(workersRaw);
+  else fail(`PLEDGE_WORKERS (--workers) must be a number from 1 to 256 or auto, got "${workersRaw}"`);
+
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
@@ -281,6 +293,7 @@ export function loadConfig(
     mail,
     retentionIntervalMinutes,
     datasetHosts: Object.freeze(datasetHosts),
+    workers,
   });
   return { config, warnings };
 }
