@@ -18,6 +18,7 @@ const HELP = `pledge ${VERSION} — your privacy policy, kept by software
 Usage:
   pledge serve [--port 4400] [--host 127.0.0.1] [--policy pledge.yaml] [--data-dir .pledge]
                [--database-url postgres://…] [--log-level info] [--public-url https://…]
+               [--workers 1|N|auto]
   pledge init [--defaults] [--out pledge.yaml] [--force]
   pledge policy validate FILE [--json]
   pledge policy render FILE [--format md|html] [--out FILE]
