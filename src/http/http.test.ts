@@ -29,6 +29,18 @@ for (const dialect of testDialects()) {
       assert.equal(response.headers['cache-control'], 'no-store');
     });
 
+    test('JSON API answers carry the API security headers; pages the full set', async () => {
+      const api = await inject('/v1/subjects/sub_00000000000000000000000000');
+      assert.equal(api.statusCode, 401);
+      assert.equal(api.headers['x-content-type-options'], 'nosniff');
+      assert.equal(api.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'");
+      assert.equal(api.headers['cross-origin-resource-policy'], 'same-site');
+      const missing = await inject('/no/such/page');
+      assert.equal(missing.statusCode, 404);
+      assert.match(String(missing.headers['content-security-policy']), /default-src 'self'/, 'an unmatched path gets the full set');
+      assert.ok(missing.headers['referrer-policy']);
+    });
+
     test('GET /policy is the rendered page, with security headers and caching', async () => {
       const response = await inject('/policy');
       assert.equal(response.statusCode, 200);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
+import { manualClock } from '../core/clock.js';
 import { openDatabase, migrate } from '../core/db.js';
 import { PledgeError, type ErrorCode } from '../core/errors.js';
 import { Keyring } from '../core/keyring.js';
@@ -196,6 +197,29 @@ for (const dialect of testDialects()) {
         await other.close();
       }
       await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'subject_erased');
+    });
+
+    test('values opened in one process follow changes made by another: corrected, removed, restricted', async () => {
+      const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'opened.values@example.com' }] });
+      const first = await vault.subjects.readData(officer, subject.id, 'order_fulfilment');
+      assert.equal(first.fields['user.name']!.value, 'Jane Doe');
+      assert.ok(Object.isFrozen(first.fields['user.contact.address']!.value), 'shared opened values cannot be altered by a caller');
+      const other = await createTestVault(dialect, { sharing: vault, clock: manualClock('2026-03-02T08:00:00Z') });
+      try {
+        await other.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Jane Roe' } });
+        const corrected = await vault.subjects.readData(officer, subject.id, 'order_fulfilment');
+        assert.equal(corrected.fields['user.name']!.value, 'Jane Roe');
+        assert.equal(corrected.fields['user.name']!.updatedAt, '2026-03-02T08:00:00.000Z', 'the field\'s record is the new one, not the remembered one');
+        assert.deepEqual(corrected.fields['user.contact.address']!.value, { street: '1 Elm Street', city: 'Portland' });
+
+        await other.database.db.deleteFrom('subject_fields').where('subject_id', '=', subject.id).where('category', '=', 'user.contact.phone_number').execute();
+        assert.equal((await vault.subjects.readData(officer, subject.id, 'order_fulfilment')).fields['user.contact.phone_number'], undefined, 'a removed field is gone at once');
+
+        await other.subjects.setRestricted(officer, subject.id, true);
+        await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'purpose_not_permitted');
+      } finally {
+        await other.close();
+      }
     });
 
     test('the audit chain records every read and write, and verifies', async () => {
