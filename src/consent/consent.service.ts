@@ -121,6 +121,11 @@ export interface ConsentServiceDeps {
   publicUrl: string;
   /** The vault's metadata of a subject; throws subject_not_found (a domain reaches another through its service). */
   subject(subjectId: string): Promise<{ status: string }>;
+  /**
+   * The status of each of these subjects that exists, read with `executor` (inside the group
+   * commit's transaction). Optional: without it every write checks its holder before it queues.
+   */
+  subjectStatuses?(executor: Kysely<Tables>, subjectIds: readonly string[]): Promise<Map<string, string>>;
 }
 
 const REFUSALS: ReadonlySet<ConsentAction> = new Set(['denied', 'withdrawn', 'opted_out_by_signal']);
@@ -143,11 +148,20 @@ interface PendingWrite {
   auditDetails: Record<string, string> | undefined;
   /** Signal applications: each row is kept only if its (holder, signal, purpose) was not applied yet. */
   signals: Array<{ signal: 'gpc' | 'dnt'; purpose: string; eventId: string }> | undefined;
+  /** The subject holder is checked in the batch's transaction (one query for the batch) rather than before queueing. */
+  checkHolder?: boolean;
   resolve(kept: ConsentEventsTable[]): void;
   reject(error: unknown): void;
 }
 
 const GROUP_LIMIT = 256;
+
+const ERASED_HOLDER = () => new PledgeError('subject_erased', 'the subject was erased; no consent can be recorded for it');
+
+function settle(write: PendingWrite, outcome: ConsentEventsTable[] | PledgeError): void {
+  if (outcome instanceof PledgeError) write.reject(outcome);
+  else write.resolve(outcome);
+}
 
 export class ConsentService implements ConsentGate {
   private readonly queue: PendingWrite[] = [];
@@ -180,7 +194,7 @@ export class ConsentService implements ConsentGate {
     try {
       while (this.queue.length > 0) {
         let batch: PendingWrite[] = [];
-        let kept: ConsentEventsTable[][];
+        let kept: Array<ConsentEventsTable[] | PledgeError>;
         try {
           // The batch is taken once the transaction holds its connection: the writes that
           // queued while it waited for it go in too.
@@ -200,23 +214,28 @@ export class ConsentService implements ConsentGate {
           }
           for (const write of batch) {
             try {
-              write.resolve((await db.transaction().execute((trx) => this.writeBatch(trx, [write])))[0]!);
+              settle(write, (await db.transaction().execute((trx) => this.writeBatch(trx, [write])))[0]!);
             } catch (single) {
               write.reject(single);
             }
           }
           continue;
         }
-        batch.forEach((write, index) => write.resolve(kept[index]!));
+        batch.forEach((write, index) => settle(write, kept[index]!));
       }
     } finally {
       this.flushing = false;
     }
   }
 
-  private async writeBatch(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<ConsentEventsTable[][]> {
+  private async writeBatch(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<Array<ConsentEventsTable[] | PledgeError>> {
+    const refused = await this.refusedHolders(trx, batch);
     const kept: ConsentEventsTable[][] = [];
     for (const write of batch) {
+      if (refused.has(write.holder) && write.checkHolder) {
+        kept.push([]);
+        continue;
+      }
       if (!write.signals) {
         kept.push(write.rows);
         continue;
@@ -228,8 +247,9 @@ export class ConsentService implements ConsentGate {
       }
       kept.push(write.rows.filter((row) => applied.has(row.id)));
     }
+    const outcome = batch.map((write, index) => (write.checkHolder && refused.get(write.holder)) || kept[index]!);
     const rows = kept.flat();
-    if (rows.length === 0) return kept;
+    if (rows.length === 0) return outcome;
     const written = batch.filter((_write, index) => kept[index]!.length > 0);
     await store.insertEvents(trx, rows);
     await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
@@ -238,13 +258,27 @@ export class ConsentService implements ConsentGate {
       trx,
       batch.flatMap((write, index) => (kept[index]!.length > 0 ? [this.auditEvent(write.actor, write.holder, write.auditAction, kept[index]!, write.receipt.id, write.auditDetails)] : [])),
     );
-    return kept;
+    return outcome;
+  }
+
+  /** Subject holders of the batch that may take no choice, with the reason: unknown, or erased. */
+  private async refusedHolders(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<Map<string, PledgeError>> {
+    const refused = new Map<string, PledgeError>();
+    const holders = [...new Set(batch.filter((write) => write.checkHolder).map((write) => write.holder))];
+    if (holders.length === 0 || !this.deps.subjectStatuses) return refused;
+    const statuses = await this.deps.subjectStatuses(trx, holders);
+    for (const holder of holders) {
+      const status = statuses.get(holder);
+      if (status === undefined) refused.set(holder, new PledgeError('subject_not_found', 'no subject has this id'));
+      else if (status === 'erased') refused.set(holder, ERASED_HOLDER());
+    }
+    return refused;
   }
 
   /** Choices are recorded for subjects that exist and were not erased (a closed account may still withdraw). */
   private async requireSubject(subjectId: string): Promise<void> {
     const subject = await this.deps.subject(subjectId);
-    if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; no consent can be recorded for it');
+    if (subject.status === 'erased') throw ERASED_HOLDER();
   }
 
   private get policy(): Policy {
@@ -437,7 +471,7 @@ export class ConsentService implements ConsentGate {
   }
 
   /** Writes events, their projection, the receipt and the audit entry in one transaction (shared, see enqueue). */
-  private commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: PendingWrite['signals']; auditDetails?: Record<string, string> } = {}): Promise<ConsentEventsTable[]> {
+  private commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: PendingWrite['signals']; auditDetails?: Record<string, string>; checkHolder?: boolean } = {}): Promise<ConsentEventsTable[]> {
     return this.enqueue({
       actor,
       holder,
@@ -446,6 +480,7 @@ export class ConsentService implements ConsentGate {
       auditAction,
       auditDetails: extra.auditDetails,
       signals: extra.signals,
+      checkHolder: extra.checkHolder ?? false,
     });
   }
 
@@ -460,12 +495,15 @@ export class ConsentService implements ConsentGate {
   /** Records a request's choices for one holder and issues their receipt. All or nothing. */
   async record(actor: Actor, input: RecordInput): Promise<Recorded> {
     const entries = this.validateChoices(input.choices);
-    await this.requireHolder(input.holder);
+    // With a batch look-up, a subject holder is checked inside the group commit: one query for
+    // the whole batch instead of one round trip per request before it.
+    const checkInBatch = this.deps.subjectStatuses !== undefined && holderKind(input.holder) === 'subject';
+    if (!checkInBatch) await this.requireHolder(input.holder);
     const now = this.deps.clock.now();
     const source = input.source ?? this.defaultSource(actor);
     const receipt = this.receipt(input.holder, now, source, entries);
     const rows = entries.map((entry) => this.eventRow(input.holder, entry, source, input.evidence, receipt.consentReceiptID, now));
-    await this.commit(actor, input.holder, rows, receipt, 'consent.recorded', now);
+    await this.commit(actor, input.holder, rows, receipt, 'consent.recorded', now, { checkHolder: checkInBatch });
     return this.recorded(input.holder, receipt.consentReceiptID, rows);
   }
 

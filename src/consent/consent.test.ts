@@ -399,6 +399,26 @@ for (const dialect of testDialects()) {
       assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
     });
 
+    test('in one shared transaction, writes for an unknown or erased subject are refused alone, with their own codes', async () => {
+      const { consent, subjects } = testApp.app;
+      const [kept, gone] = [await newSubject(), await newSubject()];
+      await subjects.erase(system, gone);
+      const unknown = 'sub_00000000000000000000000000';
+      const settled = await Promise.allSettled([
+        consent.record(system, { holder: kept, choices: [{ purpose: 'marketing', action: 'granted' }] }),
+        consent.record(system, { holder: unknown, choices: [{ purpose: 'marketing', action: 'granted' }] }),
+        consent.record(system, { holder: gone, choices: [{ purpose: 'marketing', action: 'granted' }] }),
+      ]);
+      assert.equal(settled[0].status, 'fulfilled');
+      assert.equal(settled[1].status === 'rejected' && (settled[1].reason as { code?: string }).code, 'subject_not_found');
+      assert.equal(settled[2].status === 'rejected' && (settled[2].reason as { code?: string }).code, 'subject_erased');
+      assert.equal((await decision(kept, 'marketing')).allowed, true);
+      const stored = await testApp.app.database.db.selectFrom('consent_events').select('id').where('holder', 'in', [gone, unknown]).execute();
+      assert.equal(stored.length, 0, 'nothing was recorded for the unknown or the erased subject');
+      const report = await testApp.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+
     test('a write that fails inside a shared transaction fails alone; its neighbours are stored', async () => {
       const { consent } = testApp.app;
       const [first, second] = [await newSubject(), await newSubject()];

@@ -369,6 +369,11 @@ export class SubjectsService {
     return row;
   }
 
+  /** The status of each of these subjects that exists, read with `executor` (a caller's transaction). */
+  statusesOf(executor: Kysely<Tables>, ids: readonly string[]): Promise<Map<string, string>> {
+    return store.statusesOf(executor, ids);
+  }
+
   async get(id: string): Promise<SubjectSummary> {
     const row = await store.getSubject(this.deps.database.db, id);
     if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');

@@ -78,6 +78,16 @@ export const subjectsStore = {
     return { subject, seals };
   },
 
+  /** The status of each of these subjects that exists. */
+  async statusesOf(executor: Executor, ids: readonly string[]): Promise<Map<string, string>> {
+    const statuses = new Map<string, string>();
+    for (let start = 0; start < ids.length; start += 5000) {
+      const rows = await executor.selectFrom('subjects').select(['id', 'status']).where('id', 'in', ids.slice(start, start + 5000)).execute();
+      for (const row of rows) statuses.set(row.id, row.status);
+    }
+    return statuses;
+  },
+
   /** Subjects holding any of these identities (kind + blind index), for conflict checks and look-ups. */
   async findByIdentities(executor: Executor, kind: SubjectIdentitiesTable['kind'], blindIndexes: readonly string[]) {
     if (blindIndexes.length === 0) return [];
