@@ -140,9 +140,11 @@ export interface DatasetCollectionLayout {
   timestamp: string | undefined;
   /** The categories of its fields, each once. */
   categories: string[];
-  fields: Array<{ name: string; category: string; exception?: string }>;
+  fields: Array<{ name: string; category: string; exception?: string; identity?: string }>;
   /** Every row is kept under this retention exception. */
   exception?: string;
+  /** Whether a person's walk goes on from this collection's rows to other collections. */
+  leadsOn: boolean;
 }
 
 function layoutOf(model: DatasetModel, collection: CollectionModel, categories: string[]): DatasetCollectionLayout {
@@ -151,8 +153,9 @@ function layoutOf(model: DatasetModel, collection: CollectionModel, categories: 
     collection: collection.name,
     timestamp: collection.timestamp,
     categories,
-    fields: collection.fields.map((field) => ({ name: field.name, category: field.category, ...(field.exception ? { exception: field.exception } : {}) })),
+    fields: collection.fields.map((field) => ({ name: field.name, category: field.category, ...(field.exception ? { exception: field.exception } : {}), ...(field.identity ? { identity: field.identity } : {}) })),
     ...(collection.exception ? { exception: collection.exception } : {}),
+    leadsOn: collection.outgoing.length > 0,
   };
 }
 

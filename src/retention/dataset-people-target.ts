@@ -17,7 +17,7 @@ import type { RetentionOutcome, RetentionTarget, SweepContext } from './retentio
  * of a batch of people (one transaction per batch, audited).
  */
 export interface DatasetSweeper {
-  layout(datastoreId: string): Array<DatasetCollectionRef & { timestamp: string | undefined; fields: DatasetFieldRef[] }>;
+  layout(datastoreId: string): Array<DatasetCollectionRef & { timestamp: string | undefined; fields: DatasetFieldRef[]; leadsOn: boolean }>;
   reach(datastoreId: string): 'sql' | 'http';
   sweepPeople(
     datastoreId: string,
@@ -38,7 +38,7 @@ const TRIGGERS: readonly SubjectTrigger[] = ['account_closed', 'last_activity'];
 
 interface Scope {
   /** Per collection, the fields that follow the person (the others expire with the row or follow no rule). */
-  collections: Array<{ name: string; exception: string | undefined; fields: DatasetFieldRef[] }>;
+  collections: Array<{ name: string; exception: string | undefined; leadsOn: boolean; fields: DatasetFieldRef[] }>;
   expiry: Map<string, RowExpiry>;
   lines: Map<string, Line>;
   /** The earliest time after its trigger anything can be due, per trigger. */
@@ -121,7 +121,7 @@ export class DatasetPeopleTarget implements RetentionTarget {
         if (expiry.wholeRow || expiry.fields) scope.expiry.set(ref.collection, expiry);
       }
       const fields = ref.fields.filter((field) => !expiresWithRow(this.rules, field.category, ref.timestamp));
-      scope.collections.push({ name: ref.collection, exception: ref.exception, fields });
+      scope.collections.push({ name: ref.collection, exception: ref.exception, leadsOn: ref.leadsOn, fields });
       for (const field of fields) {
         for (const { resolved } of this.rules.partitions(field.category)) {
           const { trigger, id, action } = resolved.rule;
@@ -141,10 +141,7 @@ export class DatasetPeopleTarget implements RetentionTarget {
 
   /** Each field's fate for this person at `now`; lines with something past their rule. */
   private fated(scope: Scope, subject: SubjectClock, cutoff: (duration: Duration) => string): Fated {
-    const fates = new Map<string, Map<string, FieldFate>>();
-    const lines = new Set<string>();
-    const clocks = new Set<string>();
-    const entries: string[] = [];
+    const decided: Array<{ collection: Scope['collections'][number]; field: DatasetFieldRef; fate: Exclude<FieldFate, { fate: 'keep' }>; clock: string }> = [];
     for (const collection of scope.collections) {
       for (const field of collection.fields) {
         const resolved = this.rules.ruleFor(field.category, subject.kinds);
@@ -152,20 +149,32 @@ export class DatasetPeopleTarget implements RetentionTarget {
         const started = triggerStart(resolved.rule.trigger, subject);
         if (started === undefined) continue;
         const keep = fieldKeep(this.rules, resolved, field.exception ?? collection.exception);
-        let fate: FieldFate;
+        let fate: Exclude<FieldFate, { fate: 'keep' }>;
         if (started <= cutoff(keep.until)) fate = { fate: 'erase', rule: resolved.rule.id, action: resolved.rule.action };
         else if (keep.exception && started <= cutoff(resolved.duration)) fate = { fate: 'restrict', rule: resolved.rule.id, exception: keep.exception };
         else continue;
-        let byField = fates.get(collection.name);
-        if (!byField) fates.set(collection.name, (byField = new Map()));
-        byField.set(field.name, fate);
-        lines.add(lineKey(resolved.rule.id, collection.name));
-        clocks.add(`${resolved.rule.trigger}=${started}`);
-        entries.push(`${collection.name}.${field.name}=${fate.fate === 'erase' ? `erase:${fate.action}` : `restrict:${fate.exception}`}:${fate.rule}`);
+        decided.push({ collection, field, fate, clock: `${resolved.rule.trigger}=${started}` });
       }
     }
+    // While an exception keeps some of the person's rows, the identities the walk starts from
+    // stay with them (restricted too): they are how the sweep finds those rows when the
+    // exception ends. Rows the walk goes no further from lose theirs at once.
+    const keeping = decided.find((entry) => entry.fate.fate === 'restrict')?.fate;
+    if (keeping?.fate === 'restrict') {
+      for (const entry of decided) {
+        if (entry.fate.fate === 'erase' && entry.field.identity && entry.collection.leadsOn) entry.fate = { fate: 'restrict', rule: entry.fate.rule, exception: keeping.exception };
+      }
+    }
+    const fates = new Map<string, Map<string, FieldFate>>();
+    const lines = new Set<string>();
+    for (const { collection, field, fate } of decided) {
+      let byField = fates.get(collection.name);
+      if (!byField) fates.set(collection.name, (byField = new Map()));
+      byField.set(field.name, fate);
+      lines.add(lineKey(fate.rule, collection.name));
+    }
     const digest = createHash('sha256')
-      .update(JSON.stringify([[...clocks].sort(), entries.sort()]))
+      .update(JSON.stringify([[...new Set(decided.map((entry) => entry.clock))].sort(), decided.map(({ collection, field, fate }) => `${collection.name}.${field.name}=${JSON.stringify(fate)}`).sort()]))
       .digest('hex');
     return { subject, fates, digest, lines };
   }

@@ -21,6 +21,8 @@ export interface DatasetFieldRef {
   category: string;
   /** A retention exception the field is kept under (`exception:` in the dataset declaration). */
   exception?: string;
+  /** The identity kind the field holds: where a person's walk starts. */
+  identity?: string;
 }
 
 export interface DatasetCollectionRef {
