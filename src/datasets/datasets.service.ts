@@ -125,6 +125,11 @@ export interface PeopleSweepOptions {
   expiryPending?: boolean;
   /** People under a legal hold (one identity list each): their rows are never changed. */
   held?: ReadonlyArray<IdentityInput[]>;
+  /**
+   * A dry run planning the held people's own rows, as if their holds were released (the
+   * timestamp steps still leave those rows alone): what the holds keep.
+   */
+  asIfReleased?: boolean;
 }
 
 export interface PeopleSweepResult {
@@ -625,6 +630,7 @@ export class DatasetsService {
         lock: !options.dryRun,
         expiry: options.expiry,
         held,
+        asIfReleased: options.dryRun && options.asIfReleased === true,
         eraser: this.eraser,
         predictExpiry: options.dryRun && options.expiryPending !== false,
         rowKey: (collection, row) => rowKey(collection.primaryKey, (column) => row[column]),

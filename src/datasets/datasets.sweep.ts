@@ -60,8 +60,10 @@ export interface PeopleSweepPlanOptions {
   /** Lock the rows read (the run, inside its transaction). */
   lock: boolean;
   expiry: ReadonlyMap<string, RowExpiry>;
-  /** Keys (rowKey) of rows of people under a legal hold, by collection: never changed. */
+  /** Keys (rowKey) of rows of people under a legal hold, by collection: never changed, and left alone by the timestamp steps. */
   held: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Plan the held rows as if their holds were released (to count what the holds keep); the timestamp steps still leave them alone. */
+  asIfReleased: boolean;
   eraser: FieldEraser;
   /**
    * Whether the timestamp steps of this sweep are still to come (a dry run): their whole-row
@@ -205,8 +207,10 @@ export async function planPeopleSweep(session: SqlSession, model: DatasetModel, 
     const verdicts: Array<{ entry: Reached; verdict: Verdict | undefined }> = [];
     const candidates: Row[] = [];
     for (const [key, entry] of rows) {
-      if (held?.has(key)) continue;
+      const isHeld = held?.has(key) === true;
+      if (isHeld && !options.asIfReleased) continue;
       if (wholeRow) {
+        if (isHeld) continue;
         // Rows of a timestamp step: never changed here. Predicted to be gone when the step deletes them.
         if (options.predictExpiry && wholeRow.action === 'delete' && olderThan(collection, entry.row, wholeRow.before, dialect)) {
           verdicts.push({ entry, verdict: undefined });

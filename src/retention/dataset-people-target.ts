@@ -22,7 +22,7 @@ export interface DatasetSweeper {
   sweepPeople(
     datastoreId: string,
     people: readonly SweepPerson[],
-    options: { dryRun: boolean; actor: Actor; expiry: ReadonlyMap<string, RowExpiry>; expiryPending?: boolean; held?: ReadonlyArray<IdentityInput[]> },
+    options: { dryRun: boolean; actor: Actor; expiry: ReadonlyMap<string, RowExpiry>; expiryPending?: boolean; held?: ReadonlyArray<IdentityInput[]>; asIfReleased?: boolean },
   ): Promise<{ tally: PeopleSweepTally[] }>;
 }
 
@@ -268,7 +268,7 @@ export class DatasetPeopleTarget implements RetentionTarget {
     }
     if (people.length === 0) return;
     // A dry run of their sweep, as it would be after this sweep's timestamp steps.
-    const { tally } = await this.datasets.sweepPeople(this.datastore, people, { dryRun: true, actor: context.actor, expiry: scope.expiry, expiryPending: dryRun });
+    const { tally } = await this.datasets.sweepPeople(this.datastore, people, { dryRun: true, actor: context.actor, expiry: scope.expiry, expiryPending: dryRun, held: heldPeople, asIfReleased: true });
     for (const entry of tally) {
       const rows = entry.deleted + entry.updated;
       if (rows > 0) this.line(scope, this.attribute(entry.changedBy), entry.collection).skippedByHold += rows;
