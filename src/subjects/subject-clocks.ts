@@ -49,7 +49,8 @@ export class SubjectClocks {
     const after = options.after ? triggerStart(trigger, options.after) : undefined;
     if (options.after && after !== undefined) {
       const last = options.after.id;
-      query = query.where((eb) => eb.or([eb(column, '>', after), eb.and([eb(column, '=', after), eb('id', '>', last)])]));
+      // The plain bound lets the index start the scan at the previous page's end.
+      query = query.where(column, '>=', after).where((eb) => eb.or([eb(column, '>', after), eb('id', '>', last)]));
     }
     if (options.only) query = query.where('id', 'in', options.only);
     const rows = await query.execute();
