@@ -98,8 +98,8 @@ function line(report: RetentionReport, target: string, rule: string): RetentionO
   return found;
 }
 
-/** The numbers of a report, for comparing a dry run with the run. */
-const numbers = (report: RetentionReport) => report.outcomes.map((outcome) => [outcome.rule, outcome.target, outcome.category, outcome.rows, outcome.keptByException, outcome.skippedByHold]);
+/** The numbers (and notes) of a report, for comparing a dry run with the run. */
+const numbers = (report: RetentionReport) => report.outcomes.map((outcome) => [outcome.rule, outcome.target, outcome.category, outcome.rows, outcome.keptByException, outcome.skippedByHold, outcome.note]);
 
 interface Bed {
   shop: TestDatastore;
@@ -344,6 +344,52 @@ for (const dialect of datastoreDialects()) {
       assert.equal((await snapshot(bed.direct, childless)).customers.length, 0, '…deleted by the next, nothing referring to it any more');
       assert.equal((await snapshot(bed.direct, buyer)).customers.length, 1);
       assert.equal(line(next, 'dataset:shop/orders', 'account_data').rows, 0, 'emptied rows are not counted again');
+    });
+  });
+
+  describe(`the shop's own policy on ${dialect}: data deleted 30 days after an account closes`, () => {
+    let bed: Bed;
+    let loner: number;
+    let buyer: number;
+    let neighbour: number;
+    const subjects: string[] = [];
+    const at: Record<string, Snapshot> = {};
+
+    before(async () => {
+      bed = await openBed(dialect, SHOP_POLICY);
+      [loner, buyer, neighbour] = await pick(bed.direct, [
+        (snap) => snap.orders.length === 0 && snap.login_history.length > 0,
+        (snap) => snap.orders.length > 0,
+        (snap) => snap.orders.length > 0,
+      ]) as [number, number, number];
+      for (const customer of [loner, buyer]) {
+        const { id } = await bed.engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: shopEmail(customer) }] });
+        await bed.engine.subjects.close(officer, id);
+        subjects.push(id);
+      }
+      for (const [name, customer] of Object.entries({ loner, buyer, neighbour })) at[name] = await snapshot(bed.direct, customer);
+    });
+
+    after(() => closeBed(bed));
+
+    test('one sweep: the rows go (a customer whose log-ins expire in the same sweep goes whole), then the accounts are shredded', async () => {
+      bed.clock.advance(31 * DAY);
+      const preview = await bed.engine.retention.run(officer, { dryRun: true });
+      const run = await bed.engine.retention.run(sweeper);
+      assert.deepEqual(numbers(run), numbers(preview), 'the dry run foresaw the log-ins going first');
+
+      const alone = await snapshot(bed.direct, loner);
+      assert.equal(Object.values(alone).reduce((sum, rows) => sum + rows.length, 0), 0, 'nothing of a customer without orders is left');
+      const bought = await snapshot(bed.direct, buyer);
+      assert.equal(bought.customers.length, 1, 'a customer with orders stays for the payments referring to them…');
+      assert.ok(isHash(bought.customers[0]!.email) && bought.customers[0]!.phone === null && bought.customers[0]!.first_name === null, '…emptied');
+      assert.ok(bought.orders.length > 0 && bought.orders.every((order) => order.shipping_name === null && order.shipping_address === null));
+      assert.equal(bought.addresses.length, 0);
+      same(bought.payments, at.buyer!.payments, 'payments follow the orders rule');
+      same((await snapshot(bed.direct, neighbour)).orders, at.neighbour!.orders, 'a neighbour keeps their orders');
+      for (const id of subjects) assert.equal((await bed.engine.subjects.get(id)).status, 'erased', 'shredded after its rows were reached');
+      assert.equal(line(run, 'dataset:shop/customers', 'account_data').rows, 2);
+      assert.match(line(run, 'dataset:shop/customers', 'account_data').note ?? '', /1 row\(s\) still referred to/);
     });
   });
 }
