@@ -27,7 +27,8 @@ export type { FieldFate, PeopleSweepTally, RowExpiry, SweepPerson } from './data
  *   applying each field's strategy and keeping (restricted, listed) what a legal obligation
  *   keeps; a dry run reports exactly the same changes without making them;
  * - correct writes new values into the fields of a category;
- * - expire deletes or anonymises rows older than a date (retention sweeps).
+ * - expire deletes or anonymises rows older than a date, and sweepPeople erases the fields
+ *   of people whose retention rules have run out (retention sweeps).
  *
  * Rows are re-read inside the erasure's transaction and locked, so a row that stopped
  * belonging to the person between a dry run and the erasure is not touched, and the values
