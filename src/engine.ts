@@ -130,10 +130,8 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const jobs = new JobRunner(database, clock, logger, options.jobs);
     const requestSystems = new RequestSystems();
     const retention: RetentionService = new RetentionService({ database, subjects, audit, policy, clock });
-    // Dataset rows follow the same rules: each collection with a timestamp column is swept too.
-    for (const collection of datasets.collectionsFor([...policy.categories.keys()])) {
-      if (collection.timestamp) retention.addDatasetCollection(datasets, collection);
-    }
+    // Dataset rows follow the same rules, by their timestamps and by the people they belong to.
+    retention.addDatasets(datasets);
     requestSystems.register(new VaultHandler(subjects, policy, clock, new LedgerRequestConsent(consent), retention));
     registerDatasets(requestSystems, datasets);
     options.requestSystems?.(requestSystems);

@@ -26,8 +26,11 @@ export interface OwnershipEdge {
 export interface DependencyEdge {
   /** The collection holding the foreign key… */
   child: string;
-  /** …and the one it refers to. */
+  /** …its column… */
+  childColumn: string;
+  /** …and the collection and column it refers to. */
   parent: string;
+  parentColumn: string;
   declaredIn: string;
   referenceIndex: number;
 }
@@ -54,7 +57,7 @@ export function buildGraph(dataset: Pick<DatasetDeclaration, 'collections'>): Da
         return;
       }
       const place = { declaredIn: collection.name, referenceIndex };
-      graph.dependencies.push({ child: collection.name, parent: target, ...place });
+      graph.dependencies.push({ child: collection.name, childColumn: reference.field, parent: target, parentColumn: column, ...place });
       if ((reference.owner ?? 'target') === 'target') {
         graph.ownership.push({ from: target, fromColumn: column, to: collection.name, toColumn: reference.field, ...place });
       } else {
@@ -124,6 +127,26 @@ export function erasureOrder(graph: DatasetGraph): string[] {
     done.add(name);
     // Children first: everything that refers to `name`.
     for (const edge of graph.dependencies) if (edge.parent === name && edge.child !== name) visit(edge.child);
+    order.push(name);
+  };
+  for (const name of graph.collections) visit(name);
+  return order;
+}
+
+/**
+ * Collections with every collection before the ones that refer to it (parents before
+ * children), in declaration order where the references leave a choice. Retention's
+ * timestamp steps run in this order: a parent row's fate is decided while the rows
+ * referring to it are still as they were when the sweep started, so a dry run decides the
+ * same.
+ */
+export function parentsFirstOrder(graph: DatasetGraph): string[] {
+  const order: string[] = [];
+  const done = new Set<string>();
+  const visit = (name: string) => {
+    if (done.has(name)) return;
+    done.add(name);
+    for (const edge of graph.dependencies) if (edge.child === name && edge.parent !== name) visit(edge.parent);
     order.push(name);
   };
   for (const name of graph.collections) visit(name);

@@ -125,7 +125,7 @@ describe('HTTP datastores', () => {
     assert.deepEqual(corrected.updated, [{ collection: 'contacts', primaryKey: { id: 7 }, fields: ['first_name'] }]);
     assert.deepEqual(calls.find((call) => call.path === '/pledge/correct')!.body.corrections, [{ collection: 'contacts', field: 'first_name', value: 'Janet' }]);
 
-    assert.deepEqual(await datasets.expire('crm', 'contacts', { before: new Date('2025-01-01T00:00:00Z'), action: 'delete', dryRun: true }), { rows: 3, skipped: 0 });
+    assert.deepEqual(await datasets.expire('crm', 'contacts', { before: new Date('2025-01-01T00:00:00Z'), action: 'delete', dryRun: true }), { rows: 3, skipped: 0, referenced: 0 });
     const audit = await vault.audit.list({ limit: 500 });
     assert.ok(!JSON.stringify(audit.entries).includes('jane@'), 'no personal data in the audit log');
   });

@@ -1,5 +1,5 @@
 import type { DatasetDeclaration, ErasureStrategy } from '../policy/policy.schema.js';
-import { buildGraph, erasureOrder, type OwnershipEdge } from './datasets.graph.js';
+import { buildGraph, erasureOrder, parentsFirstOrder, type OwnershipEdge } from './datasets.graph.js';
 
 /**
  * A dataset declaration compiled once for the planner: the columns each read selects, the
@@ -21,9 +21,11 @@ export interface CollectionModel {
   primaryKey: string[];
   timestamp?: string;
   fields: FieldModel[];
-  /** Everything a read selects: keys, fields and the columns edges leave from. */
+  /** Everything a read selects: keys, fields, the timestamp and the columns references join on. */
   columns: string[];
   outgoing: OwnershipEdge[];
+  /** Declared foreign keys into this collection: `child.childColumn` refers to `column` here. */
+  referencedBy: Array<{ child: string; childColumn: string; column: string }>;
   /** Identity kind → the columns holding it. */
   identities: Map<string, string[]>;
   exception?: string;
@@ -44,6 +46,8 @@ export interface DatasetModel {
   entries: string[];
   /** Children before parents. */
   order: string[];
+  /** Parents before children. */
+  parentsFirst: string[];
   /** Collections whose rows erasure may not delete: something below them is kept. */
   undeletable: Set<string>;
 }
@@ -72,7 +76,20 @@ export function compileDataset(dataset: DatasetDeclaration): DatasetModel {
     const identities = new Map<string, string[]>();
     for (const field of fields) if (field.identity) identities.set(field.identity, [...(identities.get(field.identity) ?? []), field.name]);
     const identityColumns = [...identities.values()].reduce((sum, columns) => sum + columns.length, 0);
-    const columns = [...new Set([...declared.primary_key, ...fields.map((field) => field.name), ...outgoing.map((edge) => edge.fromColumn), ...(declared.restrict_column ? [declared.restrict_column] : [])])];
+    const referencedBy = graph.dependencies.filter((edge) => edge.parent === declared.name).map((edge) => ({ child: edge.child, childColumn: edge.childColumn, column: edge.parentColumn }));
+    // The timestamp and both ends of every reference are read too: retention decides from
+    // them whether a row is due and whether rows referring to it stay.
+    const columns = [
+      ...new Set([
+        ...declared.primary_key,
+        ...fields.map((field) => field.name),
+        ...outgoing.map((edge) => edge.fromColumn),
+        ...(declared.references ?? []).map((reference) => reference.field),
+        ...referencedBy.map((edge) => edge.column),
+        ...(declared.timestamp ? [declared.timestamp] : []),
+        ...(declared.restrict_column ? [declared.restrict_column] : []),
+      ]),
+    ];
     collections.set(declared.name, {
       name: declared.name,
       primaryKey: declared.primary_key,
@@ -80,6 +97,7 @@ export function compileDataset(dataset: DatasetDeclaration): DatasetModel {
       fields,
       columns,
       outgoing,
+      referencedBy,
       identities,
       ...(declared.exception ? { exception: declared.exception } : {}),
       ...(declared.restrict_column ? { restrictColumn: declared.restrict_column } : {}),
@@ -103,7 +121,7 @@ export function compileDataset(dataset: DatasetDeclaration): DatasetModel {
     }
   };
   for (const name of graph.collections) if (keepsRows(name)) markParents(name);
-  return { id: dataset.id, declaration: dataset, collections, entries: graph.entries, order: erasureOrder(graph), undeletable };
+  return { id: dataset.id, declaration: dataset, collections, entries: graph.entries, order: erasureOrder(graph), parentsFirst: parentsFirstOrder(graph), undeletable };
 }
 
 /** Every environment variable the policy's datasets name: what config's datasetEnv must read. */

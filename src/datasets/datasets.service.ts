@@ -9,11 +9,14 @@ import { covers } from '../policy/taxonomy.js';
 import type { Actor } from '../staff/permissions.js';
 import type { IdentityInput } from '../subjects/subjects.service.js';
 import { HttpDatastore, type HttpDatastoreOptions } from './datasets.http.js';
-import { compileDataset, type CollectionModel, type DatasetModel, type FieldModel } from './datasets.model.js';
+import { applyPlans, emptyPlan, FieldEraser, isTrue, referringCounts, type RowPlan } from './datasets.erasure.js';
+import { compileDataset, type CollectionModel, type DatasetModel } from './datasets.model.js';
+import { planPeopleSweep, type PeopleSweepTally, type RowExpiry, type SweepPerson } from './datasets.sweep.js';
 import { keyOf, walk } from './datasets.planner.js';
 import { after, datastoreError, inList, openSqlDatastore, Params, sqlDialectOf, type Row, type SqlDatastore, type SqlSession } from './datasets.sql.js';
 
 export type { IdentityInput } from '../subjects/subjects.service.js';
+export type { FieldFate, PeopleSweepTally, RowExpiry, SweepPerson } from './datasets.sweep.js';
 
 /**
  * Connected datasets: the company's own datastores, declared in the policy, that
@@ -24,7 +27,8 @@ export type { IdentityInput } from '../subjects/subjects.service.js';
  *   applying each field's strategy and keeping (restricted, listed) what a legal obligation
  *   keeps; a dry run reports exactly the same changes without making them;
  * - correct writes new values into the fields of a category;
- * - expire deletes or anonymises rows older than a date (retention sweeps).
+ * - expire deletes or anonymises rows older than a date, and sweepPeople erases the fields
+ *   of people whose retention rules have run out (retention sweeps).
  *
  * Rows are re-read inside the erasure's transaction and locked, so a row that stopped
  * belonging to the person between a dry run and the erasure is not touched, and the values
@@ -87,6 +91,78 @@ export interface ExpireOptions {
   onProgress?: (done: number) => void;
   /** Rows left alone whatever their age (people under a legal hold), as given by heldRowKeys. */
   skip?: ReadonlySet<string>;
+  /**
+   * Only these fields are erased, with their strategies (delete_row empties the field), and
+   * the rows stay: for a collection whose other fields follow another rule. Exceptions the
+   * fields name are taken as ended (the caller measured `before` past them).
+   */
+  fields?: readonly string[];
+  /** Who the audit entry names; default the datasets domain itself. */
+  actor?: Actor;
+}
+
+export interface ExpireResult {
+  /** Rows deleted or changed (in a dry run: that would be). */
+  rows: number;
+  /** Rows past `before` left alone because they are in `skip`. */
+  skipped: number;
+  /**
+   * Rows a delete left in place, their fields erased, because rows of another collection
+   * still refer to them (a foreign key would refuse the delete). The next sweep deletes them
+   * once nothing refers to them any more.
+   */
+  referenced: number;
+}
+
+export interface PeopleSweepOptions {
+  dryRun: boolean;
+  actor: Actor;
+  /** What the timestamp steps of the same sweep do to each collection (see RowExpiry). */
+  expiry: ReadonlyMap<string, RowExpiry>;
+  /**
+   * Whether those steps are still to come when this dry run plans: their deletes are then
+   * predicted, so the dry run decides as the run will. Default: yes.
+   */
+  expiryPending?: boolean;
+  /** People under a legal hold (one identity list each): their rows are never changed. */
+  held?: ReadonlyArray<IdentityInput[]>;
+  /**
+   * A dry run planning the held people's own rows, as if their holds were released (the
+   * timestamp steps still leave those rows alone): what the holds keep.
+   */
+  asIfReleased?: boolean;
+}
+
+export interface PeopleSweepResult {
+  datastore: string;
+  dryRun: boolean;
+  tally: PeopleSweepTally[];
+}
+
+/** A collection as retention sees it: where its rows' clock is, and what each field holds. */
+export interface DatasetCollectionLayout {
+  datastore: string;
+  collection: string;
+  timestamp: string | undefined;
+  /** The categories of its fields, each once. */
+  categories: string[];
+  fields: Array<{ name: string; category: string; exception?: string; identity?: string }>;
+  /** Every row is kept under this retention exception. */
+  exception?: string;
+  /** Whether a person's walk goes on from this collection's rows to other collections. */
+  leadsOn: boolean;
+}
+
+function layoutOf(model: DatasetModel, collection: CollectionModel, categories: string[]): DatasetCollectionLayout {
+  return {
+    datastore: model.id,
+    collection: collection.name,
+    timestamp: collection.timestamp,
+    categories,
+    fields: collection.fields.map((field) => ({ name: field.name, category: field.category, ...(field.exception ? { exception: field.exception } : {}), ...(field.identity ? { identity: field.identity } : {}) })),
+    ...(collection.exception ? { exception: collection.exception } : {}),
+    leadsOn: collection.outgoing.length > 0,
+  };
 }
 
 /** One row's identity across calls: its primary-key values, in key order, as text. */
@@ -112,28 +188,16 @@ const DEFAULT_TIMEOUT_SECONDS = 30;
 
 type Datastore = { kind: 'sql'; sql: SqlDatastore } | { kind: 'http'; http: HttpDatastore };
 
-/** A row's planned change: the assignments of an update, or a delete. */
-interface RowPlan {
-  collection: CollectionModel;
-  key: unknown[];
-  action: 'update' | 'delete' | 'none';
-  set: Record<string, unknown>;
-  /** Whether `set` holds values computed per row (hash, random): such rows are updated one by one. */
-  perRow: boolean;
-  changedFields: string[];
-  kept: Map<string, string[]>;
-}
-
 export class DatasetsService {
   private readonly models = new Map<string, DatasetModel>();
   private readonly open = new Map<string, Datastore>();
   /** heldRowKeys' walks, by list of people (a sweep passes the same list to each collection). */
   private readonly heldWalks = new WeakMap<ReadonlyArray<IdentityInput[]>, Map<string, Promise<Map<string, Set<string>>>>>();
-  private readonly hashKey: Buffer;
+  private readonly eraser: FieldEraser;
 
   constructor(private readonly deps: DatasetsServiceDeps) {
     for (const dataset of deps.policy.document.datasets ?? []) this.models.set(dataset.id, compileDataset(dataset));
-    this.hashKey = deps.hashKey ?? randomBytes(32);
+    this.eraser = new FieldEraser(deps.hashKey ?? randomBytes(32));
   }
 
   /** Ids of the datastores declared in the policy. */
@@ -141,16 +205,38 @@ export class DatasetsService {
     return [...this.models.keys()];
   }
 
-  /** Collections holding data of these categories (or below them), with their timestamp column: what a retention rule reaches. */
-  collectionsFor(categories: readonly string[]): Array<{ datastore: string; collection: string; timestamp: string | undefined; categories: string[] }> {
-    const out: Array<{ datastore: string; collection: string; timestamp: string | undefined; categories: string[] }> = [];
+  /**
+   * Collections holding data of these categories (or below them), with their timestamp
+   * column and their fields: what a retention rule reaches. Parents come before the
+   * collections referring to them (see parentsFirstOrder).
+   */
+  collectionsFor(categories: readonly string[]): DatasetCollectionLayout[] {
+    const out: DatasetCollectionLayout[] = [];
     for (const model of this.models.values()) {
-      for (const collection of model.collections.values()) {
+      for (const name of model.parentsFirst) {
+        const collection = model.collections.get(name)!;
         const held = collection.fields.map((field) => field.category).filter((category) => categories.some((reference) => covers(reference, category)));
-        if (held.length > 0) out.push({ datastore: model.id, collection: collection.name, timestamp: collection.timestamp, categories: [...new Set(held)] });
+        if (held.length > 0) out.push(layoutOf(model, collection, [...new Set(held)]));
       }
     }
     return out;
+  }
+
+  /** Every collection of a datastore with its fields, parents first: what a retention sweep by person reaches. */
+  layout(datastoreId: string): DatasetCollectionLayout[] {
+    const model = this.model(datastoreId);
+    return model.parentsFirst.map((name) => {
+      const collection = model.collections.get(name)!;
+      return layoutOf(model, collection, [...new Set(collection.fields.map((field) => field.category))]);
+    });
+  }
+
+  /**
+   * How a datastore is reached: over SQL every operation is available; over HTTP the
+   * protocol erases a person's data whole and expires whole rows. Opens nothing.
+   */
+  reach(datastoreId: string): 'sql' | 'http' {
+    return this.datastore(this.model(datastoreId)).kind;
   }
 
   // --- find ------------------------------------------------------------------------------------
@@ -216,7 +302,7 @@ export class DatasetsService {
             for (const row of rows) plans.push(this.planErasure(model, collection, row));
           },
         });
-        if (!options.dryRun) await this.apply(session, model, plans);
+        if (!options.dryRun) await applyPlans(session, model, plans);
         return this.erasureResult(datastoreId, options.dryRun, model, plans);
       };
       result = await this.guard(datastoreId, options.dryRun ? 'planning an erasure' : 'erasing', () => (options.dryRun ? store.sql.read(run) : store.sql.write(run)));
@@ -235,7 +321,7 @@ export class DatasetsService {
   }
 
   private planErasure(model: DatasetModel, collection: CollectionModel, row: Row): RowPlan {
-    const plan: RowPlan = { collection, key: keyOf(collection, row), action: 'none', set: {}, perRow: false, changedFields: [], kept: new Map() };
+    const plan = emptyPlan(collection, row);
     const keep = (exception: string, field: string) => plan.kept.set(exception, [...(plan.kept.get(exception) ?? []), field]);
     if (collection.exception) {
       for (const field of collection.fields) keep(collection.exception, field.name);
@@ -247,65 +333,12 @@ export class DatasetsService {
       plan.changedFields = collection.fields.map((field) => field.name);
       return plan;
     }
-    if (!collection.exception) this.eraseFields(plan, row);
+    if (!collection.exception) this.eraser.eraseFields(plan, row);
     if (plan.kept.size > 0 && collection.restrictColumn && !isTrue(row[collection.restrictColumn])) {
       plan.set[collection.restrictColumn] = true;
     }
     if (Object.keys(plan.set).length > 0) plan.action = 'update';
     return plan;
-  }
-
-  /** The value a strategy writes, or undefined when the field already holds nothing personal. */
-  private erasedValue(field: FieldModel, current: unknown): { value: unknown; perRow: boolean } | undefined {
-    if (current === null || current === undefined) return undefined;
-    switch (field.erase) {
-      case 'set_null':
-      case 'delete_row':
-        // delete_row on a row that must stay (something below it is kept): its fields are emptied instead.
-        return { value: null, perRow: false };
-      case 'fixed':
-        return String(current) === String(field.eraseValue) ? undefined : { value: field.eraseValue, perRow: false };
-      case 'hash': {
-        const text = current instanceof Date ? current.toISOString() : String(current);
-        // A second erasure finds the hash, not the person's value: leave it.
-        if (/^[0-9a-f]{64}$/.test(text)) return undefined;
-        return { value: createHmac('sha256', this.hashKey).update(`${field.name}\u0000${text}`).digest('hex'), perRow: true };
-      }
-      case 'random':
-        return { value: randomBytes(16).toString('hex'), perRow: true };
-    }
-  }
-
-  /** Applies planned changes, children before parents; batched where the assignments are the same. */
-  private async apply(session: SqlSession, model: DatasetModel, plans: RowPlan[]): Promise<void> {
-    const dialect = session.dialect;
-    for (const name of model.order) {
-      const collection = model.collections.get(name)!;
-      const mine = plans.filter((plan) => plan.collection === collection);
-      if (mine.length === 0) continue;
-      const table = dialect.quote(collection.name);
-      const deletes = mine.filter((plan) => plan.action === 'delete');
-      for (let start = 0; start < deletes.length; start += 500) {
-        const params = new Params(dialect);
-        const where = inList(dialect, params, collection.primaryKey, deletes.slice(start, start + 500).map((plan) => plan.key));
-        await session.execute(`delete from ${table} where ${where}`, params.values);
-      }
-      const groups = new Map<string, RowPlan[]>();
-      for (const plan of mine) {
-        if (plan.action !== 'update') continue;
-        const group = plan.perRow ? `row:${groups.size}` : JSON.stringify(Object.entries(plan.set));
-        groups.set(group, [...(groups.get(group) ?? []), plan]);
-      }
-      for (const group of groups.values()) {
-        const set = group[0]!.set;
-        for (let start = 0; start < group.length; start += 500) {
-          const params = new Params(dialect);
-          const assignments = Object.entries(set).map(([column, value]) => `${dialect.quote(column)} = ${params.add(value === true ? dialect.trueValue : value)}`);
-          const where = inList(dialect, params, collection.primaryKey, group.slice(start, start + 500).map((plan) => plan.key));
-          await session.execute(`update ${table} set ${assignments.join(', ')} where ${where}`, params.values);
-        }
-      }
-    }
   }
 
   private erasureResult(datastore: string, dryRun: boolean, model: DatasetModel, plans: RowPlan[]): ErasureResult {
@@ -428,24 +461,22 @@ export class DatasetsService {
   // --- expire ----------------------------------------------------------------------------------
 
   /**
-   * Retention: deletes or anonymises the rows of one collection whose timestamp is before
-   * `before`, a batch per transaction (so a sweep over millions of rows never holds a long
-   * lock), in primary-key order. Anonymising applies each field's erasure strategy, except
-   * delete_row (the row stays, its fields are emptied) and fields kept under an exception.
-   */
-  /**
    * The keys of the rows of one collection that belong to these people (each entry: one
    * person's identities), for `expire`'s `skip`: what a legal hold keeps out of a sweep.
    */
   async heldRowKeys(datastoreId: string, collectionName: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<Set<string>> {
     const model = this.model(datastoreId);
     if (!model.collections.has(collectionName)) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
-    // One walk per datastore and list of people: a sweep asks once for each of its collections.
+    return new Set((await this.heldKeys(model, people, actor)).get(collectionName));
+  }
+
+  /** heldRowKeys for every collection at once: one walk per datastore and list of people (a sweep asks once per collection). */
+  private heldKeys(model: DatasetModel, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<Map<string, Set<string>>> {
     let walks = this.heldWalks.get(people);
     if (!walks) this.heldWalks.set(people, (walks = new Map()));
-    let walk = walks.get(datastoreId);
-    if (!walk) walks.set(datastoreId, (walk = this.rowKeysByCollection(model, people, actor)));
-    return new Set((await walk).get(collectionName));
+    let walk = walks.get(model.id);
+    if (!walk) walks.set(model.id, (walk = this.rowKeysByCollection(model, people, actor)));
+    return walk;
   }
 
   private async rowKeysByCollection(model: DatasetModel, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<Map<string, Set<string>>> {
@@ -467,17 +498,32 @@ export class DatasetsService {
     return keys;
   }
 
-  async expire(datastoreId: string, collectionName: string, options: ExpireOptions): Promise<{ rows: number; skipped: number }> {
+  /**
+   * Retention: deletes or anonymises the rows of one collection whose timestamp is before
+   * `before`, a batch per transaction (so a sweep over millions of rows never holds a long
+   * lock), in primary-key order. Anonymising applies each field's erasure strategy, except
+   * delete_row (the row stays, its fields are emptied) and fields kept under an exception.
+   * A row that rows of another collection still refer to is not deleted (the foreign key
+   * would refuse it, and the batch with it): its fields are erased and it is counted as
+   * `referenced`.
+   */
+  async expire(datastoreId: string, collectionName: string, options: ExpireOptions): Promise<ExpireResult> {
     const model = this.model(datastoreId);
     const collection = model.collections.get(collectionName);
     if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
     if (!collection.timestamp) throw new PledgeError('dataset_no_timestamp', `collection "${collectionName}" of datastore "${datastoreId}" declares no timestamp column, so its rows cannot be expired`);
+    const fields = options.fields ? new Set(options.fields) : undefined;
+    for (const name of fields ?? []) {
+      if (!collection.fields.some((field) => field.name === name)) throw new PledgeError('dataset_not_found', `collection "${collectionName}" of datastore "${datastoreId}" declares no field "${name}"`);
+    }
     const batchSize = Math.max(1, Math.min(options.batchSize ?? 1000, 10_000));
     const store = this.datastore(model);
     let done = 0;
     let skipped = 0;
+    let referenced = 0;
     if (store.kind === 'http') {
       if (options.skip && options.skip.size > 0) throw new PledgeError('dataset_protocol_error', `datastore "${datastoreId}" is reached over HTTP, whose expiry cannot leave held people's rows alone; release the holds or expire it by hand`);
+      if (fields) throw new PledgeError('dataset_protocol_error', `datastore "${datastoreId}" is reached over HTTP, whose expiry removes whole rows: it cannot erase only some fields of "${collectionName}"`);
       done = (await store.http.expire(collectionName, options)).rows;
       options.onProgress?.(done);
     } else {
@@ -494,27 +540,36 @@ export class DatasetsService {
               `select ${collection.columns.map(dialect.quote).join(', ')} from ${dialect.quote(collection.name)} where ${where} order by ${collection.primaryKey.map(dialect.quote).join(', ')} limit ${batchSize}${options.dryRun ? '' : dialect.lockSuffix}`,
               params.values,
             );
-            let changed = 0;
             const skip = options.skip;
             const due = skip && skip.size > 0 ? rows.filter((row) => !skip.has(rowKey(collection.primaryKey, (column) => row[column]))) : rows;
             const held = rows.length - due.length;
-            if (options.action === 'delete') {
-              changed = due.length;
-              if (!options.dryRun && due.length > 0) {
-                const deleteParams = new Params(dialect);
-                const keys = inList(dialect, deleteParams, collection.primaryKey, due.map((row) => keyOf(collection, row)));
-                await session.execute(`delete from ${dialect.quote(collection.name)} where ${keys}`, deleteParams.values);
+            const plans: RowPlan[] = [];
+            let kept = 0;
+            if (options.action === 'delete' && !fields) {
+              const stays = await this.referencedRows(session, collection, due);
+              kept = stays.size;
+              for (const row of due) {
+                if (!stays.has(row)) {
+                  plans.push({ ...emptyPlan(collection, row), action: 'delete' });
+                  continue;
+                }
+                // Past every rule and exception of the row: nothing of it is kept but the key.
+                const plan = this.planAnonymisation(collection, row, new Set(collection.fields.map((field) => field.name)));
+                if (plan.action === 'update') plans.push(plan);
               }
             } else {
-              const plans = due.map((row) => this.planAnonymisation(collection, row)).filter((plan) => plan.action === 'update');
-              changed = plans.length;
-              if (!options.dryRun) await this.apply(session, { ...model, order: [collection.name] }, plans);
+              for (const row of due) {
+                const plan = this.planAnonymisation(collection, row, fields);
+                if (plan.action === 'update') plans.push(plan);
+              }
             }
-            return { rows, changed, held };
+            if (!options.dryRun) await applyPlans(session, { ...model, order: [collection.name] }, plans);
+            return { rows, changed: plans.length, held, kept };
           };
-          const { rows, changed, held } = options.dryRun ? await store.sql.read(batch) : await store.sql.write(batch);
+          const { rows, changed, held, kept } = options.dryRun ? await store.sql.read(batch) : await store.sql.write(batch);
           done += changed;
           skipped += held;
+          referenced += kept;
           if (rows.length > 0) options.onProgress?.(done);
           if (rows.length < batchSize) break;
           last = keyOf(collection, rows[rows.length - 1]!);
@@ -522,29 +577,83 @@ export class DatasetsService {
       });
     }
     await this.deps.audit.record([
-      this.auditEvent(SYSTEM, 'dataset.expire', datastoreId, undefined, { collection: collectionName, action: options.action, dry_run: options.dryRun, rows: done, skipped_by_hold: skipped }),
+      this.auditEvent(options.actor ?? SYSTEM, 'dataset.expire', datastoreId, undefined, {
+        collection: collectionName,
+        action: options.action,
+        dry_run: options.dryRun,
+        rows: done,
+        skipped_by_hold: skipped,
+        referenced,
+        ...(fields ? { fields: [...fields].sort() } : {}),
+      }),
     ]);
-    return { rows: done, skipped };
+    return { rows: done, skipped, referenced };
   }
 
-  private planAnonymisation(collection: CollectionModel, row: Row): RowPlan {
-    const plan: RowPlan = { collection, key: keyOf(collection, row), action: 'none', set: {}, perRow: false, changedFields: [], kept: new Map() };
-    if (collection.exception) return plan;
-    this.eraseFields(plan, row);
+  /** The rows among `rows` that rows of another collection refer to (through a declared reference). */
+  private async referencedRows(session: SqlSession, collection: CollectionModel, rows: readonly Row[]): Promise<Set<Row>> {
+    const referenced = new Set<Row>();
+    for (const edge of collection.referencedBy) {
+      const counts = await referringCounts(session, { name: edge.child, column: edge.childColumn }, rows.map((row) => row[edge.column]));
+      for (const row of rows) if ((counts.get(String(row[edge.column])) ?? 0) > 0) referenced.add(row);
+    }
+    return referenced;
+  }
+
+  private planAnonymisation(collection: CollectionModel, row: Row, fields?: ReadonlySet<string>): RowPlan {
+    const plan = emptyPlan(collection, row);
+    if (collection.exception && !fields) return plan;
+    this.eraser.eraseFields(plan, row, fields ? (field) => fields.has(field.name) : undefined);
     if (plan.changedFields.length > 0) plan.action = 'update';
     return plan;
   }
 
-  /** Adds to `plan` each field's erased value (its strategy), but keys and fields an exception keeps. */
-  private eraseFields(plan: RowPlan, row: Row): void {
-    for (const field of plan.collection.fields) {
-      if (field.primaryKey || field.exception) continue;
-      const change = this.erasedValue(field, row[field.name]);
-      if (!change) continue;
-      plan.set[field.name] = change.value;
-      plan.perRow ||= change.perRow;
-      plan.changedFields.push(field.name);
+  // --- retention by person -------------------------------------------------------------------
+
+  /**
+   * Retention for a batch of people: walks the datastore from each person's identities and
+   * erases, with the fields' strategies, the fields their fates say may go; a row goes whole
+   * when every field of it may and no row left behind refers to it. Fields past a rule but
+   * kept by an exception stay, and their rows are flagged restricted. One transaction for
+   * the batch (rows re-read and locked inside it); a dry run plans the same and changes
+   * nothing. Rows of people under a legal hold (`held`) are left alone. Audited as one
+   * `dataset.expire_people` entry naming the subjects, never a value.
+   */
+  async sweepPeople(datastoreId: string, people: readonly SweepPerson[], options: PeopleSweepOptions): Promise<PeopleSweepResult> {
+    const model = this.model(datastoreId);
+    const store = this.datastore(model);
+    if (store.kind === 'http') {
+      throw new PledgeError('dataset_protocol_error', `datastore "${datastoreId}" is reached over HTTP, whose protocol erases a person's data whole: it cannot erase only the categories a retention rule governs`);
     }
+    const held = options.held && options.held.length > 0 ? await this.heldKeys(model, options.held, options.actor) : new Map<string, Set<string>>();
+    const run = async (session: SqlSession) => {
+      const planned = await planPeopleSweep(session, model, people, {
+        lock: !options.dryRun,
+        expiry: options.expiry,
+        held,
+        asIfReleased: options.dryRun && options.asIfReleased === true,
+        eraser: this.eraser,
+        predictExpiry: options.dryRun && options.expiryPending !== false,
+        rowKey: (collection, row) => rowKey(collection.primaryKey, (column) => row[column]),
+      });
+      if (!options.dryRun) await applyPlans(session, model, planned.plans);
+      return planned.tally;
+    };
+    const tally = await this.guard(datastoreId, options.dryRun ? 'planning a retention sweep' : 'sweeping rows past retention', () => (options.dryRun ? store.sql.read(run) : store.sql.write(run)));
+    const sum = (what: 'deleted' | 'updated' | 'kept' | 'referenced') => tally.reduce((total, entry) => total + entry[what], 0);
+    await this.deps.audit.record([
+      this.auditEvent(options.actor, 'dataset.expire_people', datastoreId, undefined, {
+        dry_run: options.dryRun,
+        subjects: people.map((person) => person.subject),
+        rules: [...new Set(tally.flatMap((entry) => [...entry.changedBy, ...entry.keptBy]))].sort(),
+        deleted: sum('deleted'),
+        updated: sum('updated'),
+        kept: sum('kept'),
+        referenced: sum('referenced'),
+        collections: [...new Set(tally.map((entry) => entry.collection))].sort(),
+      }),
+    ]);
+    return { datastore: datastoreId, dryRun: options.dryRun, tally };
   }
 
   async close(): Promise<void> {
@@ -619,12 +728,6 @@ async function deliver(sink: (row: FoundRow) => void | Promise<void>, row: Found
   } catch (error) {
     throw new SinkFailure(error);
   }
-}
-
-/** A flag as each driver returns it: true, 1, 1n (SQLite's safe integers), '1', 't'. */
-function isTrue(value: unknown): boolean {
-  if (value === true || value === 't' || value === 'true') return true;
-  return (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string') && Number(value) === 1;
 }
 
 function sameValue(current: unknown, next: unknown): boolean {

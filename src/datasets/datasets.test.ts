@@ -250,6 +250,8 @@ for (const dialect of datastoreDialects()) {
         return {
           logins: Number((await session.query(`select count(*) as n from login_history where created_at < ${p}`, [value]))[0]!.n),
           orders: Number((await session.query(`select count(*) as n from orders where created_at < ${p} and (shipping_name is not null or shipping_address is not null)`, [value]))[0]!.n),
+          oldOrders: Number((await session.query(`select count(*) as n from orders where created_at < ${p}`, [value]))[0]!.n),
+          signups: Number((await session.query(`select count(*) as n from newsletter_signups where created_at < ${p} and ip_address is not null`, [value]))[0]!.n),
         };
       });
       assert.ok(counted.logins > 3, 'the shop has old log-ins');
@@ -264,6 +266,20 @@ for (const dialect of datastoreDialects()) {
       const anonymised = await service.expire('shop', 'orders', { before: cutoff, action: 'anonymize', dryRun: false, batchSize: 3 });
       assert.equal(anonymised.rows, counted.orders);
       assert.equal((await service.expire('shop', 'orders', { before: cutoff, action: 'anonymize', dryRun: true })).rows, 0, 'anonymised rows are not counted again');
+      const total = async (table: string) => direct.read(async (session) => Number((await session.query(`select count(*) as n from ${table}`, []))[0]!.n));
+      const orders = await total('orders');
+      const kept = await service.expire('shop', 'orders', { before: cutoff, action: 'delete', dryRun: false, batchSize: 3 });
+      assert.equal(kept.referenced, counted.oldOrders, 'every old order has items referring to it: none is deleted, no foreign key breaks');
+      assert.equal(kept.rows, 0, 'their fields were already erased');
+      assert.equal(await total('orders'), orders);
+
+      const signups = await total('newsletter_signups');
+      const dryFields = await service.expire('shop', 'newsletter_signups', { before: cutoff, action: 'delete', dryRun: true, fields: ['ip_address'] });
+      const fields = await service.expire('shop', 'newsletter_signups', { before: cutoff, action: 'delete', dryRun: false, fields: ['ip_address'] });
+      assert.deepEqual([dryFields.rows, fields.rows], [counted.signups, counted.signups], 'only the named field goes');
+      assert.equal(await total('newsletter_signups'), signups, 'the rows stay for their other fields');
+      assert.equal((await service.expire('shop', 'newsletter_signups', { before: cutoff, action: 'delete', dryRun: true, fields: ['ip_address'] })).rows, 0);
+      await assert.rejects(service.expire('shop', 'newsletter_signups', { before: cutoff, action: 'delete', dryRun: true, fields: ['nope'] }), { code: 'dataset_not_found' });
       await assert.rejects(service.expire('shop', 'order_items', { before: cutoff, action: 'delete', dryRun: true }), { code: 'dataset_no_timestamp' });
       await assert.rejects(service.expire('shop', 'nope', { before: cutoff, action: 'delete', dryRun: true }), { code: 'dataset_not_found' });
       assert.deepEqual(service.collectionsFor(['user.device']).map((entry) => [entry.collection, entry.timestamp]), [['newsletter_signups', 'created_at'], ['login_history', 'created_at']]);

@@ -1,8 +1,10 @@
-import { approximateDays } from '../policy/duration.js';
 import type { Actor } from '../staff/permissions.js';
 import type { IdentityInput } from '../subjects/subjects.service.js';
-import { cutoffFor, effectiveDuration, type RetentionRules, type ResolvedRule } from './retention.rules.js';
+import { stepCutoffs, timestampSteps, type DatasetCollectionRef, type TimestampStep } from './dataset-rules.js';
+import type { RetentionRules } from './retention.rules.js';
 import type { RetentionOutcome, RetentionTarget, SweepContext } from './retention.target.js';
+
+export type { DatasetCollectionRef } from './dataset-rules.js';
 
 /**
  * What retention needs of a connected datastore: remove (or anonymise) the rows of one
@@ -13,8 +15,18 @@ export interface DatasetExpirer {
   expire(
     datastoreId: string,
     collection: string,
-    options: { before: Date; action: 'delete' | 'anonymize'; dryRun: boolean; batchSize?: number; onProgress?: (rows: number) => void; skip?: ReadonlySet<string> },
-  ): Promise<{ rows: number; skipped?: number }>;
+    options: {
+      before: Date;
+      action: 'delete' | 'anonymize';
+      dryRun: boolean;
+      batchSize?: number;
+      onProgress?: (rows: number) => void;
+      skip?: ReadonlySet<string>;
+      /** Erase only these fields; the rows stay. */
+      fields?: readonly string[];
+      actor?: Actor;
+    },
+  ): Promise<{ rows: number; skipped?: number; referenced?: number }>;
   /** Keys of the collection's rows that belong to these people (one identity list each). */
   heldRowKeys(datastoreId: string, collection: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<ReadonlySet<string>>;
 }
@@ -22,20 +34,15 @@ export interface DatasetExpirer {
 /** The identities of the subjects under a legal hold, one list a subject (read through the vault, audited). */
 export type HeldIdentities = (actor: Actor, subjectIds: readonly string[]) => Promise<IdentityInput[][]>;
 
-/** A dataset collection with a timestamp column, and the categories of its fields. */
-export interface DatasetCollectionRef {
-  datastore: string;
-  collection: string;
-  categories: readonly string[];
-}
-
 /**
- * A dataset collection as a retention target. A row carries several categories but has one
- * timestamp, so the whole row follows the rule that keeps data longest among its categories
- * (no category is removed before its own rule allows). Only rules triggered by collection
- * apply; a collection whose governing rules count from the last activity or the closing of an
- * account is reported and left alone. The rows of people under a legal hold are found from
- * their identities (the planner's walk) and left alone.
+ * A dataset collection's timestamp steps (see dataset-rules.ts): the fields whose rule counts
+ * from collection expire with their row's timestamp. When every field of the collection
+ * does, the whole row follows the field kept longest; otherwise those fields are erased and
+ * the row stays for the others, which the steps by person (DatasetPeopleTarget) handle. A
+ * row that another collection's rows still refer to is not deleted: its fields are erased
+ * and the outcome's note counts it (the next sweep deletes it once nothing refers to it).
+ * The rows of people under a legal hold are found from their identities (the planner's
+ * walk) and left alone.
  *
  * onProgress of `expire` is read as "rows removed so far" in the current call.
  */
@@ -51,26 +58,30 @@ export class DatasetTarget implements RetentionTarget {
     this.id = `dataset:${ref.datastore}/${ref.collection}`;
   }
 
-  /** The rule keeping the row longest, or why there is none to apply. */
-  private governing(): { resolved: ResolvedRule; category: string } | { note: string } {
-    let chosen: { resolved: ResolvedRule; category: string } | undefined;
-    for (const category of this.ref.categories) {
-      // Rows are not tied to subject kinds: the rule for everyone governs, else the first.
-      const candidates = this.rules.candidates(category);
-      const resolved = candidates.find((candidate) => !candidate.kinds) ?? candidates[0];
-      if (!resolved) return { note: `no retention rule covers ${category}` };
-      if (resolved.rule.trigger !== 'collected') return { note: `rule ${resolved.rule.id} counts from ${resolved.rule.trigger}, which dataset rows do not record` };
-      if (!chosen || approximateDays(effectiveDuration(resolved)) > approximateDays(effectiveDuration(chosen.resolved))) chosen = { resolved, category };
+  private async run(context: SweepContext, dryRun: boolean, onProgress?: (rows: number) => void): Promise<RetentionOutcome[]> {
+    const { steps, uncovered } = timestampSteps(this.rules, this.ref);
+    const outcomes: RetentionOutcome[] = uncovered.map((category) => ({
+      rule: '—',
+      target: this.id,
+      category,
+      action: 'keep',
+      trigger: null,
+      rows: 0,
+      keptByException: 0,
+      skippedByHold: 0,
+      note: `no retention rule covers ${category}`,
+    }));
+    if (steps.length === 0) return outcomes;
+    const skip = context.held.length > 0 ? await this.datasets.heldRowKeys(this.ref.datastore, this.ref.collection, await this.heldIdentities(context.actor, context.held), context.actor) : undefined;
+    for (const step of steps) {
+      if (!dryRun) await context.heartbeat();
+      outcomes.push(await this.step(step, context, dryRun, skip, onProgress));
     }
-    return chosen ?? { note: 'the collection declares no categories' };
+    return outcomes;
   }
 
-  private async run(context: SweepContext, dryRun: boolean, onProgress?: (rows: number) => void): Promise<RetentionOutcome[]> {
-    const governing = this.governing();
-    const base = { target: this.id, keptByException: 0, skippedByHold: 0 };
-    if ('note' in governing) return [{ ...base, rule: '—', category: this.ref.categories.join(', '), action: 'keep', trigger: null, rows: 0, note: governing.note }];
-    const { resolved, category } = governing;
-    const action = resolved.rule.action;
+  private async step(step: TimestampStep, context: SweepContext, dryRun: boolean, skip: ReadonlySet<string> | undefined, onProgress?: (rows: number) => void): Promise<RetentionOutcome> {
+    const { resolved, action, exception } = step;
     let reported = 0;
     const progress = onProgress
       ? (rows: number) => {
@@ -78,33 +89,36 @@ export class DatasetTarget implements RetentionTarget {
           reported = rows;
         }
       : undefined;
-    const skip = context.held.length > 0 ? await this.datasets.heldRowKeys(this.ref.datastore, this.ref.collection, await this.heldIdentities(context.actor, context.held), context.actor) : undefined;
-    const { rows, skipped = 0 } = await this.datasets.expire(this.ref.datastore, this.ref.collection, {
-      before: cutoffFor(context.now, effectiveDuration(resolved)),
-      action,
+    const cutoffs = stepCutoffs(context.now, step);
+    const common = { action, ...(skip ? { skip } : {}), ...(step.fields ? { fields: step.fields } : {}), actor: context.actor };
+    const { rows, skipped = 0, referenced = 0 } = await this.datasets.expire(this.ref.datastore, this.ref.collection, {
+      ...common,
+      before: cutoffs.due,
       dryRun,
       batchSize: context.batchSize,
       ...(progress ? { onProgress: progress } : {}),
-      ...(skip ? { skip } : {}),
     });
     let keptByException = 0;
-    if (resolved.exception) {
-      const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { before: cutoffFor(context.now, resolved.duration), action, dryRun: true, ...(skip ? { skip } : {}) });
+    if (exception) {
+      // Rows past the rule but not past the exception: what the same expiry, at the rule's end, would still change.
+      const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { ...common, before: cutoffs.pastRule, dryRun: true });
       keptByException = pastRule.rows - (dryRun ? rows : 0);
     }
-    return [
-      {
-        ...base,
-        rule: resolved.rule.id,
-        category,
-        action,
-        trigger: resolved.rule.trigger,
-        rows,
-        keptByException,
-        skippedByHold: skipped,
-        ...(resolved.exception ? { exception: resolved.exception.id } : {}),
-      },
-    ];
+    const notes: string[] = [];
+    if (!step.wholeRow && step.fields) notes.push(`fields ${step.fields.join(', ')} erased; the rows stay for their other fields`);
+    if (referenced > 0) notes.push(`${referenced.toLocaleString('en')} row(s) still referred to by other rows: fields erased, not deleted`);
+    return {
+      rule: resolved.rule.id,
+      target: this.id,
+      category: step.categories.join(', '),
+      action,
+      trigger: resolved.rule.trigger,
+      rows,
+      keptByException,
+      skippedByHold: skipped,
+      ...(exception ? { exception } : {}),
+      ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
+    };
   }
 
   plan(context: SweepContext): Promise<RetentionOutcome[]> {

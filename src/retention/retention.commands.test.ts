@@ -57,6 +57,7 @@ for (const dialect of testDialects()) {
       assert.match(dry.stdout, /^rule\s+target\s+category\s+action\s+rows would be affected\s+kept by exception\s+skipped by hold$/m);
       assert.match(dry.stdout, /^browsing_logs\s+vault\s+user\.device\.ip_address\s+delete\s+2\s+0\s+1$/m);
       assert.match(dry.stdout, /^4 row\(s\) would be affected; 0 kept by exception; 2 skipped by legal hold$/m);
+      assert.match(dry.stdout, /^Notes:\n(- .*\n)*- vault \S+: closed accounts with no data left/m, 'notes qualifying lines are listed under the table');
 
       const run = runPledge(['retention', 'run'], { env });
       assert.equal(run.status, 0, run.stderr);

@@ -25,7 +25,10 @@ export function formatReport(report: RetentionReport): string {
   const rows = report.outcomes.map((outcome) => [outcome.rule, outcome.target, outcome.category, outcome.action, outcome.rows, outcome.keptByException, outcome.skippedByHold]);
   const heading = report.dryRun ? `Retention dry run at ${report.at} (nothing was changed)` : `Retention sweep at ${report.at}`;
   const totals = `${report.totals.rows.toLocaleString('en')} row(s) ${verb}; ${report.totals.keptByException.toLocaleString('en')} kept by exception; ${report.totals.skippedByHold.toLocaleString('en')} skipped by legal hold`;
-  return [heading, '', table(['rule', 'target', 'category', 'action', `rows ${verb}`, 'kept by exception', 'skipped by hold'], rows), '', totals].join('\n');
+  // Notes qualify a line (rows still referred to, a datastore that cannot be reached by
+  // person, a category no rule covers, the subject kinds a rule is limited to): listed under the table.
+  const notes = report.outcomes.flatMap((outcome) => (outcome.note ? [`${outcome.target} ${outcome.rule}: ${outcome.note}`] : []));
+  return [heading, '', table(['rule', 'target', 'category', 'action', `rows ${verb}`, 'kept by exception', 'skipped by hold'], rows), '', ...(notes.length > 0 ? ['Notes:', ...notes.map((note) => `- ${note}`), ''] : []), totals].join('\n');
 }
 
 /**

@@ -8,6 +8,8 @@ import { newId } from '../core/ids.js';
 import type { Policy } from '../policy/policy.model.js';
 import type { Actor } from '../staff/permissions.js';
 import type { IdentityInput, SubjectsService } from '../subjects/subjects.service.js';
+import { SubjectClocks } from '../subjects/subject-clocks.js';
+import { DatasetPeopleTarget, type DatasetSweeper } from './dataset-people-target.js';
 import { DatasetTarget, type DatasetCollectionRef, type DatasetExpirer } from './dataset-target.js';
 import { RetentionRules } from './retention.rules.js';
 import { retentionStore as store } from './retention.store.js';
@@ -77,8 +79,8 @@ function hold(row: RetentionHoldsTable, now: string): LegalHold {
 
 /**
  * Retention: sweeps that enforce the policy's retention rules on every target (the vault, and
- * the dataset collections added with addDatasetCollection), and legal holds that exempt a
- * subject from sweeps and erasure. See docs/retention.md for the rules in words.
+ * the connected datasets added with addDatasets), and legal holds that exempt a subject from
+ * sweeps and erasure. See docs/retention.md for the rules in words.
  *
  * One sweep at a time across every process sharing the database: a lease row
  * (retention_leases) is taken with a conditional UPDATE, which works the same on SQLite and
@@ -86,22 +88,53 @@ function hold(row: RetentionHoldsTable, now: string): LegalHold {
  */
 export class RetentionService {
   readonly rules: RetentionRules;
-  private readonly targets: RetentionTarget[] = [];
+  private readonly vault: VaultTarget;
+  /** Run before the vault, in the order added. */
+  private readonly datasetTargets: RetentionTarget[] = [];
   private readonly heldIdentities = new WeakMap<readonly string[], Promise<IdentityInput[][]>>();
 
   constructor(private readonly deps: RetentionServiceDeps) {
     this.rules = new RetentionRules(deps.policy);
-    this.targets.push(new VaultTarget(deps.subjects, this.rules, (trx, category, removed) => this.recordAnonymized(trx, category, removed)));
+    this.vault = new VaultTarget(deps.subjects, this.rules, (trx, category, removed) => this.recordAnonymized(trx, category, removed));
   }
 
-  /** Adds a target (a dataset collection, or another store) to every later sweep. */
+  /**
+   * The targets in the order a sweep runs them: every connected dataset first, the vault
+   * last. The vault crypto-shreds closed accounts, and a shredded person's identities — which
+   * is how their rows in a dataset are found — can no longer be read.
+   */
+  targets(): readonly RetentionTarget[] {
+    return [...this.datasetTargets, this.vault];
+  }
+
+  /** Adds a target (a dataset collection, or another store) to every later sweep, before the vault. */
   addTarget(target: RetentionTarget): void {
-    this.targets.push(target);
+    this.datasetTargets.push(target);
   }
 
   /** Adds a dataset collection with a timestamp column, expired through `datasets.expire`. */
   addDatasetCollection(datasets: DatasetExpirer, collection: DatasetCollectionRef): void {
     this.addTarget(new DatasetTarget(datasets, collection, this.rules, (actor, subjectIds) => this.identitiesOf(actor, subjectIds)));
+  }
+
+  /**
+   * Adds every datastore the datasets domain declares. For each: its collections' timestamp
+   * steps, parents before children (a parent row is judged while the rows referring to it
+   * are as the sweep found them), then its sweep by person, which decides knowing what the
+   * timestamp steps did.
+   */
+  addDatasets(datasets: DatasetExpirer & DatasetSweeper & { datastores(): string[] }): void {
+    for (const datastore of datasets.datastores()) {
+      for (const collection of datasets.layout(datastore)) if (collection.timestamp) this.addDatasetCollection(datasets, collection);
+      this.addTarget(
+        new DatasetPeopleTarget(datasets, datastore, this.rules, {
+          database: this.deps.database,
+          clocks: new SubjectClocks(this.deps.database.db),
+          identities: (actor, subjectIds) => this.readIdentities(actor, subjectIds),
+          heldIdentities: (actor, subjectIds) => this.identitiesOf(actor, subjectIds),
+        }),
+      );
+    }
   }
 
   /** Held subjects' identities, so their rows in connected datasets can be found and kept. */
@@ -176,7 +209,7 @@ export class RetentionService {
     };
     const outcomes: RetentionOutcome[] = [];
     if (dryRun) {
-      for (const target of this.targets) outcomes.push(...(await target.plan(context)));
+      for (const target of this.targets()) outcomes.push(...(await target.plan(context)));
       return this.report(true, now, outcomes);
     }
     if (!(await store.acquireLease(this.deps.database.db, LEASE, holder, now.toISOString(), new Date(now.getTime() + LEASE_MS).toISOString()))) {
@@ -185,10 +218,10 @@ export class RetentionService {
     try {
       let total = 0;
       if (options.onProgress) {
-        for (const target of this.targets) total += (await target.plan(context)).reduce((sum, outcome) => sum + outcome.rows, 0);
+        for (const target of this.targets()) total += (await target.plan(context)).reduce((sum, outcome) => sum + outcome.rows, 0);
       }
       let done = 0;
-      for (const target of this.targets) {
+      for (const target of this.targets()) {
         if (options.signal?.aborted) break;
         options.onProgress?.({ done, total, target: target.id });
         outcomes.push(
@@ -203,7 +236,7 @@ export class RetentionService {
         {
           actor,
           action: 'retention.swept',
-          details: { at: report.at, rows: report.totals.rows, keptByException: report.totals.keptByException, skippedByHold: report.totals.skippedByHold, heldSubjects: held.length, targets: this.targets.map((target) => target.id), stopped: report.stopped === true },
+          details: { at: report.at, rows: report.totals.rows, keptByException: report.totals.keptByException, skippedByHold: report.totals.skippedByHold, heldSubjects: held.length, targets: this.targets().map((target) => target.id), stopped: report.stopped === true },
         },
       ]);
       return report;

@@ -1,10 +1,10 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
-import type { RetentionAggregatesTable, RetentionHoldsTable } from './retention.tables.js';
+import type { RetentionAggregatesTable, RetentionDatasetPeopleTable, RetentionHoldsTable } from './retention.tables.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
-/** The only code that touches the retention_holds, retention_aggregates and retention_leases tables. */
+/** The only code that touches the retention_holds, retention_aggregates, retention_leases and retention_dataset_people tables. */
 export const retentionStore = {
   insertHold: async (executor: Executor, row: RetentionHoldsTable) => {
     await executor.insertInto('retention_holds').values(row).execute();
@@ -77,5 +77,21 @@ export const retentionStore = {
 
   releaseLease: async (executor: Executor, name: string, holder: string) => {
     await executor.updateTable('retention_leases').set({ holder: null, expires_at: null }).where('name', '=', name).where('holder', '=', holder).execute();
+  },
+
+  /** What these people's rows in a datastore were last swept for (subject id → row). */
+  sweptPeople: async (executor: Executor, datastore: string, subjectIds: readonly string[]): Promise<Map<string, RetentionDatasetPeopleTable>> => {
+    if (subjectIds.length === 0) return new Map();
+    const rows = await executor.selectFrom('retention_dataset_people').selectAll().where('datastore', '=', datastore).where('subject_id', 'in', subjectIds).execute();
+    return new Map(rows.map((row) => [row.subject_id, row]));
+  },
+
+  recordSweptPeople: async (executor: Executor, rows: RetentionDatasetPeopleTable[]) => {
+    if (rows.length === 0) return;
+    await executor
+      .insertInto('retention_dataset_people')
+      .values(rows)
+      .onConflict((conflict) => conflict.columns(['datastore', 'subject_id']).doUpdateSet((eb) => ({ state: eb.ref('excluded.state'), swept_at: eb.ref('excluded.swept_at') })))
+      .execute();
   },
 };

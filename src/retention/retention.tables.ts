@@ -35,8 +35,22 @@ export interface RetentionLeasesTable {
   expires_at: string | null;
 }
 
+/**
+ * What a person's rows in one datastore were last swept for: a digest of the fields' fates
+ * and of the clocks they were measured from. A sweep walks the person again only when the
+ * digest changes (a rule's exception ran out, new activity, the policy changed) or the last
+ * walk is old enough that rows added since should be looked for.
+ */
+export interface RetentionDatasetPeopleTable {
+  datastore: string;
+  subject_id: string;
+  state: string;
+  swept_at: string;
+}
+
 export interface RetentionTables {
   retention_holds: RetentionHoldsTable;
   retention_aggregates: RetentionAggregatesTable;
   retention_leases: RetentionLeasesTable;
+  retention_dataset_people: RetentionDatasetPeopleTable;
 }

@@ -7,6 +7,7 @@ import * as consent from './0005-consent.js';
 import * as comms from './0006-comms.js';
 import * as requests from './0007-requests.js';
 import * as retention from './0008-retention.js';
+import * as retentionByPerson from './0009-retention-by-person.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -22,4 +23,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0006-comms': comms,
   '0007-requests': requests,
   '0008-retention': retention,
+  '0009-retention-by-person': retentionByPerson,
 };
