@@ -56,7 +56,7 @@ function ddl(dialect: SqlDialectName): string[] {
     `create table customers (id ${id}, email ${text} not null unique, phone ${text}, first_name ${text}, last_name ${text}, date_of_birth ${text}, created_at ${time} not null, updated_at ${time} not null)${engine}`,
     `create table addresses (id ${id}, customer_id ${ref} not null references customers (id), line1 ${text}, city ${text}, postcode ${text}, created_at ${time} not null)${engine}`,
     `create table orders (id ${id}, customer_id ${ref} not null references customers (id), status ${text} not null, total_cents integer not null, shipping_name ${text}, shipping_address ${text}, created_at ${time} not null)${engine}`,
-    `create table order_items (id ${id}, order_id ${ref} not null references orders (id), product_sku ${text}, quantity integer not null, price_cents integer not null, gift_message ${long})${engine}`,
+    `create table order_items (id ${id}, order_id ${ref} not null references orders (id), product_sku ${text}, quantity integer not null, price_cents integer not null, gift_message ${long}, created_at ${time} not null)${engine}`,
     `create table payments (id ${id}, order_id ${ref} not null references orders (id), amount_cents integer, billing_name ${text}, card_last4 ${text}, restricted ${bool}, created_at ${time} not null)${engine}`,
     `create table support_tickets (id ${id}, customer_id ${ref} references customers (id), email ${text}, subject ${text}, body ${long}, created_at ${time} not null)${engine}`,
     `create table newsletter_signups (id ${id}, customer_id ${ref} references customers (id), email ${text} not null unique, ip_address ${text}, created_at ${time} not null)${engine}`,
@@ -84,7 +84,7 @@ const COLUMNS: Record<(typeof SHOP_TABLES)[number], string[]> = {
   customers: ['id', 'email', 'phone', 'first_name', 'last_name', 'date_of_birth', 'created_at', 'updated_at'],
   addresses: ['id', 'customer_id', 'line1', 'city', 'postcode', 'created_at'],
   orders: ['id', 'customer_id', 'status', 'total_cents', 'shipping_name', 'shipping_address', 'created_at'],
-  order_items: ['id', 'order_id', 'product_sku', 'quantity', 'price_cents', 'gift_message'],
+  order_items: ['id', 'order_id', 'product_sku', 'quantity', 'price_cents', 'gift_message', 'created_at'],
   payments: ['id', 'order_id', 'amount_cents', 'billing_name', 'card_last4', 'created_at'],
   support_tickets: ['id', 'customer_id', 'email', 'subject', 'body', 'created_at'],
   newsletter_signups: ['id', 'customer_id', 'email', 'ip_address', 'created_at'],
@@ -117,7 +117,7 @@ function generate(from: number, to: number, time: (ms: number) => unknown): Rows
       for (let i = 0; i < items; i++) {
         const price = 500 + pick(orderId, 21 + i, 4000);
         total += price;
-        rows.order_items.push([orderId * 2 + i, orderId, `SKU-${pick(orderId, 30 + i, 5000)}`, 1, price, pick(orderId, 40 + i, 10) === 0 ? `Happy birthday, ${first}!` : null]);
+        rows.order_items.push([orderId * 2 + i, orderId, `SKU-${pick(orderId, 30 + i, 5000)}`, 1, price, pick(orderId, 40 + i, 10) === 0 ? `Happy birthday, ${first}!` : null, time(placed)]);
       }
       rows.orders.push([orderId, n, 'delivered', total, `${first} ${last}`, `${street}, ${city}`, time(placed)]);
       rows.payments.push([orderId, orderId, total, `${first} ${last}`, String(1000 + pick(orderId, 50, 8999)), time(placed)]);

@@ -69,6 +69,10 @@ describe('dataset declarations in the policy', () => {
     assert.deepEqual(errorsOf(edited('- name: orders\n', '- name: "orders; drop table x"\n')).map((issue) => issue.code).slice(0, 1), ['invalid_format']);
     const warnings = loadPolicyText(edited('{ name: gift_message, category: user.content.communications }', '{ name: gift_message, category: user.health }'), 'pledge.yaml').issues;
     assert.deepEqual(warnings.map((issue) => issue.code), ['dataset_category_not_collected']);
+    // Rows kept by retention counted from collection must say when they were written.
+    const ageless = loadPolicyText(edited('- name: order_items\n        primary_key: [id]\n        timestamp: created_at\n', '- name: order_items\n        primary_key: [id]\n'), 'pledge.yaml').issues;
+    assert.deepEqual(ageless.map((issue) => [issue.code, issue.line]), [['retention_without_timestamp', lineOf(SHOP, '- name: order_items')]]);
+    assert.match(ageless[0]!.message, /"order_items" declares no timestamp, but "product_sku" is kept by retention counted from collection: it can never expire/);
   });
 });
 

@@ -280,7 +280,8 @@ for (const dialect of datastoreDialects()) {
       assert.equal(await total('newsletter_signups'), signups, 'the rows stay for their other fields');
       assert.equal((await service.expire('shop', 'newsletter_signups', { before: cutoff, action: 'delete', dryRun: true, fields: ['ip_address'] })).rows, 0);
       await assert.rejects(service.expire('shop', 'newsletter_signups', { before: cutoff, action: 'delete', dryRun: true, fields: ['nope'] }), { code: 'dataset_not_found' });
-      await assert.rejects(service.expire('shop', 'order_items', { before: cutoff, action: 'delete', dryRun: true }), { code: 'dataset_no_timestamp' });
+      const ageless = new DatasetsService({ policy: shopPolicy((text) => text.replace('        timestamp: created_at\n        references:\n          - { field: order_id, to: orders.id }\n        fields:\n          - { name: product_sku', '        references:\n          - { field: order_id, to: orders.id }\n        fields:\n          - { name: product_sku')), env: { SHOP_DATABASE_URL: datastore.url }, audit: vault.audit, clock: vault.clock });
+      await assert.rejects(ageless.expire('shop', 'order_items', { before: cutoff, action: 'delete', dryRun: true }), { code: 'dataset_no_timestamp' });
       await assert.rejects(service.expire('shop', 'nope', { before: cutoff, action: 'delete', dryRun: true }), { code: 'dataset_not_found' });
       assert.deepEqual(service.collectionsFor(['user.device']).map((entry) => [entry.collection, entry.timestamp]), [['newsletter_signups', 'created_at'], ['login_history', 'created_at']]);
     });

@@ -288,6 +288,21 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
         if (field.exception) checkException(field.exception, [field.category], fieldAt('exception'));
       });
       if (collection.exception) checkException(collection.exception, (collection.fields ?? []).map((field) => field.category), at('collections', c, 'exception'));
+      if (!collection.timestamp) {
+        // Retention counted from collection needs to know when each row was written.
+        const ageless = (collection.fields ?? []).filter((field) => {
+          const rules = policy.retention.filter((rule) => (rule.categories ?? []).some((reference) => covers(reference, field.category)));
+          return rules.length > 0 && rules.every((rule) => rule.trigger === 'collected');
+        });
+        if (ageless.length > 0) {
+          warning(
+            'retention_without_timestamp',
+            at('collections', c, 'name'),
+            `collection "${collection.name}" declares no timestamp, but ${ageless.map((field) => `"${field.name}"`).join(', ')} ${ageless.length === 1 ? 'is' : 'are'} kept by retention counted from collection: ${ageless.length === 1 ? 'it' : 'they'} can never expire`,
+            'name the column that records when each row was written: timestamp: created_at',
+          );
+        }
+      }
     });
 
     const graph = buildGraph(dataset);
