@@ -205,8 +205,7 @@ export class AuditService implements AuditWriter {
     if (events.length === 0) return;
     const head = await auditStore.reserve(trx, events.length);
     const { rows, checkpoints, headHash } = this.prepareAppend(head, events);
-    await auditStore.insertEntries(trx, rows);
-    await auditStore.setHeadHash(trx, headHash);
+    await auditStore.writeEntries(trx, rows, headHash);
     await auditStore.insertCheckpoints(trx, checkpoints);
   }
 

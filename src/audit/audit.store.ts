@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
@@ -93,6 +93,25 @@ export const auditStore = {
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       await trx.insertInto('audit_entries').values(rows.slice(start, start + INSERT_CHUNK)).execute();
     }
+  },
+
+  /**
+   * The entries and the head's new hash. On PostgreSQL, one statement (the insert as a
+   * data-modifying CTE of the head's update) when the entries fit one: every statement is a
+   * round trip, made while the head's row lock holds every other append back.
+   */
+  async writeEntries(trx: Transaction<Tables>, rows: readonly AuditEntryRow[], headHash: string): Promise<void> {
+    if (rows.length > 0 && rows.length <= INSERT_CHUNK && !(trx.getExecutor().adapter instanceof SqliteAdapter)) {
+      await trx
+        .with('entries', (db) => db.insertInto('audit_entries').values([...rows]))
+        .updateTable('audit_head')
+        .set({ hash: headHash })
+        .where('id', '=', 1)
+        .execute();
+      return;
+    }
+    await auditStore.insertEntries(trx, rows);
+    await auditStore.setHeadHash(trx, headHash);
   },
 
   /** Checkpoints are idempotent per seq: two processes signing the same head write one row. */

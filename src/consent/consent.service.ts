@@ -251,9 +251,7 @@ export class ConsentService implements ConsentGate {
     const rows = kept.flat();
     if (rows.length === 0) return outcome;
     const written = batch.filter((_write, index) => kept[index]!.length > 0);
-    await store.insertEvents(trx, rows);
-    await store.upsertStates(trx, rows.map((row) => this.stateRow(row)));
-    await store.insertReceipts(trx, written.map((write) => write.receipt));
+    await store.writeDecisions(trx, rows, rows.map((row) => this.stateRow(row)), written.map((write) => write.receipt));
     await this.deps.audit.appendWithin(
       trx,
       batch.flatMap((write, index) => (kept[index]!.length > 0 ? [this.auditEvent(write.actor, write.holder, write.auditAction, kept[index]!, write.receipt.id, write.auditDetails)] : [])),

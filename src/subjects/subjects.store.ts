@@ -25,17 +25,22 @@ const subjectById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFr
  * The subject's row with each field's category and ciphertext — what a purpose-checked read
  * needs when the fields' values are already open in memory (see KeyStore): a field row never
  * changes without a new ciphertext, so the ciphertext says whether the rest is still current.
- * PostgreSQL gets it in one round trip (a join); SQLite in two primary-key reads, which cost less
- * than a join repeating the subject's columns on every field row.
+ * One statement and one row: the fields come as one JSON array ([[category, ciphertext], …])
+ * built by the database, which costs less than a join repeating the subject's columns on every
+ * field row, or a second statement (on SQLite, a second lock and unlock of the file).
  */
-const subjectWithSealsJoined = compiledOnce((db: Kysely<Tables>, id: string) =>
+const subjectWithSealsById = compiledOnce((db: Kysely<Tables>, id: string) =>
   db
     .selectFrom('subjects as s')
-    .leftJoin('subject_fields as f', 'f.subject_id', 's.id')
-    .select(['s.id', 's.kinds', 's.status', 's.restricted', 's.created_at', 's.updated_at', 's.last_activity_at', 's.closed_at', 's.erased_at', 'f.category', 'f.value'])
+    .selectAll('s')
+    .select(
+      (db.getExecutor().adapter instanceof SqliteAdapter
+        ? sql<string>`(select json_group_array(json_array(f.category, f.value)) from subject_fields as f where f.subject_id = s.id)`
+        : sql<string>`(select coalesce(json_agg(json_build_array(f.category, f.value)), '[]'::json) from subject_fields as f where f.subject_id = s.id)`
+      ).as('seals'),
+    )
     .where('s.id', '=', id),
 );
-const sealsOf = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subject_fields').select(['category', 'value']).where('subject_id', '=', id));
 const fieldsById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subject_fields').selectAll().where('subject_id', '=', id));
 
 export interface FieldSeal {
@@ -53,29 +58,12 @@ export const subjectsStore = {
 
   /** A subject with its fields' categories and ciphertexts; undefined when no subject has this id. */
   async subjectWithSeals(executor: Executor, id: string): Promise<{ subject: SubjectsTable; seals: FieldSeal[] } | undefined> {
-    if (executor.getExecutor().adapter instanceof SqliteAdapter) {
-      const [subject] = await subjectById(executor, id);
-      return subject ? { subject, seals: await sealsOf(executor, id) } : undefined;
-    }
-    const rows = await subjectWithSealsJoined(executor, id);
-    const first = rows[0];
-    if (!first) return undefined;
-    const subject: SubjectsTable = {
-      id: first.id,
-      kinds: first.kinds,
-      status: first.status,
-      restricted: first.restricted,
-      created_at: first.created_at,
-      updated_at: first.updated_at,
-      last_activity_at: first.last_activity_at,
-      closed_at: first.closed_at,
-      erased_at: first.erased_at,
-    };
-    const seals: FieldSeal[] = [];
-    for (const row of rows) {
-      if (row.category !== null) seals.push({ category: row.category, value: row.value! }); // null: the left join's row for a subject without fields
-    }
-    return { subject, seals };
+    const [row] = await subjectWithSealsById(executor, id);
+    if (!row) return undefined;
+    const { seals: packed, ...subject } = row;
+    // SQLite answers JSON as text; PostgreSQL's driver has already parsed it.
+    const pairs = (typeof packed === 'string' ? JSON.parse(packed) : packed) as Array<[string, string]>;
+    return { subject, seals: pairs.map(([category, value]) => ({ category, value })) };
   },
 
   /** The status of each of these subjects that exists. */
