@@ -41,6 +41,8 @@ export class Policy {
   readonly hash: string;
   readonly categories: ReadonlyMap<string, CategoryInfo>;
   readonly purposes: ReadonlyMap<string, Purpose>;
+  /** Answers of purposeAllows, by purpose and category. */
+  private readonly allowedUses = new Map<string, boolean>();
 
   constructor(document: PolicyDocument) {
     this.document = deepFreeze(structuredClone(document));
@@ -72,7 +74,14 @@ export class Policy {
 
   /** May data of `category` be used for `purposeId` under this policy (consent aside)? */
   purposeAllows(purposeId: string, category: string): boolean {
-    return this.purposes.get(purposeId)?.categories.some((reference) => covers(reference, category)) ?? false;
+    // Asked for every field of every read; a policy is immutable, so each answer is kept.
+    const key = `${purposeId}\u0000${category}`;
+    let allowed = this.allowedUses.get(key);
+    if (allowed === undefined) {
+      allowed = this.purposes.get(purposeId)?.categories.some((reference) => covers(reference, category)) ?? false;
+      if (this.allowedUses.size < 100_000) this.allowedUses.set(key, allowed);
+    }
+    return allowed;
   }
 
   /** Is `category` collected at all (from any source, about anyone)? */
