@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { buildShop, shopEmail } from '../examples/shop/build-shop.js';
+import { buildShop, SHOP_SCHEMA_VERSION, shopEmail } from '../examples/shop/build-shop.js';
 import { systemClock } from '../src/core/clock.js';
 import { compileDataset } from '../src/datasets/datasets.model.js';
 import { walk } from '../src/datasets/datasets.planner.js';
@@ -22,7 +22,7 @@ import { median, percentile, targetRow, type ResultRow } from './support.js';
  *   it must stay flat.
  *
  * Building a million customers takes a while, so the shop is cached: a SQLite file under
- * .pledge/bench/, a PostgreSQL schema bench_shop_<n>. Erasures take the next 10,000 customers
+ * .pledge/bench/, a PostgreSQL schema bench_shop_v<schema version>_<n>. Erasures take the next 10,000 customers
  * never erased from the lower half of the shop (lookups use the upper half); the shop is
  * rebuilt when the lower half is used up.
  *
@@ -73,7 +73,7 @@ async function addHeavyPerson(url: string, customers: number): Promise<number> {
 async function sqliteShop(customers: number): Promise<Shop> {
   const directory = path.resolve('.pledge/bench');
   mkdirSync(directory, { recursive: true });
-  const file = path.join(directory, `shop-${customers}.db`);
+  const file = path.join(directory, `shop-v${SHOP_SCHEMA_VERSION}-${customers}.db`);
   const marker = `${file}.json`;
   let state = existsSync(marker) && existsSync(file) ? (JSON.parse(readFileSync(marker, 'utf8')) as { erasedUpTo: number }) : undefined;
   if (state && state.erasedUpTo + 10_000 > customers / 2) state = undefined;
@@ -95,7 +95,7 @@ async function sqliteShop(customers: number): Promise<Shop> {
 }
 
 async function postgresShop(base: string, customers: number): Promise<Shop> {
-  const schema = `bench_shop_${customers}`;
+  const schema = `bench_shop_v${SHOP_SCHEMA_VERSION}_${customers}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   try {

@@ -5,6 +5,7 @@ import { benchAuditVerify } from './audit.bench.js';
 import { benchConsent } from './consent.bench.js';
 import { benchOutbox, benchPolicyNotices } from './comms.bench.js';
 import { benchDatasets } from './datasets.bench.js';
+import { benchShopRetention } from './shop-retention.bench.js';
 import { benchPurposeRead } from './http.bench.js';
 import { benchPolicy } from './policy.bench.js';
 import { benchStartup } from './startup.bench.js';
@@ -15,7 +16,7 @@ import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
 
 /**
  * `npm run bench [name…]`: runs the benchmarks (all, or those named: policy, startup, read,
- * batch, lookup, audit, rotation, consent, outbox, notices, requests, retention, datasets;
+ * batch, lookup, audit, rotation, consent, outbox, notices, requests, retention, datasets, shop-retention;
  * notices-100k and retention-quick only when named) and appends the results to bench/RESULTS.md. Benchmarks
  * measure; they never fail the test suite. A FAIL verdict here is a finding to act on, and the
  * exit code says so (1) for scripts that want to gate on it. The PostgreSQL read runs when
@@ -87,6 +88,7 @@ if (retention.length) recordResults('Retention', retention);
 
 const datasets: ResultRow[] = [];
 if (wanted('datasets')) datasets.push(...(await benchDatasets({ customers: shopCustomers, ...(testDatabaseUrls().postgres ? { postgresUrl: testDatabaseUrls().postgres } : {}) })));
+if (wanted('shop-retention')) datasets.push(...(await benchShopRetention({ customers: shopCustomers, ...(testDatabaseUrls().postgres ? { postgresUrl: testDatabaseUrls().postgres } : {}) })));
 if (datasets.length) recordResults('Connected datasets', datasets, [`shop of ${shopCustomers.toLocaleString('en-US')} customers (examples/shop/build-shop), cached between runs`]);
 
 
