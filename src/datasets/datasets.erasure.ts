@@ -86,9 +86,12 @@ export async function applyPlans(session: SqlSession, model: Pick<DatasetModel, 
     if (!mine) continue;
     const table = dialect.quote(collection.name);
     const deletes = mine.filter((plan) => plan.action === 'delete');
-    for (let start = 0; start < deletes.length; start += 500) {
+    // Keys per statement: each statement is a round trip; 2,000 keys of up to 8 columns stay
+    // well under every database's bound-parameter limit.
+    const chunk = Math.floor(16_000 / Math.max(1, collection.primaryKey.length));
+    for (let start = 0; start < deletes.length; start += Math.min(chunk, 2_000)) {
       const params = new Params(dialect);
-      const where = inList(dialect, params, collection.primaryKey, deletes.slice(start, start + 500).map((plan) => plan.key));
+      const where = inList(dialect, params, collection.primaryKey, deletes.slice(start, start + Math.min(chunk, 2_000)).map((plan) => plan.key));
       await session.execute(`delete from ${table} where ${where}`, params.values);
     }
     const groups = new Map<string, RowPlan[]>();
@@ -99,10 +102,10 @@ export async function applyPlans(session: SqlSession, model: Pick<DatasetModel, 
     }
     for (const group of groups.values()) {
       const set = group[0]!.set;
-      for (let start = 0; start < group.length; start += 500) {
+      for (let start = 0; start < group.length; start += Math.min(chunk, 2_000)) {
         const params = new Params(dialect);
         const assignments = Object.entries(set).map(([column, value]) => `${dialect.quote(column)} = ${params.add(value === true ? dialect.trueValue : value)}`);
-        const where = inList(dialect, params, collection.primaryKey, group.slice(start, start + 500).map((plan) => plan.key));
+        const where = inList(dialect, params, collection.primaryKey, group.slice(start, start + Math.min(chunk, 2_000)).map((plan) => plan.key));
         await session.execute(`update ${table} set ${assignments.join(', ')} where ${where}`, params.values);
       }
     }

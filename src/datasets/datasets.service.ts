@@ -590,6 +590,33 @@ export class DatasetsService {
     return { rows: done, skipped, referenced };
   }
 
+  /**
+   * How many rows of a collection were written in [from, before): retention's count of rows kept
+   * by an exception, as one COUNT instead of reading them. Undefined for a datastore reached
+   * over HTTP, whose protocol has no count.
+   */
+  async countBetween(datastoreId: string, collectionName: string, from: Date, before: Date): Promise<number | undefined> {
+    const model = this.model(datastoreId);
+    const collection = model.collections.get(collectionName);
+    if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
+    if (!collection.timestamp) throw new PledgeError('dataset_no_timestamp', `collection "${collectionName}" of datastore "${datastoreId}" declares no timestamp column, so its rows cannot be expired`);
+    const timestamp = collection.timestamp;
+    const store = this.datastore(model);
+    if (store.kind === 'http') return undefined;
+    return this.guard(datastoreId, 'counting rows', () =>
+      store.sql.read(async (session) => {
+        const { dialect } = session;
+        const params = new Params(dialect);
+        const column = dialect.quote(timestamp);
+        const [row] = await session.query(
+          `select count(*) as n from ${dialect.quote(collection.name)} where ${column} >= ${params.add(timestampValue(dialect.name, from))} and ${column} < ${params.add(timestampValue(dialect.name, before))}`,
+          params.values,
+        );
+        return Number(row?.n ?? 0);
+      }),
+    );
+  }
+
   /** The rows among `rows` that rows of another collection refer to (through a declared reference). */
   private async referencedRows(session: SqlSession, collection: CollectionModel, rows: readonly Row[]): Promise<Set<Row>> {
     const referenced = new Set<Row>();

@@ -27,6 +27,8 @@ export interface DatasetExpirer {
       actor?: Actor;
     },
   ): Promise<{ rows: number; skipped?: number; referenced?: number }>;
+  /** Rows written in [from, before), or undefined where the datastore cannot count. */
+  countBetween?(datastoreId: string, collection: string, from: Date, before: Date): Promise<number | undefined>;
   /** Keys of the collection's rows that belong to these people (one identity list each). */
   heldRowKeys(datastoreId: string, collection: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<ReadonlySet<string>>;
 }
@@ -100,9 +102,15 @@ export class DatasetTarget implements RetentionTarget {
     });
     let keptByException = 0;
     if (exception) {
-      // Rows past the rule but not past the exception: what the same expiry, at the rule's end, would still change.
-      const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { ...common, before: cutoffs.pastRule, dryRun: true });
-      keptByException = pastRule.rows - (dryRun ? rows : 0);
+      // Rows past the rule but not past the exception: counted where the datastore can count;
+      // otherwise what the same expiry, at the rule's end, would still change.
+      const counted = await this.datasets.countBetween?.(this.ref.datastore, this.ref.collection, cutoffs.due, cutoffs.pastRule);
+      if (counted !== undefined) {
+        keptByException = counted;
+      } else {
+        const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { ...common, before: cutoffs.pastRule, dryRun: true });
+        keptByException = pastRule.rows - (dryRun ? rows : 0);
+      }
     }
     const notes: string[] = [];
     if (!step.wholeRow && step.fields) notes.push(`fields ${step.fields.join(', ')} erased; the rows stay for their other fields`);
