@@ -526,6 +526,30 @@ export class DatasetsService {
       if (fields) throw new PledgeError('dataset_protocol_error', `datastore "${datastoreId}" is reached over HTTP, whose expiry removes whole rows: it cannot erase only some fields of "${collectionName}"`);
       done = (await store.http.expire(collectionName, options)).rows;
       options.onProgress?.(done);
+    } else if (options.action === 'delete' && !fields && !options.dryRun && !(options.skip && options.skip.size > 0) && collection.referencedBy.length === 0) {
+      // Whole rows that nothing refers to and nobody holds: each batch is one DELETE of the
+      // oldest due rows, chosen by the database — no row travels to Pledge and back.
+      const timestamp = collection.timestamp;
+      await this.guard(datastoreId, 'expiring rows', async () => {
+        for (;;) {
+          const deleted = await store.sql.write(async (session) => {
+            const { dialect } = session;
+            const params = new Params(dialect);
+            const table = dialect.quote(collection.name);
+            const due = `${dialect.quote(timestamp)} < ${params.add(timestampValue(dialect.name, options.before))}`;
+            const order = collection.primaryKey.map(dialect.quote).join(', ');
+            // MySQL takes ORDER BY … LIMIT on DELETE itself and no LIMIT in an IN subquery.
+            const sql =
+              dialect.name === 'mysql'
+                ? `delete from ${table} where ${due} order by ${order} limit ${batchSize}`
+                : `delete from ${table} where (${order}) in (select ${order} from ${table} where ${due} order by ${order} limit ${batchSize})`;
+            return session.execute(sql, params.values);
+          });
+          done += deleted;
+          if (deleted > 0) options.onProgress?.(done);
+          if (deleted < batchSize) break;
+        }
+      });
     } else {
       const timestamp = collection.timestamp;
       let last: unknown[] | undefined;
