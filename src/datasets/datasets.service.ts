@@ -615,11 +615,12 @@ export class DatasetsService {
   }
 
   /**
-   * How many rows of a collection were written in [from, before): retention's count of rows kept
-   * by an exception, as one COUNT instead of reading them. Undefined for a datastore reached
-   * over HTTP, whose protocol has no count.
+   * The rows of a collection written in [from, before) — retention's rows past their rule but
+   * kept by an exception: counted with one COUNT instead of being read, and (unless `dryRun`)
+   * marked restricted where the collection has a restrict column, as kept data must be. Undefined
+   * for a datastore reached over HTTP, whose protocol has neither.
    */
-  async countBetween(datastoreId: string, collectionName: string, from: Date, before: Date): Promise<number | undefined> {
+  async keepBetween(datastoreId: string, collectionName: string, from: Date, before: Date, options: { dryRun: boolean; skip?: ReadonlySet<string> }): Promise<{ rows: number; restricted: number } | undefined> {
     const model = this.model(datastoreId);
     const collection = model.collections.get(collectionName);
     if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
@@ -627,18 +628,44 @@ export class DatasetsService {
     const timestamp = collection.timestamp;
     const store = this.datastore(model);
     if (store.kind === 'http') return undefined;
-    return this.guard(datastoreId, 'counting rows', () =>
-      store.sql.read(async (session) => {
-        const { dialect } = session;
-        const params = new Params(dialect);
-        const column = dialect.quote(timestamp);
-        const [row] = await session.query(
-          `select count(*) as n from ${dialect.quote(collection.name)} where ${column} >= ${params.add(timestampValue(dialect.name, from))} and ${column} < ${params.add(timestampValue(dialect.name, before))}`,
-          params.values,
-        );
+    const window = (session: SqlSession, params: Params) => {
+      const column = session.dialect.quote(timestamp);
+      return `${column} >= ${params.add(timestampValue(session.dialect.name, from))} and ${column} < ${params.add(timestampValue(session.dialect.name, before))}`;
+    };
+    return this.guard(datastoreId, 'keeping rows', async () => {
+      const rows = await store.sql.read(async (session) => {
+        const params = new Params(session.dialect);
+        const [row] = await session.query(`select count(*) as n from ${session.dialect.quote(collection.name)} where ${window(session, params)}`, params.values);
         return Number(row?.n ?? 0);
-      }),
-    );
+      });
+      const restrictColumn = collection.restrictColumn;
+      if (options.dryRun || !restrictColumn || rows === 0) return { rows, restricted: 0 };
+      const skip = options.skip;
+      const restricted = await store.sql.write(async (session) => {
+        const { dialect } = session;
+        const table = dialect.quote(collection.name);
+        const flag = dialect.quote(restrictColumn);
+        const unflagged = (params: Params) => `(${flag} is null or ${flag} <> ${params.add(dialect.trueValue)})`;
+        if (!skip || skip.size === 0) {
+          const params = new Params(dialect);
+          const value = params.add(dialect.trueValue);
+          return session.execute(`update ${table} set ${flag} = ${value} where ${window(session, params)} and ${unflagged(params)}`, params.values);
+        }
+        // People under a legal hold: their rows are left exactly as they are, so the rows to
+        // flag are chosen here, by key.
+        const params = new Params(dialect);
+        const candidates = await session.query(`select ${collection.primaryKey.map(dialect.quote).join(', ')} from ${table} where ${window(session, params)} and ${unflagged(params)}`, params.values);
+        const keys = candidates.filter((row) => !skip.has(rowKey(collection.primaryKey, (column) => row[column]))).map((row) => collection.primaryKey.map((column) => row[column]));
+        let changed = 0;
+        for (let start = 0; start < keys.length; start += 1_000) {
+          const update = new Params(dialect);
+          const value = update.add(dialect.trueValue);
+          changed += await session.execute(`update ${table} set ${flag} = ${value} where ${inList(dialect, update, collection.primaryKey, keys.slice(start, start + 1_000))}`, update.values);
+        }
+        return changed;
+      });
+      return { rows, restricted };
+    });
   }
 
   /** The rows among `rows` that rows of another collection refer to (through a declared reference). */

@@ -242,6 +242,31 @@ for (const dialect of datastoreDialects()) {
       assert.ok(!JSON.stringify(audit).includes('Corrected'));
     });
 
+    test('rows kept by an exception are counted in one query and marked restricted; a dry run marks nothing', async () => {
+      const [from, before] = [new Date(Date.UTC(2020, 6, 1)), new Date(Date.UTC(2022, 0, 1))];
+      const inWindow = (restricted: boolean) =>
+        direct.read(async (session) => {
+          const value = (date: Date) => (session.dialect.name === 'sqlite' ? date.toISOString() : date);
+          const [p1, p2, p3] = [1, 2, 3].map((index) => session.dialect.placeholder(index));
+          const flag = session.dialect.name === 'postgres' ? restricted : restricted ? 1 : 0;
+          return Number((await session.query(`select count(*) as n from payments where created_at >= ${p1} and created_at < ${p2} and restricted = ${p3}`, [value(from), value(before), flag]))[0]!.n);
+        });
+      const outside = () => direct.read(async (session) => Number((await session.query(`select count(*) as n from payments where ${session.dialect.name === 'postgres' ? 'restricted' : 'restricted = 1'}`, []))[0]!.n));
+      const window = (await inWindow(false)) + (await inWindow(true));
+      assert.ok(window > 3, 'the shop has payments in the window');
+      const restrictedBefore = await outside();
+
+      assert.deepEqual(await service.keepBetween('shop', 'payments', from, before, { dryRun: true }), { rows: window, restricted: 0 });
+      assert.equal(await outside(), restrictedBefore, 'a dry run marks nothing');
+      const kept = await service.keepBetween('shop', 'payments', from, before, { dryRun: false });
+      assert.equal(kept!.rows, window);
+      assert.equal(await inWindow(false), 0, 'every kept row is restricted');
+      assert.equal(await outside(), restrictedBefore + kept!.restricted, 'rows outside the window are untouched');
+      assert.equal((await service.keepBetween('shop', 'payments', from, before, { dryRun: false }))!.restricted, 0, 'marking again changes nothing');
+      // A collection without a restrict column is counted, not marked.
+      assert.deepEqual(await service.keepBetween('shop', 'order_items', from, before, { dryRun: false }).then((result) => result!.restricted), 0);
+    });
+
     test('expire deletes or anonymises rows older than a date, in batches', async () => {
       const cutoff = new Date(Date.UTC(2021, 0, 1));
       const counted = await direct.read(async (session) => {

@@ -27,8 +27,8 @@ export interface DatasetExpirer {
       actor?: Actor;
     },
   ): Promise<{ rows: number; skipped?: number; referenced?: number }>;
-  /** Rows written in [from, before), or undefined where the datastore cannot count. */
-  countBetween?(datastoreId: string, collection: string, from: Date, before: Date): Promise<number | undefined>;
+  /** Rows written in [from, before), marked restricted unless a dry run; undefined where the datastore cannot. */
+  keepBetween?(datastoreId: string, collection: string, from: Date, before: Date, options: { dryRun: boolean; skip?: ReadonlySet<string> }): Promise<{ rows: number; restricted: number } | undefined>;
   /** Keys of the collection's rows that belong to these people (one identity list each). */
   heldRowKeys(datastoreId: string, collection: string, people: ReadonlyArray<IdentityInput[]>, actor?: Actor): Promise<ReadonlySet<string>>;
 }
@@ -102,11 +102,11 @@ export class DatasetTarget implements RetentionTarget {
     });
     let keptByException = 0;
     if (exception) {
-      // Rows past the rule but not past the exception: counted where the datastore can count;
-      // otherwise what the same expiry, at the rule's end, would still change.
-      const counted = await this.datasets.countBetween?.(this.ref.datastore, this.ref.collection, cutoffs.due, cutoffs.pastRule);
-      if (counted !== undefined) {
-        keptByException = counted;
+      // Rows past the rule but not past the exception: counted, and restricted, where the
+      // datastore can; otherwise what the same expiry, at the rule's end, would still change.
+      const kept = await this.datasets.keepBetween?.(this.ref.datastore, this.ref.collection, cutoffs.due, cutoffs.pastRule, { dryRun, ...(skip ? { skip } : {}) });
+      if (kept !== undefined) {
+        keptByException = kept.rows;
       } else {
         const pastRule = await this.datasets.expire(this.ref.datastore, this.ref.collection, { ...common, before: cutoffs.pastRule, dryRun: true });
         keptByException = pastRule.rows - (dryRun ? rows : 0);
