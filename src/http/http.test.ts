@@ -39,6 +39,8 @@ for (const dialect of testDialects()) {
       assert.equal(missing.statusCode, 404);
       assert.match(String(missing.headers['content-security-policy']), /default-src 'self'/, 'an unmatched path gets the full set');
       assert.ok(missing.headers['referrer-policy']);
+      const page = await inject('/v1/unsubscribe?token=not-a-token');
+      assert.match(String(page.headers['content-security-policy']), /style-src 'self' 'unsafe-inline'/, 'a page people open from a mail keeps the page set');
     });
 
     test('GET /policy is the rendered page, with security headers and caching', async () => {

@@ -33,9 +33,13 @@ export const API_SECURITY_HEADERS: ReadonlyArray<[string, string]> = [
   ['cross-origin-resource-policy', 'same-site'],
 ];
 
-/** The routes that answer JSON to programs (the /v1 API) get the API set; pages and everything else the full set. */
-export function isApiRoute(url: string): boolean {
-  return url.startsWith('/v1/');
+/**
+ * The routes that answer JSON to programs get the API set: those of the /v1 API that need a
+ * caller's credentials and produce no page. Pages, and the public routes people open from a
+ * mail or a link (an unsubscribe page, a package download), get the full set.
+ */
+export function isApiRoute(url: string, config: { public?: boolean } | undefined, schema: { produces?: readonly string[] } | undefined): boolean {
+  return url.startsWith('/v1/') && config?.public !== true && !(schema?.produces ?? []).some((type) => type.includes('html'));
 }
 
 declare module 'fastify' {
@@ -48,7 +52,8 @@ declare module 'fastify' {
 export function registerSecurityHeaders(app: FastifyInstance, options: Parameters<typeof helmet>[0]): void {
   const pageHeaders = computeSecurityHeaders(options);
   app.addHook('onRoute', (route) => {
-    route.config = { ...route.config, securityHeaders: isApiRoute(route.url) ? API_SECURITY_HEADERS : pageHeaders };
+    const api = isApiRoute(route.url, route.config, route.schema as { produces?: readonly string[] } | undefined);
+    route.config = { ...route.config, securityHeaders: api ? API_SECURITY_HEADERS : pageHeaders };
   });
   app.addHook('onRequest', (request, reply, done) => {
     // No route matched (404): the full set.
