@@ -77,9 +77,17 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   const retentionSchedule = startRetentionSchedule(app.retention, background ? config.retentionIntervalMinutes * 60_000 : 0, app.logger);
 
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      if (stopping) return;
+      stopping = true;
+      // Alone, a second Ctrl-C ends the process at once. A supervised worker gets the terminal's
+      // SIGINT and its supervisor's SIGTERM together: it ignores the second and finishes closing
+      // (the supervisor ends it after 30 s if it does not).
+      if (!worker) {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
       retentionSchedule.stop().then(() => app.close()).then(resolve, resolve);
     };
     process.on('SIGINT', stop);
