@@ -88,7 +88,7 @@ if (retention.length) recordResults('Retention', retention);
 
 const datasets: ResultRow[] = [];
 if (wanted('datasets')) datasets.push(...(await benchDatasets({ customers: shopCustomers, ...(testDatabaseUrls().postgres ? { postgresUrl: testDatabaseUrls().postgres } : {}) })));
-if (wanted('shop-retention')) datasets.push(...(await benchShopRetention({ customers: shopCustomers, ...(testDatabaseUrls().postgres ? { postgresUrl: testDatabaseUrls().postgres } : {}) })));
+if (wanted('shop-retention')) datasets.push(...(await benchShopRetention({ customers: shopCustomers, postgres: Boolean(testDatabaseUrls().postgres) })));
 if (datasets.length) recordResults('Connected datasets', datasets, [`shop of ${shopCustomers.toLocaleString('en-US')} customers (examples/shop/build-shop), cached between runs`]);
 
 

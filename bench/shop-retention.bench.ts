@@ -1,13 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { buildShop } from '../examples/shop/build-shop.js';
 import { manualClock } from '../src/core/clock.js';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { loadPolicyText, requirePolicy } from '../src/policy/policy.load.js';
+import { temporaryDirectory } from '../test/support/databases.js';
+import { createTestDatastore } from '../test/support/datastores.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -19,30 +19,19 @@ import type { ResultRow } from './support.js';
  */
 const SWEEP_AT = '2025-06-01T00:00:00.000Z';
 
-export async function benchShopRetention(options: { customers: number; postgresUrl?: string }): Promise<ResultRow[]> {
+export async function benchShopRetention(options: { customers: number; postgres: boolean }): Promise<ResultRow[]> {
   const rows: ResultRow[] = [];
-  for (const dialect of ['sqlite', ...(options.postgresUrl ? ['postgres' as const] : [])] as const) {
-    const directory = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-shop-retention-'));
-    let shopUrl = `sqlite:${path.join(directory, 'shop.db')}`;
-    const schema = `bench_shop_retention_${process.pid}`;
-    let admin: pg.Client | undefined;
+  for (const dialect of ['sqlite', ...(options.postgres ? ['postgres' as const] : [])] as const) {
+    const shop = await createTestDatastore(dialect);
+    const directory = temporaryDirectory('pledge-bench-shop-retention-');
     try {
-      if (dialect === 'postgres') {
-        admin = new pg.Client({ connectionString: options.postgresUrl });
-        await admin.connect();
-        await admin.query(`drop schema if exists ${schema} cascade`);
-        await admin.query(`create schema ${schema}`);
-        const url = new URL(options.postgresUrl!);
-        url.searchParams.set('options', `-c search_path=${schema}`);
-        shopUrl = url.toString();
-      }
       const seedStarted = performance.now();
-      await buildShop(shopUrl, { customers: options.customers });
+      await buildShop(shop.url, { customers: options.customers });
       const seeded = (performance.now() - seedStarted) / 1000;
 
       const policy = requirePolicy(loadPolicyText(readFileSync('examples/shop/pledge.yaml', 'utf8'), 'examples/shop/pledge.yaml'));
-      const { config } = loadConfig({ PLEDGE_MASTER_KEY: 'ab'.repeat(32) }, { dataDir: path.join(directory, 'pledge') }, directory);
-      const engine = await createEngine(config, { policy, clock: manualClock(SWEEP_AT), logger: createLogger('silent'), datasetEnv: { SHOP_DATABASE_URL: shopUrl } });
+      const { config } = loadConfig({ PLEDGE_MASTER_KEY: 'ab'.repeat(32) }, { dataDir: path.join(directory.path, 'pledge') }, directory.path);
+      const engine = await createEngine(config, { policy, clock: manualClock(SWEEP_AT), logger: createLogger('silent'), datasetEnv: { SHOP_DATABASE_URL: shop.url } });
       try {
         const startRss = process.memoryUsage().rss;
         let peakRss = startRss;
@@ -76,11 +65,8 @@ export async function benchShopRetention(options: { customers: number; postgresU
         await engine.close();
       }
     } finally {
-      if (admin) {
-        await admin.query(`drop schema if exists ${schema} cascade`);
-        await admin.end();
-      }
-      rmSync(directory, { recursive: true, force: true });
+      directory.remove();
+      await shop.cleanup();
     }
   }
   return rows;

@@ -230,9 +230,10 @@ export class ConsentService implements ConsentGate {
 
   private async writeBatch(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<Array<ConsentEventsTable[] | PledgeError>> {
     const refused = await this.refusedHolders(trx, batch);
+    const refusals = batch.map((write) => (write.checkHolder ? refused.get(write.holder) : undefined));
     const kept: ConsentEventsTable[][] = [];
-    for (const write of batch) {
-      if (refused.has(write.holder) && write.checkHolder) {
+    for (const [index, write] of batch.entries()) {
+      if (refusals[index]) {
         kept.push([]);
         continue;
       }
@@ -247,7 +248,7 @@ export class ConsentService implements ConsentGate {
       }
       kept.push(write.rows.filter((row) => applied.has(row.id)));
     }
-    const outcome = batch.map((write, index) => (write.checkHolder && refused.get(write.holder)) || kept[index]!);
+    const outcome = batch.map((_write, index) => refusals[index] ?? kept[index]!);
     const rows = kept.flat();
     if (rows.length === 0) return outcome;
     const written = batch.filter((_write, index) => kept[index]!.length > 0);

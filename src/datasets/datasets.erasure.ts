@@ -64,14 +64,17 @@ export class FieldEraser {
    * changed; by default neither are fields an exception keeps.
    */
   eraseFields(plan: RowPlan, row: Row, chosen: (field: FieldModel) => boolean = (field) => !field.exception): void {
-    for (const field of plan.collection.fields) {
-      if (field.primaryKey || !chosen(field)) continue;
-      const change = this.erasedValue(field, row[field.name]);
-      if (!change) continue;
-      plan.set[field.name] = change.value;
-      plan.perRow ||= change.perRow;
-      plan.changedFields.push(field.name);
-    }
+    for (const field of plan.collection.fields) if (chosen(field)) this.eraseField(plan, field, row[field.name]);
+  }
+
+  /** Adds one field's erased value to `plan`; a primary key is never changed. */
+  eraseField(plan: RowPlan, field: FieldModel, current: unknown): void {
+    if (field.primaryKey) return;
+    const change = this.erasedValue(field, current);
+    if (!change) return;
+    plan.set[field.name] = change.value;
+    plan.perRow ||= change.perRow;
+    plan.changedFields.push(field.name);
   }
 }
 
@@ -86,12 +89,12 @@ export async function applyPlans(session: SqlSession, model: Pick<DatasetModel, 
     if (!mine) continue;
     const table = dialect.quote(collection.name);
     const deletes = mine.filter((plan) => plan.action === 'delete');
-    // Keys per statement: each statement is a round trip; 2,000 keys of up to 8 columns stay
-    // well under every database's bound-parameter limit.
-    const chunk = Math.floor(16_000 / Math.max(1, collection.primaryKey.length));
-    for (let start = 0; start < deletes.length; start += Math.min(chunk, 2_000)) {
+    // Keys per statement: each statement is a round trip; at most 16,000 bound values stays
+    // well under every database's limit.
+    const perStatement = Math.min(2_000, Math.floor(16_000 / Math.max(1, collection.primaryKey.length)));
+    for (let start = 0; start < deletes.length; start += perStatement) {
       const params = new Params(dialect);
-      const where = inList(dialect, params, collection.primaryKey, deletes.slice(start, start + Math.min(chunk, 2_000)).map((plan) => plan.key));
+      const where = inList(dialect, params, collection.primaryKey, deletes.slice(start, start + perStatement).map((plan) => plan.key));
       await session.execute(`delete from ${table} where ${where}`, params.values);
     }
     const groups = new Map<string, RowPlan[]>();
@@ -102,10 +105,10 @@ export async function applyPlans(session: SqlSession, model: Pick<DatasetModel, 
     }
     for (const group of groups.values()) {
       const set = group[0]!.set;
-      for (let start = 0; start < group.length; start += Math.min(chunk, 2_000)) {
+      for (let start = 0; start < group.length; start += perStatement) {
         const params = new Params(dialect);
         const assignments = Object.entries(set).map(([column, value]) => `${dialect.quote(column)} = ${params.add(value === true ? dialect.trueValue : value)}`);
-        const where = inList(dialect, params, collection.primaryKey, group.slice(start, start + Math.min(chunk, 2_000)).map((plan) => plan.key));
+        const where = inList(dialect, params, collection.primaryKey, group.slice(start, start + perStatement).map((plan) => plan.key));
         await session.execute(`update ${table} set ${assignments.join(', ')} where ${where}`, params.values);
       }
     }
@@ -130,4 +133,28 @@ export async function referringCounts(session: SqlSession, child: { name: string
     for (const row of rows) counts.set(String(row.v), Number(row.n));
   }
   return counts;
+}
+
+/**
+ * The candidate rows that rows of another collection would still refer to: counted in the
+ * datastore, less the referring rows that go in the same batch (`going`, by collection). A
+ * timestamp step decides before any row referring to its own goes (its collections run
+ * parents first): it passes no `going`.
+ */
+export async function referredRows(session: SqlSession, collection: CollectionModel, candidates: readonly Row[], going?: ReadonlyMap<string, readonly Row[]>): Promise<Set<Row>> {
+  const referred = new Set<Row>();
+  if (candidates.length === 0) return referred;
+  for (const edge of collection.referencedBy) {
+    const counts = await referringCounts(session, { name: edge.child, column: edge.childColumn }, candidates.map((row) => row[edge.column]));
+    const leaving = new Map<string, number>();
+    for (const row of going?.get(edge.child) ?? []) {
+      const value = String(row[edge.childColumn]);
+      leaving.set(value, (leaving.get(value) ?? 0) + 1);
+    }
+    for (const row of candidates) {
+      const value = String(row[edge.column]);
+      if ((counts.get(value) ?? 0) - (leaving.get(value) ?? 0) > 0) referred.add(row);
+    }
+  }
+  return referred;
 }

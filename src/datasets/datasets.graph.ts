@@ -120,17 +120,7 @@ export function findCycle<E>(nodes: readonly string[], edges: readonly E[], ends
  * to (children before parents). The graph is acyclic once the policy validated.
  */
 export function erasureOrder(graph: DatasetGraph): string[] {
-  const order: string[] = [];
-  const done = new Set<string>();
-  const visit = (name: string) => {
-    if (done.has(name)) return;
-    done.add(name);
-    // Children first: everything that refers to `name`.
-    for (const edge of graph.dependencies) if (edge.parent === name && edge.child !== name) visit(edge.child);
-    order.push(name);
-  };
-  for (const name of graph.collections) visit(name);
-  return order;
+  return dependencyOrder(graph, (edge) => [edge.parent, edge.child]);
 }
 
 /**
@@ -141,12 +131,20 @@ export function erasureOrder(graph: DatasetGraph): string[] {
  * same.
  */
 export function parentsFirstOrder(graph: DatasetGraph): string[] {
+  return dependencyOrder(graph, (edge) => [edge.child, edge.parent]);
+}
+
+/** Depth-first over the references: `[of, first]` says `first` goes before `of`. */
+function dependencyOrder(graph: DatasetGraph, ends: (edge: DatasetGraph['dependencies'][number]) => [of: string, first: string]): string[] {
   const order: string[] = [];
   const done = new Set<string>();
   const visit = (name: string) => {
     if (done.has(name)) return;
     done.add(name);
-    for (const edge of graph.dependencies) if (edge.child === name && edge.parent !== name) visit(edge.parent);
+    for (const edge of graph.dependencies) {
+      const [of, first] = ends(edge);
+      if (of === name && first !== name) visit(first);
+    }
     order.push(name);
   };
   for (const name of graph.collections) visit(name);

@@ -9,7 +9,7 @@ import { covers } from '../policy/taxonomy.js';
 import type { Actor } from '../staff/permissions.js';
 import type { IdentityInput } from '../subjects/subjects.service.js';
 import { HttpDatastore, type HttpDatastoreOptions } from './datasets.http.js';
-import { applyPlans, emptyPlan, FieldEraser, isTrue, referringCounts, type RowPlan } from './datasets.erasure.js';
+import { applyPlans, emptyPlan, FieldEraser, isTrue, referredRows, type RowPlan } from './datasets.erasure.js';
 import { compileDataset, type CollectionModel, type DatasetModel } from './datasets.model.js';
 import { planPeopleSweep, type PeopleSweepTally, type RowExpiry, type SweepPerson } from './datasets.sweep.js';
 import { keyOf, walk } from './datasets.planner.js';
@@ -508,10 +508,7 @@ export class DatasetsService {
    * `referenced`.
    */
   async expire(datastoreId: string, collectionName: string, options: ExpireOptions): Promise<ExpireResult> {
-    const model = this.model(datastoreId);
-    const collection = model.collections.get(collectionName);
-    if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
-    if (!collection.timestamp) throw new PledgeError('dataset_no_timestamp', `collection "${collectionName}" of datastore "${datastoreId}" declares no timestamp column, so its rows cannot be expired`);
+    const { model, collection, timestamp } = this.timedCollection(datastoreId, collectionName);
     const fields = options.fields ? new Set(options.fields) : undefined;
     for (const name of fields ?? []) {
       if (!collection.fields.some((field) => field.name === name)) throw new PledgeError('dataset_not_found', `collection "${collectionName}" of datastore "${datastoreId}" declares no field "${name}"`);
@@ -529,7 +526,6 @@ export class DatasetsService {
     } else if (options.action === 'delete' && !fields && !options.dryRun && !(options.skip && options.skip.size > 0) && collection.referencedBy.length === 0) {
       // Whole rows that nothing refers to and nobody holds: each batch is one DELETE of the
       // oldest due rows, chosen by the database — no row travels to Pledge and back.
-      const timestamp = collection.timestamp;
       await this.guard(datastoreId, 'expiring rows', async () => {
         for (;;) {
           const deleted = await store.sql.write(async (session) => {
@@ -551,7 +547,6 @@ export class DatasetsService {
         }
       });
     } else {
-      const timestamp = collection.timestamp;
       let last: unknown[] | undefined;
       await this.guard(datastoreId, 'expiring rows', async () => {
         for (;;) {
@@ -570,7 +565,7 @@ export class DatasetsService {
             const plans: RowPlan[] = [];
             let kept = 0;
             if (options.action === 'delete' && !fields) {
-              const stays = await this.referencedRows(session, collection, due);
+              const stays = await referredRows(session, collection, due);
               kept = stays.size;
               for (const row of due) {
                 if (!stays.has(row)) {
@@ -621,11 +616,7 @@ export class DatasetsService {
    * for a datastore reached over HTTP, whose protocol has neither.
    */
   async keepBetween(datastoreId: string, collectionName: string, from: Date, before: Date, options: { dryRun: boolean; skip?: ReadonlySet<string> }): Promise<{ rows: number; restricted: number } | undefined> {
-    const model = this.model(datastoreId);
-    const collection = model.collections.get(collectionName);
-    if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
-    if (!collection.timestamp) throw new PledgeError('dataset_no_timestamp', `collection "${collectionName}" of datastore "${datastoreId}" declares no timestamp column, so its rows cannot be expired`);
-    const timestamp = collection.timestamp;
+    const { model, collection, timestamp } = this.timedCollection(datastoreId, collectionName);
     const store = this.datastore(model);
     if (store.kind === 'http') return undefined;
     const window = (session: SqlSession, params: Params) => {
@@ -668,14 +659,13 @@ export class DatasetsService {
     });
   }
 
-  /** The rows among `rows` that rows of another collection refer to (through a declared reference). */
-  private async referencedRows(session: SqlSession, collection: CollectionModel, rows: readonly Row[]): Promise<Set<Row>> {
-    const referenced = new Set<Row>();
-    for (const edge of collection.referencedBy) {
-      const counts = await referringCounts(session, { name: edge.child, column: edge.childColumn }, rows.map((row) => row[edge.column]));
-      for (const row of rows) if ((counts.get(String(row[edge.column])) ?? 0) > 0) referenced.add(row);
-    }
-    return referenced;
+  /** A collection retention can age: declared, with a timestamp column. */
+  private timedCollection(datastoreId: string, collectionName: string): { model: DatasetModel; collection: CollectionModel; timestamp: string } {
+    const model = this.model(datastoreId);
+    const collection = model.collections.get(collectionName);
+    if (!collection) throw new PledgeError('dataset_not_found', `datastore "${datastoreId}" declares no collection "${collectionName}"`);
+    if (!collection.timestamp) throw new PledgeError('dataset_no_timestamp', `collection "${collectionName}" of datastore "${datastoreId}" declares no timestamp column, so its rows cannot be expired`);
+    return { model, collection, timestamp: collection.timestamp };
   }
 
   private planAnonymisation(collection: CollectionModel, row: Row, fields?: ReadonlySet<string>): RowPlan {

@@ -1,5 +1,5 @@
 import type { IdentityInput } from '../subjects/subjects.service.js';
-import { emptyPlan, hasValue, isTrue, referringCounts, type FieldEraser, type RowPlan } from './datasets.erasure.js';
+import { emptyPlan, hasValue, isTrue, referredRows, type FieldEraser, type RowPlan } from './datasets.erasure.js';
 import type { CollectionModel, DatasetModel } from './datasets.model.js';
 import { walk } from './datasets.planner.js';
 import type { Row, SqlSession } from './datasets.sql.js';
@@ -147,12 +147,7 @@ function judge(collection: CollectionModel, reached: Reached, options: PeopleSwe
     erasable = true;
     changedBy.add(fate.rule);
     if (fate.action === 'anonymize') stays = true;
-    if (field.primaryKey) continue;
-    const change = options.eraser.erasedValue(field, value);
-    if (!change) continue;
-    plan.set[field.name] = change.value;
-    plan.perRow ||= change.perRow;
-    plan.changedFields.push(field.name);
+    options.eraser.eraseField(plan, field, value);
   }
   if (plan.kept.size > 0 && collection.restrictColumn && !isTrue(row[collection.restrictColumn])) plan.set[collection.restrictColumn] = true;
   return { plan, candidate: erasable && !stays, changedBy, keptBy };
@@ -222,7 +217,7 @@ export async function planPeopleSweep(session: SqlSession, model: DatasetModel, 
       verdicts.push({ entry, verdict });
       if (verdict.candidate) candidates.push(entry.row);
     }
-    const referred = await stillReferred(session, collection, candidates, wholeRow ? undefined : going);
+    const referred = await referredRows(session, collection, candidates, wholeRow ? undefined : going);
     const gone: Row[] = [];
     for (const { entry, verdict } of verdicts) {
       const goes = verdict ? verdict.candidate && !referred.has(entry.row) : !referred.has(entry.row);
@@ -242,28 +237,4 @@ export async function planPeopleSweep(session: SqlSession, model: DatasetModel, 
     going.set(name, gone);
   }
   return { plans, tally: [...tallies.values()] };
-}
-
-/**
- * The candidate rows that rows of another collection would still refer to: counted in the
- * datastore, less the referring rows that go in this batch (`going`). A timestamp step
- * decides before any row referring to its own goes (its collections run parents first):
- * its predictions subtract nothing.
- */
-async function stillReferred(session: SqlSession, collection: CollectionModel, candidates: readonly Row[], going: ReadonlyMap<string, readonly Row[]> | undefined): Promise<Set<Row>> {
-  const referred = new Set<Row>();
-  if (candidates.length === 0) return referred;
-  for (const edge of collection.referencedBy) {
-    const counts = await referringCounts(session, { name: edge.child, column: edge.childColumn }, candidates.map((row) => row[edge.column]));
-    const leaving = new Map<string, number>();
-    for (const row of going?.get(edge.child) ?? []) {
-      const value = String(row[edge.childColumn]);
-      leaving.set(value, (leaving.get(value) ?? 0) + 1);
-    }
-    for (const row of candidates) {
-      const value = String(row[edge.column]);
-      if ((counts.get(value) ?? 0) - (leaving.get(value) ?? 0) > 0) referred.add(row);
-    }
-  }
-  return referred;
 }

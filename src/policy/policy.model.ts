@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { parseDeadline, parseDuration, type Deadline, type Duration } from './duration.js';
 import type { Choice, Purpose, PolicyDocument, RetentionRule, RightType } from './policy.schema.js';
 import { BUILT_IN_CATEGORIES, covers, type CategoryInfo } from './taxonomy.js';
+import { deepFreeze } from '../core/freeze.js';
 
 /** A purpose's choice, explicit or implied by its legal basis. */
 export function effectiveChoice(purpose: Pick<Purpose, 'choice' | 'legal_basis'>): Choice {
@@ -9,14 +10,6 @@ export function effectiveChoice(purpose: Pick<Purpose, 'choice' | 'legal_basis'>
   if (purpose.legal_basis === 'consent') return 'opt_in';
   if (purpose.legal_basis === 'legitimate_interest') return 'opt_out';
   return 'none';
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }
 
 /** JSON with object keys sorted, so equal policies hash equally whatever their key order. */

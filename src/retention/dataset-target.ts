@@ -1,3 +1,4 @@
+import type { ExpireOptions, ExpireResult } from '../datasets/datasets.service.js';
 import type { Actor } from '../staff/permissions.js';
 import type { IdentityInput } from '../subjects/subjects.service.js';
 import { stepCutoffs, timestampSteps, type DatasetCollectionRef, type TimestampStep } from './dataset-rules.js';
@@ -12,21 +13,7 @@ export type { DatasetCollectionRef } from './dataset-rules.js';
  * (DatasetsService.expire); any object of this shape will do.
  */
 export interface DatasetExpirer {
-  expire(
-    datastoreId: string,
-    collection: string,
-    options: {
-      before: Date;
-      action: 'delete' | 'anonymize';
-      dryRun: boolean;
-      batchSize?: number;
-      onProgress?: (rows: number) => void;
-      skip?: ReadonlySet<string>;
-      /** Erase only these fields; the rows stay. */
-      fields?: readonly string[];
-      actor?: Actor;
-    },
-  ): Promise<{ rows: number; skipped?: number; referenced?: number }>;
+  expire(datastoreId: string, collection: string, options: ExpireOptions): Promise<Pick<ExpireResult, 'rows'> & Partial<ExpireResult>>;
   /** Rows written in [from, before), marked restricted unless a dry run; undefined where the datastore cannot. */
   keepBetween?(datastoreId: string, collection: string, from: Date, before: Date, options: { dryRun: boolean; skip?: ReadonlySet<string> }): Promise<{ rows: number; restricted: number } | undefined>;
   /** Keys of the collection's rows that belong to these people (one identity list each). */

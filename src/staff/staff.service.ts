@@ -465,11 +465,12 @@ export class StaffService {
 
   /** The actor behind `Authorization: Bearer pk_…`. */
   async authenticateApiKey(token: string): Promise<ApiKeyActor> {
-    const known = this.knownApiKey(token);
-    if (known) return known;
     if (typeof token !== 'string' || !token.startsWith(API_KEY_PREFIX) || token.length > 128) throw unauthenticated();
     const secretHash = hashToken(token);
-    const row = this.apiKeys.get(secretHash)?.row ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
+    const cached = this.apiKeys.get(secretHash);
+    const known = cached && this.stillVerified(cached);
+    if (known) return known;
+    const row = cached?.row ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
     // The look-up is by hash; comparing once more in constant time costs nothing and guards a collation surprise.
     if (!row || !safeEqual(row.secret_hash, secretHash)) throw unauthenticated();
     const nowDate = this.clock.now();
@@ -497,10 +498,14 @@ export class StaffService {
    */
   knownApiKey(token: string): ApiKeyActor | undefined {
     if (typeof token !== 'string' || token.length > 128) return undefined;
-    const known = this.apiKeys.get(hashToken(token));
-    if (!known) return undefined;
+    const cached = this.apiKeys.get(hashToken(token));
+    return cached && this.stillVerified(cached);
+  }
+
+  /** A cached verification still good now: not expired, and not due for its last-used stamp. */
+  private stillVerified(verified: VerifiedApiKey): ApiKeyActor | undefined {
     const now = this.clock.now().getTime();
-    return now < known.expiresAtMs && now < known.touchDueMs ? known.actor : undefined;
+    return now < verified.expiresAtMs && now < verified.touchDueMs ? verified.actor : undefined;
   }
 
   /** The key behind an API-key actor, for GET /v1/auth/me. */

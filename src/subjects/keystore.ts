@@ -3,18 +3,12 @@ import type { Kysely } from 'kysely';
 import { compiledOnce, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
 import { TtlCache } from '../core/ttl-cache.js';
-import type { SubjectFieldsTable } from './subjects.tables.js';
-import type { KeystoreTables } from './subjects.tables.js';
+import type { KeystoreTables, SubjectFieldsTable } from './subjects.tables.js';
 
 const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string) =>
   db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId),
 );
 
-/**
- * Each subject's data key (32 random bytes), wrapped by the key-encryption key and kept in the
- * key store database. Destroying the key is the erasure: every ciphertext of that subject,
- * wherever a copy of it lives, becomes noise.
- */
 /**
  * An unwrapped data key, and the field values opened with it while it stays cached — by
  * category, each with the exact ciphertext it came from, so a changed or replaced field is
@@ -34,6 +28,11 @@ export interface OpenedField {
   readonly value: unknown;
 }
 
+/**
+ * Each subject's data key (32 random bytes), wrapped by the key-encryption key and kept in the
+ * key store database. Destroying the key is the erasure: every ciphertext of that subject,
+ * wherever a copy of it lives, becomes noise.
+ */
 export class KeyStore {
   /**
    * Recently used keys, unwrapped. Safe across processes: a read checks the subject's status

@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.js';
 import { blindIndex, open, seal } from '../core/crypto.js';
 import type { Database } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
+import { deepFreeze } from '../core/freeze.js';
 import { PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Keyring } from '../core/keyring.js';
@@ -13,7 +14,7 @@ import { keptOnlyByException, RetentionRules } from '../retention/retention.rule
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
 import type { ConsentGate } from './consent-gate.js';
 import { normalizeIdentity, type IdentityKind } from './identities.js';
-import type { KeyStore, OpenedField } from './keystore.js';
+import type { KeyStore, OpenedField, SubjectKey } from './keystore.js';
 import { subjectsStore as store, type FieldRetentionQuery } from './subjects.store.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
 
@@ -394,9 +395,14 @@ export class SubjectsService {
   // --- data ------------------------------------------------------------------------------------
 
   private async dataKey(subjectId: string): Promise<Buffer> {
-    const key = await this.deps.keystore.get(subjectId);
-    if (!key) throw new PledgeError('subject_erased', 'the subject\'s data key is destroyed; its data can no longer be read');
-    return key;
+    return (await this.keyEntry(subjectId)).key;
+  }
+
+  /** The subject's key with the values opened with it (see KeyStore). */
+  private async keyEntry(subjectId: string): Promise<SubjectKey> {
+    const entry = await this.deps.keystore.entry(subjectId);
+    if (!entry) throw new PledgeError('subject_erased', 'the subject\'s data key is destroyed; its data can no longer be read');
+    return entry;
   }
 
   async writeData(actor: Actor, subjectId: string, write: DataWrite): Promise<{ categories: string[] }> {
@@ -445,8 +451,7 @@ export class SubjectsService {
     const seals = found.seals.filter((seal) => this.policy.purposeAllows(purposeId, seal.category));
     const fields: Record<string, FieldValue> = {};
     if (seals.length > 0) {
-      const entry = await this.deps.keystore.entry(subjectId);
-      if (!entry) throw new PledgeError('subject_erased', 'the subject\'s data key is destroyed; its data can no longer be read');
+      const entry = await this.keyEntry(subjectId);
       let opened = seals.map((seal) => entry.opened.get(seal.category)).filter((known, index) => known?.sealed === seals[index]!.value);
       if (opened.length < seals.length) {
         // Something is not open yet (or changed): read the fields whole and open what is new.
@@ -828,13 +833,4 @@ export class SubjectsService {
     }
     return total;
   }
-}
-
-/** Opened values are shared by every read while cached: frozen, so no caller can alter another's. */
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }
