@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
-import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild } from './servers.js';
+import { bareCeiling, describeCeiling, httpLoad, loadOptions, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -47,26 +47,26 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
   const rows: ResultRow[] = [];
   try {
     const { subjects, key, env } = await prepare(directory, databaseUrl);
-    const ceiling = await bareCeiling(DURATION_SECONDS);
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    // Each request asks about another subject, so no answer is served from one hot row.
+    const decisionLoad: LoadShape = { headers, requests: subjects.map((id) => ({ method: 'GET', path: `/v1/subjects/${id}/consent/marketing` })) };
+    const actions = ['granted', 'withdrawn'];
+    const writeLoad: LoadShape = {
+      headers,
+      requests: subjects.map((id, index) => ({ method: 'POST', path: '/v1/consent/events', body: JSON.stringify({ holder: id, source: 'banner', bannerVersion: 'bench', choices: [{ purpose: 'marketing', action: actions[index % 2] }] }) })),
+    };
+    const ceiling = await bareCeiling(DURATION_SECONDS, decisionLoad);
     // As one process, and as production runs it: one process per CPU (`--workers auto`).
     for (const processes of [...new Set([1, SERVER_PROCESSES])]) {
       const setUp = `${label}, ${processes === 1 ? '1 process' : `${processes} processes`}`;
       const server = await startPledge(directory, env, processes);
       try {
         const base = server.base;
-        const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
         const check = await fetch(`${base}/v1/subjects/${subjects[0]}/consent/marketing`, { headers });
         const answer = (await check.json()) as { allowed?: boolean };
         if (check.status !== 200 || typeof answer.allowed !== 'boolean') throw new Error(`the decision check does not answer: ${check.status} ${JSON.stringify(answer).slice(0, 200)}`);
-        // Each request asks about another subject, so no answer is served from one hot row.
-        const decisions = await httpLoad({ url: base, headers, requests: subjects.map((id) => ({ method: 'GET', path: `/v1/subjects/${id}/consent/marketing` })) }, DURATION_SECONDS);
-
-        const actions = ['granted', 'withdrawn'];
-        const writes = await httpLoad({
-          url: base,
-          headers,
-          requests: subjects.map((id, index) => ({ method: 'POST', path: '/v1/consent/events', body: JSON.stringify({ holder: id, source: 'banner', bannerVersion: 'bench', choices: [{ purpose: 'marketing', action: actions[index % 2] }] }) })),
-        }, DURATION_SECONDS);
+        const decisions = await httpLoad(loadOptions(base, decisionLoad), DURATION_SECONDS);
+        const writes = await httpLoad(loadOptions(base, writeLoad), DURATION_SECONDS);
 
         const ratio = decisions.requests / ceiling.requests;
         rows.push(

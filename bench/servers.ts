@@ -44,24 +44,41 @@ export interface Ceiling extends HttpLoad {
   processes: number;
 }
 
+/** What a benchmark sends: one path, or a rotation of requests, with its headers. */
+export interface LoadShape {
+  path?: string;
+  headers?: Record<string, string>;
+  requests?: autocannon.Request[];
+}
+
 /**
- * The ceiling: a bare Fastify route answering a constant, loaded like the route measured — in
+ * The ceiling: a bare Fastify route answering a constant, loaded exactly like the route measured
+ * (the same paths, headers and bodies, so the load generator does the same work for both) — in
  * one process and in as many as Pledge runs, the better of the two. (With the load generator on
  * the same machine, the single process is usually the faster: the generator needs a core.)
  */
-export async function bareCeiling(durationSeconds: number): Promise<Ceiling> {
+export async function bareCeiling(durationSeconds: number, shape: LoadShape = {}): Promise<Ceiling> {
   let best: Ceiling | undefined;
   for (const processes of [...new Set([1, SERVER_PROCESSES])]) {
     const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0', String(processes)], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const url = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
-      const load = await httpLoad({ url: `${url}/health` }, durationSeconds);
+      const load = await httpLoad(loadOptions(url, shape), durationSeconds);
       if (!best || load.requests > best.requests) best = { ...load, processes };
     } finally {
       bare.kill('SIGTERM');
     }
   }
   return best!;
+}
+
+/** The load generator's options for `shape` against the server at `base`. */
+export function loadOptions(base: string, shape: LoadShape): autocannon.Options {
+  return {
+    url: `${base}${shape.requests ? '' : (shape.path ?? '/health')}`,
+    ...(shape.headers ? { headers: shape.headers } : {}),
+    ...(shape.requests ? { requests: shape.requests } : {}),
+  };
 }
 
 export function describeCeiling(ceiling: Ceiling): string {

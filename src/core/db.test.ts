@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { createTestDatabase, testDialects, type TestDatabase } from '../../test/support/databases.js';
-import { migrate, openDatabase, ping, type Database } from './db.js';
+import type { Kysely } from 'kysely';
+import type { Tables } from './db.tables.js';
+import { batchedLookupSql, compiledOnce, migrate, openDatabase, ping, type Database } from './db.js';
+
+const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
+const versionsByVersion = compiledOnce((db: Kysely<Tables>, version: string) => db.selectFrom('policy_versions').select(['id']).where('version', '=', version));
+const auditEntryBySeq = compiledOnce((db: Kysely<Tables>, seq: string) => db.selectFrom('audit_entries').select(['seq']).where('seq', '=', seq as unknown as number));
 
 for (const dialect of testDialects()) {
   describe(`database on ${dialect}`, () => {
@@ -55,6 +61,31 @@ for (const dialect of testDialects()) {
       const result = await sql<{ one: number }>`select 1 as one`.execute(database.db);
       assert.equal(Number(result.rows[0]?.one), 1);
     });
+
+    test('lookups made together each get exactly their own rows, and see what was committed before them', async () => {
+      const row = (id: string, version: string) => ({ id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
+      await database.db.insertInto('policy_versions').values([row('pv_a', '1'), row('pv_b', '2'), row('pv_c', '2'), row('pv_d', '3')]).execute();
+      const ids = ['pv_a', 'pv_b', 'pv_missing', 'pv_c', 'pv_a', 'pv_d'];
+      // Asked in one turn of the event loop: on PostgreSQL they travel as one query.
+      const answers = await Promise.all(ids.map((id) => versionById(database.db, id)));
+      assert.deepEqual(answers, [[{ id: 'pv_a', version: '1' }], [{ id: 'pv_b', version: '2' }], [], [{ id: 'pv_c', version: '2' }], [{ id: 'pv_a', version: '1' }], [{ id: 'pv_d', version: '3' }]]);
+      // Several rows for one caller, none for another.
+      const byVersion = await Promise.all(['2', '9', '1'].map((version) => versionsByVersion(database.db, version)));
+      assert.deepEqual(byVersion.map((rows) => rows.map((found) => found.id).sort()), [['pv_b', 'pv_c'], [], ['pv_a']]);
+      // Nothing is cached: a row written after the last batch is found by the next.
+      await database.db.insertInto('policy_versions').values(row('pv_e', '4')).execute();
+      const [fresh, again] = await Promise.all([versionById(database.db, 'pv_e'), versionById(database.db, 'pv_a')]);
+      assert.deepEqual([fresh, again], [[{ id: 'pv_e', version: '4' }], [{ id: 'pv_a', version: '1' }]]);
+    });
+
+    test('a lookup on a column that is not text still answers when asked together with others', async () => {
+      // The batched form compares text; PostgreSQL refuses it for a number column, and the
+      // statement then runs once per caller, as it would alone.
+      const answers = await Promise.all(['1', '2', '3'].map((seq) => auditEntryBySeq(database.db, seq)));
+      assert.deepEqual(answers, [[], [], []]);
+      const later = await Promise.all(['1', '2'].map((seq) => auditEntryBySeq(database.db, seq)));
+      assert.deepEqual(later, [[], []]);
+    });
   });
 }
 
@@ -66,4 +97,12 @@ test('ping is false when the database server cannot be reached', async () => {
   } finally {
     await database.close();
   }
+});
+
+test('a batched lookup runs the statement once per row of its parameter arrays, tagged with the caller', () => {
+  const text = 'select "id" from "policy_versions" where "version" = $1 and "hash" = $2';
+  assert.equal(
+    batchedLookupSql(text, 2),
+    'select k.ordinality as pledge_batch_ordinal, q.* from unnest($1::text[], $2::text[]) with ordinality as k(p1, p2, ordinality) cross join lateral (select "id" from "policy_versions" where "version" = k.p1 and "hash" = k.p2) as q',
+  );
 });

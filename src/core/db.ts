@@ -125,21 +125,113 @@ function sqliteReader(file: string): Reader {
   };
 }
 
-/** Reads on the shared pool as named statements: each connection parses the text once. */
+/**
+ * Reads on the shared pool as named statements (each connection parses the text once), and
+ * lookups that arrive together answered together: every call of the same statement made while
+ * the event loop handles one round of I/O — the requests of many connections — is sent as one
+ * query, so fifty concurrent requests cost a few round trips instead of fifty. A batch is sent
+ * after its callers asked, so it sees every write committed before them: nothing is cached.
+ */
 function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   const names = new Map<string, string>();
-  return {
-    async all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
-      let name = names.get(text);
-      if (!name) {
-        name = `pledge_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
-        names.set(text, name);
+  const nameOf = (text: string): string => {
+    let name = names.get(text);
+    if (!name) {
+      name = `pledge_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  const run = async <R>(text: string, values: unknown[]): Promise<R[]> => (await (await pool()).query({ name: nameOf(text), text, values })).rows as R[];
+  const pending = new Map<string, PendingLookup[]>();
+  // Statements whose batched form PostgreSQL refused (a column that is not text): run alone.
+  const alone = new Set<string>();
+  let scheduled = false;
+
+  const flush = (): void => {
+    scheduled = false;
+    const groups = [...pending];
+    pending.clear();
+    for (const [text, calls] of groups) {
+      if (calls.length === 1) {
+        const [call] = calls as [PendingLookup];
+        run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
+        continue;
       }
-      const result = await (await pool()).query({ name, text, values: parameters as unknown[] });
-      return result.rows as R[];
+      const arity = calls[0]!.parameters.length;
+      const columns = Array.from({ length: arity }, (_, index) => calls.map((call) => call.parameters[index]));
+      run<Record<string, unknown>>(batchedLookupSql(text, arity), columns).then(
+        (rows) => {
+          const byCall: Array<Record<string, unknown>[]> = calls.map(() => []);
+          for (const row of rows) {
+            const index = Number(row[BATCH_ORDINAL]) - 1;
+            delete row[BATCH_ORDINAL];
+            byCall[index]!.push(row);
+          }
+          calls.forEach((call, index) => call.resolve(byCall[index]!));
+        },
+        (error: unknown) => {
+          const code = (error as { code?: string }).code;
+          if (code !== '42883' && code !== '42804') {
+            for (const call of calls) call.reject(error);
+            return;
+          }
+          alone.add(text);
+          for (const call of calls) run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
+        },
+      );
+    }
+  };
+
+  return {
+    all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
+      // Only text parameters go into a batch: they travel as text[] columns, compared as text.
+      if (parameters.length === 0 || alone.has(text) || !parameters.every((value) => typeof value === 'string')) return run<R>(text, parameters as unknown[]);
+      return new Promise<R[]>((resolve, reject) => {
+        const calls = pending.get(text);
+        const call: PendingLookup = { parameters, resolve: resolve as (rows: unknown[]) => void, reject };
+        if (calls) calls.push(call);
+        else pending.set(text, [call]);
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
     },
     close() {},
   };
+}
+
+interface PendingLookup {
+  parameters: readonly unknown[];
+  resolve: (rows: unknown[]) => void;
+  reject: (error: unknown) => void;
+}
+
+const BATCH_ORDINAL = 'pledge_batch_ordinal';
+const batchedTexts = new Map<string, string>();
+
+/**
+ * The statement `text` (placeholders $1…$n) run once per row of the parameter arrays:
+ *
+ *   select k.ordinality as pledge_batch_ordinal, q.*
+ *   from unnest($1::text[], $2::text[]) with ordinality as k(p1, p2, ordinality)
+ *   cross join lateral (<text with $1 → k.p1, $2 → k.p2>) as q
+ *
+ * Each caller's rows come back tagged with its position; within a caller they keep the order
+ * the statement gives them.
+ */
+export function batchedLookupSql(text: string, arity: number): string {
+  const key = `${arity}\u0000${text}`;
+  let batched = batchedTexts.get(key);
+  if (!batched) {
+    const slots = Array.from({ length: arity }, (_, index) => `p${index + 1}`);
+    const arrays = slots.map((_, index) => `$${index + 1}::text[]`).join(', ');
+    const inner = text.replace(/\$(\d+)/g, (_, number: string) => `k.p${number}`);
+    batched = `select k.ordinality as ${BATCH_ORDINAL}, q.* from unnest(${arrays}) with ordinality as k(${slots.join(', ')}, ordinality) cross join lateral (${inner}) as q`;
+    batchedTexts.set(key, batched);
+  }
+  return batched;
 }
 
 export type SqliteConnection = InstanceType<ReturnType<typeof loadSqlite>>;
