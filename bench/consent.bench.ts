@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
-import { bareCeiling, describeCeiling, httpLoad, loadOptions, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
+import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -65,8 +65,8 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
         const check = await fetch(`${base}/v1/subjects/${subjects[0]}/consent/marketing`, { headers });
         const answer = (await check.json()) as { allowed?: boolean };
         if (check.status !== 200 || typeof answer.allowed !== 'boolean') throw new Error(`the decision check does not answer: ${check.status} ${JSON.stringify(answer).slice(0, 200)}`);
-        const decisions = await httpLoad(loadOptions(base, decisionLoad), DURATION_SECONDS);
-        const writes = await httpLoad(loadOptions(base, writeLoad), DURATION_SECONDS);
+        const decisions = await httpLoad(base, decisionLoad, DURATION_SECONDS);
+        const writes = await httpLoad(base, writeLoad, DURATION_SECONDS);
 
         const ratio = decisions.requests / ceiling.requests;
         rows.push(

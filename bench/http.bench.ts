@@ -5,7 +5,7 @@ import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { StaffService } from '../src/staff/staff.service.js';
-import { bareCeiling, describeCeiling, httpLoad, loadOptions, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
+import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -76,7 +76,7 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
         const check = await fetch(`${server.base}${shape.path}`, { headers: shape.headers! });
         const body = (await check.json()) as { fields?: Record<string, unknown> };
         if (check.status !== 200 || Object.keys(body.fields ?? {}).length !== 10) throw new Error(`the read does not return 10 fields: ${check.status} ${JSON.stringify(body).slice(0, 200)}`);
-        const measured = await httpLoad(loadOptions(server.base, shape), DURATION_SECONDS);
+        const measured = await httpLoad(server.base, shape, DURATION_SECONDS);
         const ratio = measured.requests / ceiling.requests;
         rows.push({
           benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${DURATION_SECONDS} s (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,

@@ -30,9 +30,18 @@ export async function waitForLine(child: ChildProcess, pattern: RegExp): Promise
   });
 }
 
-/** 50 connections for `durationSeconds`; errors count transport errors and non-2xx answers. */
-export async function httpLoad(options: autocannon.Options, durationSeconds: number): Promise<HttpLoad> {
-  const result = await autocannon({ connections: 50, duration: durationSeconds, ...options });
+/**
+ * `shape` sent to the server at `base` over 50 connections for `durationSeconds`; errors count
+ * transport errors and non-2xx answers.
+ */
+export async function httpLoad(base: string, shape: LoadShape, durationSeconds: number): Promise<HttpLoad> {
+  const result = await autocannon({
+    connections: 50,
+    duration: durationSeconds,
+    url: `${base}${shape.requests ? '' : (shape.path ?? '/health')}`,
+    ...(shape.headers ? { headers: shape.headers } : {}),
+    ...(shape.requests ? { requests: shape.requests } : {}),
+  });
   return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
 
@@ -63,22 +72,13 @@ export async function bareCeiling(durationSeconds: number, shape: LoadShape = {}
     const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0', String(processes)], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const url = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
-      const load = await httpLoad(loadOptions(url, shape), durationSeconds);
+      const load = await httpLoad(url, shape, durationSeconds);
       if (!best || load.requests > best.requests) best = { ...load, processes };
     } finally {
       bare.kill('SIGTERM');
     }
   }
   return best!;
-}
-
-/** The load generator's options for `shape` against the server at `base`. */
-export function loadOptions(base: string, shape: LoadShape): autocannon.Options {
-  return {
-    url: `${base}${shape.requests ? '' : (shape.path ?? '/health')}`,
-    ...(shape.headers ? { headers: shape.headers } : {}),
-    ...(shape.requests ? { requests: shape.requests } : {}),
-  };
 }
 
 export function describeCeiling(ceiling: Ceiling): string {

@@ -143,6 +143,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
     return name;
   };
   const run = async <R>(text: string, values: unknown[]): Promise<R[]> => (await (await pool()).query({ name: nameOf(text), text, values })).rows as R[];
+  const runAlone = (text: string, call: PendingLookup): void => void run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
   const pending = new Map<string, PendingLookup[]>();
   // Statements whose batched form PostgreSQL refused (a column that is not text): run alone.
   const alone = new Set<string>();
@@ -154,8 +155,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
     pending.clear();
     for (const [text, calls] of groups) {
       if (calls.length === 1) {
-        const [call] = calls as [PendingLookup];
-        run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
+        runAlone(text, calls[0]!);
         continue;
       }
       const arity = calls[0]!.parameters.length;
@@ -177,7 +177,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
             return;
           }
           alone.add(text);
-          for (const call of calls) run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
+          for (const call of calls) runAlone(text, call);
         },
       );
     }
