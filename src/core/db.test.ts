@@ -78,6 +78,19 @@ for (const dialect of testDialects()) {
       assert.deepEqual([fresh, again], [[{ id: 'pv_e', version: '4' }], [{ id: 'pv_a', version: '1' }]]);
     });
 
+    test('callers asking the same thing at once each get the rows, as objects of their own', async () => {
+      const row = (id: string, version: string) => ({ id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
+      await database.db.insertInto('policy_versions').values([row('pv_same_1', '7'), row('pv_same_2', '7')]).execute();
+      // Only one distinct question (sent as the plain statement on PostgreSQL), several rows each.
+      const answers = await Promise.all(Array.from({ length: 5 }, () => versionsByVersion(database.db, '7')));
+      for (const rows of answers) assert.deepEqual(rows.map((found) => found.id).sort(), ['pv_same_1', 'pv_same_2']);
+      (answers[0]![0] as { id: string }).id = 'changed by the first caller';
+      assert.notEqual(answers[1]![0]!.id, 'changed by the first caller', 'another caller\'s row is not the same object');
+      // Repeated questions among different ones.
+      const mixed = await Promise.all(['pv_same_1', 'pv_same_2', 'pv_same_1', 'pv_none', 'pv_same_1'].map((id) => versionById(database.db, id)));
+      assert.deepEqual(mixed.map((rows) => rows.map((found) => found.id)), [['pv_same_1'], ['pv_same_2'], ['pv_same_1'], [], ['pv_same_1']]);
+    });
+
     test('a lookup on a column that is not text still answers when asked together with others', async () => {
       // The batched form compares text; PostgreSQL refuses it for a number column, and the
       // statement then runs once per caller, as it would alone.

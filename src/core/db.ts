@@ -129,8 +129,9 @@ function sqliteReader(file: string): Reader {
  * Reads on the shared pool as named statements (each connection parses the text once), and
  * lookups that arrive together answered together: every call of the same statement made while
  * the event loop handles one round of I/O — the requests of many connections — is sent as one
- * query, so fifty concurrent requests cost a few round trips instead of fifty. A batch is sent
- * after its callers asked, so it sees every write committed before them: nothing is cached.
+ * query, so fifty concurrent requests cost a few round trips instead of fifty, and callers asking
+ * for the same row share one look-up. A batch is sent after its callers asked, so it sees every
+ * write committed before them: nothing is cached.
  */
 function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   const names = new Map<string, string>();
@@ -154,21 +155,42 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
     const groups = [...pending];
     pending.clear();
     for (const [text, calls] of groups) {
-      if (calls.length === 1) {
-        runAlone(text, calls[0]!);
+      // Callers asking the same thing share one look-up (a hot subject read by many requests
+      // at once): the batch carries each distinct set of values once.
+      const distinct = new Map<string, PendingLookup[]>();
+      for (const call of calls) {
+        const key = call.parameters.join('\u0000');
+        const same = distinct.get(key);
+        if (same) same.push(call);
+        else distinct.set(key, [call]);
+      }
+      const askers = [...distinct.values()];
+      const answer = (index: number, rows: Array<Record<string, unknown>>): void => {
+        const [first, ...others] = askers[index]!;
+        first!.resolve(rows);
+        // Every caller gets rows of its own: one changing its copy does not change another's.
+        for (const other of others) other.resolve(rows.map((row) => ({ ...row })));
+      };
+      if (askers.length === 1) {
+        run<Record<string, unknown>>(text, askers[0]![0]!.parameters as unknown[]).then(
+          (rows) => answer(0, rows),
+          (error: unknown) => {
+            for (const call of calls) call.reject(error);
+          },
+        );
         continue;
       }
       const arity = calls[0]!.parameters.length;
-      const columns = Array.from({ length: arity }, (_, index) => calls.map((call) => call.parameters[index]));
+      const columns = Array.from({ length: arity }, (_, index) => askers.map((same) => same[0]!.parameters[index]));
       run<Record<string, unknown>>(batchedLookupSql(text, arity), columns).then(
         (rows) => {
-          const byCall: Array<Record<string, unknown>[]> = calls.map(() => []);
+          const byAsker: Array<Record<string, unknown>[]> = askers.map(() => []);
           for (const row of rows) {
             const index = Number(row[BATCH_ORDINAL]) - 1;
             delete row[BATCH_ORDINAL];
-            byCall[index]!.push(row);
+            byAsker[index]!.push(row);
           }
-          calls.forEach((call, index) => call.resolve(byCall[index]!));
+          byAsker.forEach((rowsOf, index) => answer(index, rowsOf));
         },
         (error: unknown) => {
           const code = (error as { code?: string }).code;
