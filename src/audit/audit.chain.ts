@@ -45,6 +45,16 @@ export function serializeEntry(entry: ChainFields): string {
 }
 
 /** SHA-256 of the serialisation, base64url (the project's text form of binary values). */
+/**
+ * serializeEntry()'s text between seq and prev_hash — the part that does not depend on where the
+ * entry lands in the chain — for the database to complete (auditStore.appendPostgres):
+ * serializeEntry(e) === `["${ENTRY_FORMAT}",${e.seq},${entryMiddle(e)},"${e.prev_hash}"]`.
+ */
+export function entryMiddle(entry: Omit<ChainFields, 'seq' | 'prev_hash'>): string {
+  const text = JSON.stringify([entry.id, entry.at, entry.actor_type, entry.actor_id, entry.action, entry.target_type, entry.target_id, entry.purpose, entry.details]);
+  return text.slice(1, -1);
+}
+
 export function hashEntry(entry: ChainFields): string {
   return oneShotHash('sha256', serializeEntry(entry), 'base64url');
 }

@@ -1,5 +1,5 @@
 import { hash as oneShotHash } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Clock } from '../core/clock.js';
 import type { Database } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
@@ -10,6 +10,7 @@ import {
   GENESIS_HASH,
   canonicalDetails,
   checkpointSignatureValid,
+  entryMiddle,
   hashEntry,
   linksTo,
   signCheckpoint,
@@ -17,7 +18,7 @@ import {
   validateAuditEvent,
   type SigningKey,
 } from './audit.chain.js';
-import { auditStore, type AuditCheckpointRow, type AuditEntryRow, type PreparedAppend } from './audit.store.js';
+import { auditStore, type AuditCheckpointRow, type AuditEntryRow, type PreparedAppend, type UnchainedEntry } from './audit.store.js';
 import type { AuditDetailValue, AuditEvent, AuditWriter } from './audit.types.js';
 
 export interface AuditServiceOptions {
@@ -142,6 +143,13 @@ export class AuditService implements AuditWriter {
   private closed = false;
   private readonly background = new Set<Promise<void>>();
   private readonly counters = { records: 0, transactions: 0, events: 0 };
+  /**
+   * PostgreSQL: whether an append is one statement that hashes in the database
+   * (auditStore.appendPostgres). The first one runs in a transaction and is checked against
+   * Pledge's own hashing before it commits; if the database cannot do it (no sha256(), before
+   * PostgreSQL 11) or hashes other bytes, appends go back to hashing here, for good.
+   */
+  private chainInDatabase: 'unchecked' | 'checked' | 'off' = 'unchecked';
 
   constructor(
     private readonly database: Database,
@@ -172,7 +180,16 @@ export class AuditService implements AuditWriter {
    */
   async appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
     for (const event of events) validateAuditEvent(event);
-    await this.append(trx, events);
+    if (this.database.dialect !== 'postgres' || this.chainInDatabase === 'off' || events.length === 0) return this.append(trx, events);
+    try {
+      // Checked before the caller commits: a wrong hash throws and the transaction keeps nothing.
+      await this.appendInDatabase(trx, events);
+      this.chainInDatabase = 'checked';
+    } catch (error) {
+      // The transaction is spoilt either way; the caller's retry hashes here.
+      if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
+      throw error;
+    }
   }
 
   /**
@@ -207,6 +224,67 @@ export class AuditService implements AuditWriter {
     const { rows, checkpoints, headHash } = this.prepareAppend(head, events);
     await auditStore.writeEntries(trx, rows, headHash);
     await auditStore.insertCheckpoints(trx, checkpoints);
+  }
+
+  /**
+   * The append as one statement, the database chaining the entries (auditStore.appendPostgres);
+   * every hash it computed is checked against serializeEntry() here, and the checkpoints due
+   * among the new entries are signed and written after it.
+   */
+  private async appendInDatabase(executor: Kysely<Tables>, events: readonly AuditEvent[]): Promise<void> {
+    const now = this.clock.now();
+    const at = now.toISOString();
+    const millis = now.getTime();
+    const entries = events.map((event): UnchainedEntry => {
+      const fields = {
+        id: newId('aud', millis),
+        at,
+        actor_type: event.actor.type,
+        actor_id: event.actor.id,
+        action: event.action,
+        target_type: event.target?.type ?? null,
+        target_id: event.target?.id ?? null,
+        purpose: event.purpose ?? null,
+        details: canonicalDetails(event.details),
+      };
+      return { ...fields, middle: entryMiddle(fields) };
+    });
+    const chain = await auditStore.appendPostgres(executor, entries, at);
+    const checkpoints: AuditCheckpointRow[] = [];
+    for (let i = 1; i < chain.length; i++) {
+      const { middle: _middle, ...entry } = entries[i - 1]!;
+      const link = chain[i]!;
+      const previous = chain[i - 1]!;
+      if (chain.length !== entries.length + 1 || link.seq !== previous.seq + 1 || link.hash !== hashEntry({ ...entry, at, seq: link.seq, prev_hash: previous.hash })) {
+        throw new DatabaseHashMismatch();
+      }
+      if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
+    }
+    await auditStore.insertCheckpoints(executor, checkpoints);
+  }
+
+  /** A group commit on PostgreSQL: one statement when the database chains (see chainInDatabase). */
+  private async appendOnPostgres(events: readonly AuditEvent[]): Promise<void> {
+    const { db } = this.database;
+    if (this.chainInDatabase === 'checked') {
+      try {
+        return await this.appendInDatabase(db, events);
+      } catch (error) {
+        if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
+        throw error;
+      }
+    }
+    if (this.chainInDatabase === 'unchecked') {
+      try {
+        await db.transaction().execute((trx) => this.appendInDatabase(trx, events));
+        this.chainInDatabase = 'checked';
+        return;
+      } catch (error) {
+        if (!cannotChainInDatabase(error)) throw error;
+        this.chainInDatabase = 'off';
+      }
+    }
+    await db.transaction().execute((trx) => this.append(trx, events));
   }
 
   /** The entries that follow `head`, chained, and the checkpoints among them. */
@@ -274,10 +352,10 @@ export class AuditService implements AuditWriter {
       for (const event of record.events) events.push(event);
     }
     try {
-      // On SQLite the group commit is one synchronous transaction; elsewhere a Kysely one.
+      // On SQLite the group commit is one synchronous transaction; on PostgreSQL one statement.
       const sqlite = this.database.sqlite;
       if (sqlite) await sqlite.exclusive((connection) => auditStore.appendSqlite(connection, events.length, (head) => this.prepareAppend(head, events)));
-      else await this.database.db.transaction().execute((trx) => this.append(trx, events));
+      else await this.appendOnPostgres(events);
     } catch (error) {
       for (const record of batch) record.reject(error);
       return;
@@ -505,6 +583,18 @@ function toEntry(row: AuditEntryRow): AuditEntry {
   if (row.target_type !== null && row.target_id !== null) entry.target = { type: row.target_type, id: row.target_id };
   if (row.purpose !== null) entry.purpose = row.purpose;
   return entry;
+}
+
+/** The database chained entries to other hashes than serializeEntry() gives (a text encoding it converts, say). */
+class DatabaseHashMismatch extends PledgeError {
+  constructor() {
+    super('internal', 'the database computed another audit hash than Pledge does; appends go back to hashing in Pledge');
+  }
+}
+
+/** The database cannot chain entries itself: it hashes differently, or has no sha256() (PostgreSQL before 11: 42883). */
+function cannotChainInDatabase(error: unknown): boolean {
+  return error instanceof DatabaseHashMismatch || (error as { code?: unknown } | null)?.code === '42883';
 }
 
 function positiveInteger(value: number, name: string): number {

@@ -1,4 +1,4 @@
-import { sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { CompiledQuery, sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
@@ -38,6 +38,54 @@ function statementsOf(connection: SqliteConnection) {
     sqliteStatements.set(connection, statements);
   }
   return statements;
+}
+
+/**
+ * An append on PostgreSQL as one statement: lock the head, chain the new entries after it, insert
+ * them and move the head — the database computing each hash with its built-in sha256() over
+ * the same text serializeEntry() makes. The text is cut around the two fields only the head
+ * decides (seq and prev_hash); the rest of each entry's serialisation (`middle`) arrives ready
+ * from Node. One statement is one round trip, and outside a transaction its own transaction: a
+ * group commit holds the head for that round trip only, instead of four (begin, reserve,
+ * insert, commit).
+ *
+ * Returns the chain it wrote: row n = 0 is the head it followed, rows 1…N the new entries, so
+ * the caller can check every hash against its own computation.
+ */
+const POSTGRES_APPEND_SQL = `with recursive
+  head as (select seq, hash from audit_head where id = 1 for update),
+  chain(n, seq, hash) as (
+    select 0, head.seq, head.hash from head
+    union all
+    select c.n + 1, c.seq + 1,
+      translate(rtrim(encode(sha256(convert_to('[${JSON.stringify(ENTRY_FORMAT)},' || (c.seq + 1)::text || ',' || ($9::text[])[c.n + 1] || ',"' || c.hash || '"]', 'UTF8')), 'base64'), '='), '+/', '-_')
+    from chain c where c.n < cardinality($9::text[])
+  ),
+  linked as (select n, seq, hash, lag(hash) over (order by n) as prev_hash from chain),
+  entries as (
+    insert into audit_entries (seq, id, at, actor_type, actor_id, action, target_type, target_id, purpose, details, prev_hash, hash)
+    select seq, ($1::text[])[n], $10, ($2::text[])[n], ($3::text[])[n], ($4::text[])[n], ($5::text[])[n], ($6::text[])[n], ($7::text[])[n], ($8::text[])[n], prev_hash, hash
+    from linked where n > 0
+  ),
+  moved as (
+    update audit_head set seq = last.seq, hash = last.hash
+    from (select seq, hash from chain order by n desc limit 1) as last
+    where audit_head.id = 1
+  )
+select n, seq, hash from chain order by n`;
+
+/** An entry's fields that do not depend on where it lands in the chain, for appendPostgres. */
+export interface UnchainedEntry {
+  id: string;
+  actor_type: string;
+  actor_id: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  purpose: string | null;
+  details: string;
+  /** serializeEntry()'s text between seq and prev_hash: `"<id>","<at>",…,"<details>"`. */
+  middle: string;
 }
 
 /** What an append writes once it knows the head it follows. */
@@ -83,6 +131,26 @@ export const auditStore = {
         for (const checkpoint of checkpoints) statements.checkpoint.run(checkpoint);
       })
       .immediate();
+  },
+
+  /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */
+  async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<Array<{ n: number; seq: number; hash: string }>> {
+    const column = <K extends keyof UnchainedEntry>(key: K) => entries.map((entry) => entry[key]);
+    const parameters = [
+      column('id'),
+      column('actor_type'),
+      column('actor_id'),
+      column('action'),
+      column('target_type'),
+      column('target_id'),
+      column('purpose'),
+      column('details'),
+      column('middle'),
+      at,
+    ];
+    const result = await executor.executeQuery<{ n: number; seq: number; hash: string }>(CompiledQuery.raw(POSTGRES_APPEND_SQL, parameters));
+    if (result.rows.length === 0) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+    return result.rows;
   },
 
   async setHeadHash(trx: Transaction<Tables>, hash: string): Promise<void> {

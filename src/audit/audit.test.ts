@@ -15,6 +15,7 @@ import { GENESIS_HASH, hashEntry, linksTo, serializeEntry, signCheckpoint, signi
 import { auditVerifyCommand } from './audit.commands.js';
 import { AuditService, type AuditProblem, type AuditVerifyResult } from './audit.service.js';
 import type { AuditEvent } from './audit.types.js';
+import { auditStore } from './audit.store.js';
 import { appendWorkload } from './audit.test-worker.js';
 
 const WORKER = fileURLToPath(new URL('./audit.test-worker.js', import.meta.url));
@@ -479,6 +480,51 @@ for (const dialect of testDialects()) {
           await second.close();
         }
         assert.deepEqual(await verifyBoth(), { ok: true, entries: 400, checkpoints: 40 });
+      });
+
+      test('an append is one statement hashing in the database, checked against Pledge\'s own hashing', async () => {
+        await freshChain(0);
+        const own = new AuditService(database, keyring, clock, { checkpointEvery: 4, checkpointIntervalMs: 0 });
+        const mode = () => (own as unknown as { chainInDatabase: string }).chainInDatabase;
+        const statements: string[] = [];
+        const original = auditStore.appendPostgres;
+        auditStore.appendPostgres = async (...args) => {
+          statements.push('append');
+          return original(...args);
+        };
+        try {
+          assert.equal(mode(), 'unchecked');
+          await own.record([event(1), event(2), event(3)]);
+          assert.equal(mode(), 'checked', 'the first append, checked in a transaction, turned it on');
+          await Promise.all([own.record([event(4)]), own.record([event(5), { ...event(6), details: { note: 'Grüße 😀 "x" \\ \u2028' } }])]);
+          await database.db.transaction().execute((trx) => own.appendWithin(trx, [event(7), event(8), event(9)]));
+        } finally {
+          auditStore.appendPostgres = original;
+          await own.close();
+        }
+        assert.deepEqual(statements, ['append', 'append', 'append'], 'one statement for each group commit and each appendWithin');
+        assert.deepEqual(await verifyBoth(), { ok: true, entries: 9, checkpoints: 2 });
+        for (let seq = 1; seq <= 9; seq++) {
+          const row = await entryRow(seq);
+          assert.equal(hashEntry(row), row.hash, `entry ${seq} hashes as serializeEntry says`);
+        }
+      });
+
+      test('a database that hashes other bytes is caught before anything is kept; appends go back to hashing in Pledge', async () => {
+        await freshChain(2);
+        const own = new AuditService(database, keyring, clock, { checkpointEvery: 10, checkpointIntervalMs: 0 });
+        const original = auditStore.appendPostgres;
+        // A database converting text to other bytes than UTF-8 before hashing: its hashes differ.
+        auditStore.appendPostgres = async (...args) => (await original(...args)).map((link, index) => (index === 0 ? link : { ...link, hash: link.hash.split('').reverse().join('') }));
+        try {
+          await own.record([event(3), event(4)]);
+          assert.equal((own as unknown as { chainInDatabase: string }).chainInDatabase, 'off');
+          await database.db.transaction().execute((trx) => own.appendWithin(trx, [event(5)]));
+        } finally {
+          auditStore.appendPostgres = original;
+          await own.close();
+        }
+        assert.deepEqual(await verifyBoth(), { ok: true, entries: 5, checkpoints: 0 }, 'the checked attempt left nothing; the entries came through the other path');
       });
     }
 
