@@ -1,4 +1,4 @@
-import { sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
+import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
 import { compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
@@ -14,7 +14,11 @@ const stateByKey = compiledOnce((db: Kysely<Tables>, holder: string, kind: Conse
     .where('target', '=', target),
 );
 
-/** One row per target, the latest decision: one statement may not update a row twice. */
+/**
+ * One row per target, the latest decision (one statement may not update a row twice), in key
+ * order: two transactions moving overlapping rows lock them in the same order, so they queue
+ * instead of deadlocking.
+ */
 function latestStates(rows: readonly ConsentStateTable[]): ConsentStateTable[] {
   const latest = new Map<string, ConsentStateTable>();
   for (const row of rows) {
@@ -22,7 +26,37 @@ function latestStates(rows: readonly ConsentStateTable[]): ConsentStateTable[] {
     const earlier = latest.get(key);
     if (!earlier || earlier.decided_at <= row.decided_at) latest.set(key, row);
   }
-  return [...latest.values()];
+  return [...latest.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);
+}
+
+const EVENT_COLUMNS = ['id', 'holder', 'target_kind', 'target', 'action', 'source', 'policy_version', 'country', 'ua_family', 'banner_version', 'merged_from', 'decided_at', 'receipt_id', 'recorded_at'] as const;
+const RECEIPT_COLUMNS = ['id', 'holder', 'issued_at', 'body'] as const;
+const STATE_COLUMNS = ['holder', 'target_kind', 'target', 'action', 'source', 'policy_version', 'event_id', 'decided_at'] as const;
+
+/** `$first::text[], …` for `count` array parameters. */
+function textArrays(first: number, count: number): string {
+  return Array.from({ length: count }, (_, index) => `$${first + index}::text[]`).join(', ');
+}
+
+/**
+ * A group commit's decisions on PostgreSQL in one statement of fixed text, whatever the batch
+ * size: each column travels as one text array and unnest() turns them back into rows. A
+ * VALUES list of a thousand parameters costs PostgreSQL more to parse and plan than to write.
+ */
+const POSTGRES_DECISIONS_SQL = (() => {
+  const events = textArrays(1, EVENT_COLUMNS.length);
+  const receipts = textArrays(1 + EVENT_COLUMNS.length, RECEIPT_COLUMNS.length);
+  const states = textArrays(1 + EVENT_COLUMNS.length + RECEIPT_COLUMNS.length, STATE_COLUMNS.length);
+  const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
+  return `with events as (insert into consent_events (${EVENT_COLUMNS.join(', ')}) select * from unnest(${events})),
+  receipts as (insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) select * from unnest(${receipts}))
+insert into consent_state (${STATE_COLUMNS.join(', ')}) select * from unnest(${states})
+on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
+where consent_state.decided_at <= excluded.decided_at`;
+})();
+
+function columnsOf<T, C extends keyof T>(rows: readonly T[], columns: readonly C[]): Array<Array<T[C]>> {
+  return columns.map((column) => rows.map((row) => row[column]));
 }
 
 /** The projection's upsert, which never puts an earlier decision over a later one. */
@@ -56,18 +90,13 @@ export const consentStore = {
 
   /**
    * A group commit's events, the projection moved to them, and their receipts. On PostgreSQL,
-   * one statement when they fit its parameter limit (the inserts as data-modifying CTEs of the
-   * projection's upsert): each statement is a round trip inside the transaction that holds the
-   * next group back.
+   * one statement (POSTGRES_DECISIONS_SQL): each statement is a round trip inside the
+   * transaction that holds the next group back.
    */
   async writeDecisions(executor: Executor, events: ConsentEventsTable[], states: readonly ConsentStateTable[], receipts: readonly ConsentReceiptsTable[]): Promise<void> {
-    const parameters = events.length * 14 + states.length * 8 + receipts.length * 4;
-    if (events.length > 0 && receipts.length > 0 && parameters < 30_000 && !(executor.getExecutor().adapter instanceof SqliteAdapter)) {
-      const withInserts = executor
-        .with('events', (db) => db.insertInto('consent_events').values(events))
-        .with('receipts', (db) => db.insertInto('consent_receipts').values([...receipts]));
-      // The CTEs add names the upsert does not use; its tables are the same.
-      await upsertLatest(withInserts as unknown as QueryCreator<Tables>, latestStates(states)).execute();
+    if (!(executor.getExecutor().adapter instanceof SqliteAdapter)) {
+      const parameters = [...columnsOf(events, EVENT_COLUMNS), ...columnsOf(receipts, RECEIPT_COLUMNS), ...columnsOf(latestStates(states), STATE_COLUMNS)];
+      await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, parameters));
       return;
     }
     await consentStore.insertEvents(executor, events);
