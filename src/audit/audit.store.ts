@@ -115,22 +115,18 @@ export const auditStore = {
   },
 
   /**
-   * An append as one synchronous SQLite transaction (IMMEDIATE: the write lock is taken before
-   * the head is read): reserve the seqs, write the entries `build` makes after that head, move
-   * the head's hash. Runs on the connection handed out by Database.sqlite.exclusive.
+   * An append on SQLite, synchronous, inside the write transaction Database.sqlite.exclusive
+   * holds (the write lock was taken before the head is read): reserve the seqs, write the
+   * entries `build` makes after that head, move the head's hash.
    */
   appendSqlite(connection: SqliteConnection, count: number, build: (head: { seq: number; hash: string }) => PreparedAppend): void {
     const statements = statementsOf(connection);
-    connection
-      .transaction(() => {
-        const row = statements.reserve.get(count) as { seq: number; hash: string } | undefined;
-        if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
-        const { rows, checkpoints, headHash } = build({ seq: row.seq - count, hash: row.hash });
-        for (const entry of rows) statements.insert.run(entry);
-        statements.setHead.run(headHash);
-        for (const checkpoint of checkpoints) statements.checkpoint.run(checkpoint);
-      })
-      .immediate();
+    const row = statements.reserve.get(count) as { seq: number; hash: string } | undefined;
+    if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+    const { rows, checkpoints, headHash } = build({ seq: row.seq - count, hash: row.hash });
+    for (const entry of rows) statements.insert.run(entry);
+    statements.setHead.run(headHash);
+    for (const checkpoint of checkpoints) statements.checkpoint.run(checkpoint);
   },
 
   /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */

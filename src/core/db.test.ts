@@ -102,6 +102,76 @@ for (const dialect of testDialects()) {
   });
 }
 
+test('SQLite: a write waiting for another connection\'s write lock leaves the event loop running, then goes through', async () => {
+  const testDatabase = await createTestDatabase('sqlite');
+  const first = openDatabase(testDatabase.url);
+  const second = openDatabase(testDatabase.url);
+  try {
+    await migrate(first);
+    const row = (id: string) => ({ id, version: id, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked: () => void = () => {};
+    const lockTaken = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    // The first connection takes the write lock and keeps it until released.
+    const holder = first.db.transaction().execute(async (trx) => {
+      await trx.insertInto('policy_versions').values(row('pv_held')).execute();
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const order: string[] = [];
+    const waiting = second.db.transaction().execute(async (trx) => {
+      order.push('second wrote');
+      await trx.insertInto('policy_versions').values(row('pv_waited')).execute();
+    });
+    const audited = second.sqlite!.exclusive((connection) => {
+      order.push('second appended');
+      connection.prepare("insert into policy_versions (id, version, hash, effective_date, document, recorded_at) values ('pv_sync', 's', 'h', '2026-01-01', '{}', 'now')").run();
+    });
+    // Timers keep firing while both writes wait: the process is not frozen inside SQLite.
+    for (let tick = 0; tick < 5; tick++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      order.push('timer');
+    }
+    assert.deepEqual(order, ['timer', 'timer', 'timer', 'timer', 'timer'], 'nothing of the second connection ran while the lock was held');
+    release();
+    await Promise.all([holder, waiting, audited]);
+    assert.deepEqual(order.slice(5).sort(), ['second appended', 'second wrote']);
+    const ids = (await first.db.selectFrom('policy_versions').select('id').orderBy('id').execute()).map((found) => found.id);
+    assert.deepEqual(ids, ['pv_held', 'pv_sync', 'pv_waited']);
+  } finally {
+    await first.close();
+    await second.close();
+    await testDatabase.cleanup();
+  }
+});
+
+test('SQLite: a failing write inside sqlite.exclusive keeps nothing and leaves the connection usable', async () => {
+  const testDatabase = await createTestDatabase('sqlite');
+  const database = openDatabase(testDatabase.url);
+  try {
+    await migrate(database);
+    await assert.rejects(
+      database.sqlite!.exclusive((connection) => {
+        connection.prepare("insert into policy_versions (id, version, hash, effective_date, document, recorded_at) values ('pv_x', 'x', 'h', '2026-01-01', '{}', 'now')").run();
+        throw new Error('the append failed');
+      }),
+      /the append failed/,
+    );
+    assert.equal((await database.db.selectFrom('policy_versions').select('id').execute()).length, 0);
+    await database.sqlite!.exclusive((connection) => connection.prepare("insert into policy_versions (id, version, hash, effective_date, document, recorded_at) values ('pv_y', 'y', 'h', '2026-01-01', '{}', 'now')").run());
+    assert.deepEqual((await database.db.selectFrom('policy_versions').select('id').execute()).map((found) => found.id), ['pv_y']);
+  } finally {
+    await database.close();
+    await testDatabase.cleanup();
+  }
+});
+
 test('ping is false when the database server cannot be reached', async () => {
   // Nothing listens on port 1 of the loopback: the connection is refused at once.
   const database = openDatabase('postgres://pledge@127.0.0.1:1/pledge');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Compilable, type CompiledQuery, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, type Compilable, type CompiledQuery, type Driver, type Migration, type MigrationProvider, type SqliteDialectConfig } from 'kysely';
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -22,8 +22,10 @@ export interface Database<T = Tables> {
   readonly dialect: DialectName;
   /**
    * SQLite only: runs `work` synchronously on the connection Kysely uses, once no Kysely query
-   * or transaction holds it. For a multi-statement write on the hottest path (the audit's group
-   * commit), where Kysely's per-statement round trips through its queue cost more than SQLite.
+   * or transaction holds it, inside a write transaction (taken as beginWrite does, committed
+   * when `work` returns, rolled back when it throws). For a multi-statement write on the
+   * hottest path (the audit's group commit), where Kysely's per-statement round trips through
+   * its queue cost more than SQLite.
    */
   readonly sqlite?: { exclusive<R>(work: (connection: SqliteConnection) => R): Promise<R> };
   close(): Promise<void>;
@@ -43,20 +45,33 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     connection.pragma('journal_mode = WAL');
     connection.pragma('synchronous = NORMAL');
     connection.pragma('foreign_keys = ON');
-    connection.pragma('busy_timeout = 5000');
+    connection.pragma(`busy_timeout = ${WRITE_LOCK_WAIT_MS}`);
     // A 64 MB page cache (allocated only as it fills) keeps the hot index pages of a growing
     // database in memory; the 2 MB default makes bulk writes re-read pages from disk.
     connection.pragma('cache_size = -65536');
     connection.pragma('temp_store = MEMORY');
     connection.pragma('wal_autocheckpoint = 10000');
-    const db = new Kysely<T>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
+    const db = new Kysely<T>({ dialect: new WriteWaitingSqliteDialect({ database: withStatementCache(connection) }, connection) });
     // An in-memory database is private to its connection: there the reads share it too.
     const reader = file === ':memory:' ? undefined : sqliteReader(file);
     if (reader) readers.set(db, reader);
     return {
       db,
       dialect: 'sqlite',
-      sqlite: { exclusive: (work) => db.connection().execute(async () => work(connection)) },
+      sqlite: {
+        exclusive: (work) =>
+          db.connection().execute(async () => {
+            await beginWrite(connection);
+            try {
+              const result = work(connection);
+              writeStatements(connection).commit.run();
+              return result;
+            } catch (error) {
+              if (connection.inTransaction) writeStatements(connection).rollback.run();
+              throw error;
+            }
+          }),
+      },
       close: async () => {
         reader?.close();
         await db.destroy();
@@ -80,6 +95,72 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     return { db, dialect: 'postgres', close: () => db.destroy() };
   }
   throw new PledgeError('config_invalid', 'the database URL must start with sqlite: or postgres://');
+}
+
+/** How long a write waits for another process to let go of the file's write lock, as busy_timeout. */
+const WRITE_LOCK_WAIT_MS = 5000;
+
+/** Statements without parameters. */
+type BareStatement = { run(): unknown };
+const writeStatementsByConnection = new WeakMap<SqliteConnection, Record<'begin' | 'commit' | 'rollback', BareStatement>>();
+
+function writeStatements(connection: SqliteConnection) {
+  let statements = writeStatementsByConnection.get(connection);
+  if (!statements) {
+    const prepare = (text: string) => connection.prepare(text) as unknown as BareStatement;
+    statements = {
+      begin: prepare('begin immediate'),
+      commit: prepare('commit'),
+      rollback: prepare('rollback'),
+    };
+    writeStatementsByConnection.set(connection, statements);
+  }
+  return statements;
+}
+
+/**
+ * Opens a write transaction: BEGIN IMMEDIATE, which takes the file's write lock before anything
+ * is read. (A deferred BEGIN that read before another process committed could not take the
+ * lock later: under WAL, SQLite fails it at once instead of waiting.) While another process
+ * holds the lock, SQLite's busy_timeout would sleep inside the call, freezing the whole event
+ * loop: no request read, no answer sent. Here the attempt does not wait, and a busy lock is
+ * tried again once the loop has run — promptly, and for as long as busy_timeout would have.
+ */
+async function beginWrite(connection: SqliteConnection): Promise<void> {
+  const statements = writeStatements(connection);
+  const deadline = Date.now() + WRITE_LOCK_WAIT_MS;
+  for (let attempt = 1; ; attempt++) {
+    // Set anew each time: a prepared PRAGMA busy_timeout takes effect when prepared, not when run.
+    connection.pragma('busy_timeout = 0');
+    try {
+      statements.begin.run();
+      return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+    } finally {
+      connection.pragma(`busy_timeout = ${WRITE_LOCK_WAIT_MS}`);
+    }
+    await new Promise<void>((resolve) => (attempt <= 2 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+  }
+}
+
+/** Kysely's SQLite dialect, its transactions opened by beginWrite. */
+class WriteWaitingSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly driverConfig: SqliteDialectConfig,
+    private readonly connection: SqliteConnection,
+  ) {
+    super(driverConfig);
+  }
+
+  override createDriver(): Driver {
+    const connection = this.connection;
+    return new (class extends SqliteDriver {
+      override async beginTransaction(): Promise<void> {
+        await beginWrite(connection);
+      }
+    })(this.driverConfig);
+  }
 }
 
 /**
@@ -268,13 +349,7 @@ type SqliteStatement = ReturnType<SqliteConnection['prepare']>;
 function withStatementCache(connection: SqliteConnection, size = 256) {
   const cache = new Map<string, SqliteStatement>();
   return {
-    prepare(text: string): SqliteStatement {
-      // Kysely opens transactions with a deferred BEGIN. Under WAL, such a transaction that
-      // read before another process committed cannot take the write lock later: SQLite fails it
-      // at once with SQLITE_BUSY instead of waiting. IMMEDIATE takes the write lock at BEGIN,
-      // where busy_timeout makes it wait its turn — what several `pledge serve` processes on one
-      // file need.
-      const sql = text === 'begin' ? 'begin immediate' : text;
+    prepare(sql: string): SqliteStatement {
       let statement = cache.get(sql);
       if (statement) {
         // Refresh its place: the cache evicts the least recently used.
