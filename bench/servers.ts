@@ -31,17 +31,25 @@ export async function waitForLine(child: ChildProcess, pattern: RegExp): Promise
 }
 
 /**
- * `shape` sent to the server at `base` over 50 connections for `durationSeconds`; errors count
- * transport errors and non-2xx answers.
+ * Seconds of the same load sent before each measured run and not counted: a server is measured
+ * as it runs in production, with its hot paths compiled by the JIT, not while it starts. (The
+ * bare route warms up in a moment; Pledge's code paths take a few seconds.)
+ */
+export const WARM_UP_SECONDS = 3;
+
+/**
+ * `shape` sent to the server at `base` over 50 connections for `durationSeconds`, after a
+ * warm-up of the same load; errors count transport errors and non-2xx answers.
  */
 export async function httpLoad(base: string, shape: LoadShape, durationSeconds: number): Promise<HttpLoad> {
-  const result = await autocannon({
+  const options = {
     connections: 50,
-    duration: durationSeconds,
     url: `${base}${shape.requests ? '' : (shape.path ?? '/health')}`,
     ...(shape.headers ? { headers: shape.headers } : {}),
     ...(shape.requests ? { requests: shape.requests } : {}),
-  });
+  };
+  await autocannon({ ...options, duration: WARM_UP_SECONDS });
+  const result = await autocannon({ ...options, duration: durationSeconds });
   return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
 
