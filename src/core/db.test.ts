@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { createTestDatabase, testDialects, type TestDatabase } from '../../test/support/databases.js';
@@ -166,6 +167,28 @@ test('SQLite: a failing write inside sqlite.exclusive keeps nothing and leaves t
     assert.equal((await database.db.selectFrom('policy_versions').select('id').execute()).length, 0);
     await database.sqlite!.exclusive((connection) => connection.prepare("insert into policy_versions (id, version, hash, effective_date, document, recorded_at) values ('pv_y', 'y', 'h', '2026-01-01', '{}', 'now')").run());
     assert.deepEqual((await database.db.selectFrom('policy_versions').select('id').execute()).map((found) => found.id), ['pv_y']);
+  } finally {
+    await database.close();
+    await testDatabase.cleanup();
+  }
+});
+
+test('SQLite: a thread of its own moves the write-ahead log into the file while the process runs', async () => {
+  const testDatabase = await createTestDatabase('sqlite');
+  const database = openDatabase(testDatabase.url);
+  const file = testDatabase.url.slice('sqlite:'.length);
+  try {
+    await migrate(database);
+    const before = statSync(file).size;
+    for (let index = 0; index < 100; index++) {
+      await database.db.insertInto('policy_versions').values({ id: `pv_${index}`, version: String(index), hash: `h${index}`, effective_date: '2026-01-01', document: 'x'.repeat(20_000), recorded_at: 'now' }).execute();
+    }
+    // Two megabytes written: in the log only, until a checkpoint copies them into the file.
+    assert.ok(statSync(`${file}-wal`).size > 2_000_000);
+    assert.ok(statSync(file).size < before + 1_000_000, 'the writes are still in the log');
+    const deadline = Date.now() + 10_000;
+    while (statSync(file).size < before + 2_000_000 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(statSync(file).size >= before + 2_000_000, 'the checkpointer copied the log into the file without any commit doing it');
   } finally {
     await database.close();
     await testDatabase.cleanup();

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, ty
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 import { loadSqlite } from './sqlite.js';
 
 /**
@@ -51,6 +52,16 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     connection.pragma('cache_size = -65536');
     connection.pragma('temp_store = MEMORY');
     connection.pragma('wal_autocheckpoint = 10000');
+    connection.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+    // A process that keeps running (a server) moves the log back into the file from a thread
+    // of its own; a command that ends within a second never starts one.
+    let checkpointer: Checkpointer | undefined;
+    const startsCheckpointer = file === ':memory:' ? undefined : setTimeout(() => {
+      checkpointer = startCheckpointer(file, CHECKPOINT_INTERVAL_MS);
+      // The thread keeps the log short; the commit's own checkpoint only catches up if it stops.
+      connection.pragma('wal_autocheckpoint = 40000');
+    }, 1_000);
+    startsCheckpointer?.unref();
     const db = new Kysely<T>({ dialect: new WriteWaitingSqliteDialect({ database: withStatementCache(connection) }, connection) });
     // An in-memory database is private to its connection: there the reads share it too.
     const reader = file === ':memory:' ? undefined : sqliteReader(file);
@@ -73,6 +84,8 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
           }),
       },
       close: async () => {
+        clearTimeout(startsCheckpointer);
+        await checkpointer?.stop();
         reader?.close();
         await db.destroy();
       },
@@ -96,6 +109,9 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
   }
   throw new PledgeError('config_invalid', 'the database URL must start with sqlite: or postgres://');
 }
+
+/** How often the checkpointer thread moves the write-ahead log back into the SQLite file. */
+const CHECKPOINT_INTERVAL_MS = 500;
 
 /** How long a write waits for another process to let go of the file's write lock, as busy_timeout. */
 const WRITE_LOCK_WAIT_MS = 5000;

@@ -33,3 +33,8 @@ export function loadSqlite(): SqliteConstructor {
     );
   }
 }
+
+/** Where the SQLite driver loadSqlite() picks lives, for a worker thread to load it too. */
+export function sqliteModulePath(): string {
+  return require.resolve(sqliteDriverName());
+}
