@@ -236,17 +236,7 @@ export class AuditService implements AuditWriter {
     const at = now.toISOString();
     const millis = now.getTime();
     const entries = events.map((event): UnchainedEntry => {
-      const fields = {
-        id: newId('aud', millis),
-        at,
-        actor_type: event.actor.type,
-        actor_id: event.actor.id,
-        action: event.action,
-        target_type: event.target?.type ?? null,
-        target_id: event.target?.id ?? null,
-        purpose: event.purpose ?? null,
-        details: canonicalDetails(event.details),
-      };
+      const fields = entryFields(event, at, millis);
       return { ...fields, middle: entryMiddle(fields) };
     });
     const chain = await auditStore.appendPostgres(executor, entries, at);
@@ -297,20 +287,7 @@ export class AuditService implements AuditWriter {
     let prevHash = head.hash;
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
-      const row: AuditEntryRow = {
-        seq: head.seq + 1 + i,
-        id: newId('aud', millis),
-        at,
-        actor_type: event.actor.type,
-        actor_id: event.actor.id,
-        action: event.action,
-        target_type: event.target?.type ?? null,
-        target_id: event.target?.id ?? null,
-        purpose: event.purpose ?? null,
-        details: canonicalDetails(event.details),
-        prev_hash: prevHash,
-        hash: '',
-      };
+      const row: AuditEntryRow = { seq: head.seq + 1 + i, ...entryFields(event, at, millis), prev_hash: prevHash, hash: '' };
       row.hash = hashEntry(row);
       prevHash = row.hash;
       rows[i] = row;
@@ -583,6 +560,21 @@ function toEntry(row: AuditEntryRow): AuditEntry {
   if (row.target_type !== null && row.target_id !== null) entry.target = { type: row.target_type, id: row.target_id };
   if (row.purpose !== null) entry.purpose = row.purpose;
   return entry;
+}
+
+/** What an event stores, but for its place in the chain (seq, prev_hash) and its hash. */
+function entryFields(event: AuditEvent, at: string, millis: number): Omit<AuditEntryRow, 'seq' | 'prev_hash' | 'hash'> {
+  return {
+    id: newId('aud', millis),
+    at,
+    actor_type: event.actor.type,
+    actor_id: event.actor.id,
+    action: event.action,
+    target_type: event.target?.type ?? null,
+    target_id: event.target?.id ?? null,
+    purpose: event.purpose ?? null,
+    details: canonicalDetails(event.details),
+  };
 }
 
 /** The database chained entries to other hashes than serializeEntry() gives (a text encoding it converts, say). */

@@ -75,18 +75,10 @@ const POSTGRES_APPEND_SQL = `with recursive
 select n, seq, hash from chain order by n`;
 
 /** An entry's fields that do not depend on where it lands in the chain, for appendPostgres. */
-export interface UnchainedEntry {
-  id: string;
-  actor_type: string;
-  actor_id: string;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  purpose: string | null;
-  details: string;
+export type UnchainedEntry = Omit<AuditEntryRow, 'seq' | 'at' | 'prev_hash' | 'hash'> & {
   /** serializeEntry()'s text between seq and prev_hash: `"<id>","<at>",…,"<details>"`. */
   middle: string;
-}
+};
 
 /** What an append writes once it knows the head it follows. */
 export interface PreparedAppend {
