@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { createTestDatabase, testDialects, type TestDatabase } from '../../test/support/databases.js';
 import type { Kysely } from 'kysely';
 import type { Tables } from './db.tables.js';
+import { startCheckpointer } from './sqlite-checkpointer.js';
 import { batchedLookupSql, compiledOnce, migrate, openDatabase, ping, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
@@ -193,6 +194,17 @@ test('SQLite: a thread of its own moves the write-ahead log into the file while 
     await database.close();
     await testDatabase.cleanup();
   }
+});
+
+test('SQLite: a checkpointer thread that cannot work says so, so the automatic checkpoint takes over again', async () => {
+  let failed = false;
+  const checkpointer = startCheckpointer('/nonexistent/pledge.db', 50, () => {
+    failed = true;
+  });
+  const deadline = Date.now() + 10_000;
+  while (!failed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(failed, true);
+  await checkpointer.stop();
 });
 
 test('ping is false when the database server cannot be reached', async () => {

@@ -57,9 +57,11 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     // of its own; a command that ends within a second never starts one.
     let checkpointer: Checkpointer | undefined;
     const startsCheckpointer = file === ':memory:' ? undefined : setTimeout(() => {
-      checkpointer = startCheckpointer(file, CHECKPOINT_INTERVAL_MS);
       // The thread keeps the log short; the commit's own checkpoint only catches up if it stops.
       connection.pragma('wal_autocheckpoint = 40000');
+      checkpointer = startCheckpointer(file, CHECKPOINT_INTERVAL_MS, () => {
+        if (connection.open) connection.pragma('wal_autocheckpoint = 10000');
+      });
     }, 1_000);
     startsCheckpointer?.unref();
     const db = new Kysely<T>({ dialect: new WriteWaitingSqliteDialect({ database: withStatementCache(connection) }, connection) });

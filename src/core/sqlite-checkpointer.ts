@@ -34,14 +34,21 @@ parentPort.on('message', () => {
 });
 `;
 
-export function startCheckpointer(file: string, intervalMs: number): Checkpointer {
+/** `onFailure` runs when the thread cannot start or dies: the automatic checkpoint must take over again. */
+export function startCheckpointer(file: string, intervalMs: number, onFailure: () => void): Checkpointer {
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: sqliteModulePath(), file, intervalMs } });
-  // A checkpointer that cannot start (or fails later) leaves the automatic checkpoint in charge.
+  let stopping = false;
   worker.on('error', () => {});
   worker.unref();
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      if (!stopping) onFailure();
+      resolve();
+    }),
+  );
   return {
     async stop() {
+      stopping = true;
       worker.postMessage('stop');
       const timer = setTimeout(() => void worker.terminate(), 2_000);
       await exited;
