@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, type Compilable, type CompiledQuery, type Driver, type Migration, type MigrationProvider, type SqliteDialectConfig } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type Compilable, type CompiledQuery, type Migration, type MigrationProvider } from 'kysely';
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
+import { beginWrite, WRITE_LOCK_WAIT_MS, writeStatements, WriteWaitingSqliteDialect } from './sqlite-writes.js';
 import { loadSqlite } from './sqlite.js';
 
 /**
@@ -114,72 +115,6 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
 
 /** How often the checkpointer thread moves the write-ahead log back into the SQLite file. */
 const CHECKPOINT_INTERVAL_MS = 500;
-
-/** How long a write waits for another process to let go of the file's write lock, as busy_timeout. */
-const WRITE_LOCK_WAIT_MS = 5000;
-
-/** Statements without parameters. */
-type BareStatement = { run(): unknown };
-const writeStatementsByConnection = new WeakMap<SqliteConnection, Record<'begin' | 'commit' | 'rollback', BareStatement>>();
-
-function writeStatements(connection: SqliteConnection) {
-  let statements = writeStatementsByConnection.get(connection);
-  if (!statements) {
-    const prepare = (text: string) => connection.prepare(text) as unknown as BareStatement;
-    statements = {
-      begin: prepare('begin immediate'),
-      commit: prepare('commit'),
-      rollback: prepare('rollback'),
-    };
-    writeStatementsByConnection.set(connection, statements);
-  }
-  return statements;
-}
-
-/**
- * Opens a write transaction: BEGIN IMMEDIATE, which takes the file's write lock before anything
- * is read. (A deferred BEGIN that read before another process committed could not take the
- * lock later: under WAL, SQLite fails it at once instead of waiting.) While another process
- * holds the lock, SQLite's busy_timeout would sleep inside the call, freezing the whole event
- * loop: no request read, no answer sent. Here the attempt does not wait, and a busy lock is
- * tried again once the loop has run — promptly, and for as long as busy_timeout would have.
- */
-async function beginWrite(connection: SqliteConnection): Promise<void> {
-  const statements = writeStatements(connection);
-  const deadline = Date.now() + WRITE_LOCK_WAIT_MS;
-  for (let attempt = 1; ; attempt++) {
-    // Set anew each time: a prepared PRAGMA busy_timeout takes effect when prepared, not when run.
-    connection.pragma('busy_timeout = 0');
-    try {
-      statements.begin.run();
-      return;
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
-    } finally {
-      connection.pragma(`busy_timeout = ${WRITE_LOCK_WAIT_MS}`);
-    }
-    await new Promise<void>((resolve) => (attempt <= 2 ? setImmediate(resolve) : setTimeout(resolve, 1)));
-  }
-}
-
-/** Kysely's SQLite dialect, its transactions opened by beginWrite. */
-class WriteWaitingSqliteDialect extends SqliteDialect {
-  constructor(
-    private readonly driverConfig: SqliteDialectConfig,
-    private readonly connection: SqliteConnection,
-  ) {
-    super(driverConfig);
-  }
-
-  override createDriver(): Driver {
-    const connection = this.connection;
-    return new (class extends SqliteDriver {
-      override async beginTransaction(): Promise<void> {
-        await beginWrite(connection);
-      }
-    })(this.driverConfig);
-  }
-}
 
 /**
  * Where the hottest single-statement reads run (see compiledOnce), beside Kysely rather than
