@@ -28,33 +28,22 @@ export type ChainFields = Omit<AuditEntriesTable, 'hash'>;
  *    "data.read","subject","sub_01…","support","{\"categories\":[\"user.contact.email\"]}","Xc1…"]
  */
 export function serializeEntry(entry: ChainFields): string {
-  return JSON.stringify([
-    ENTRY_FORMAT,
-    entry.seq,
-    entry.id,
-    entry.at,
-    entry.actor_type,
-    entry.actor_id,
-    entry.action,
-    entry.target_type,
-    entry.target_id,
-    entry.purpose,
-    entry.details,
-    entry.prev_hash,
-  ]);
+  return `[${FORMAT_JSON},${JSON.stringify(entry.seq)},${entryMiddle(entry)},${JSON.stringify(entry.prev_hash)}]`;
 }
 
-/** SHA-256 of the serialisation, base64url (the project's text form of binary values). */
+const FORMAT_JSON = JSON.stringify(ENTRY_FORMAT);
+
 /**
  * serializeEntry()'s text between seq and prev_hash — the part that does not depend on where the
- * entry lands in the chain — for the database to complete (auditStore.appendPostgres):
- * serializeEntry(e) === `["${ENTRY_FORMAT}",${e.seq},${entryMiddle(e)},"${e.prev_hash}"]`.
+ * entry lands in the chain, which the database completes in auditStore.appendPostgres. The one
+ * place the order of the other fields is written down.
  */
 export function entryMiddle(entry: Omit<ChainFields, 'seq' | 'prev_hash'>): string {
   const text = JSON.stringify([entry.id, entry.at, entry.actor_type, entry.actor_id, entry.action, entry.target_type, entry.target_id, entry.purpose, entry.details]);
   return text.slice(1, -1);
 }
 
+/** SHA-256 of the serialisation, base64url (the project's text form of binary values). */
 export function hashEntry(entry: ChainFields): string {
   return oneShotHash('sha256', serializeEntry(entry), 'base64url');
 }

@@ -181,15 +181,9 @@ export class AuditService implements AuditWriter {
   async appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
     for (const event of events) validateAuditEvent(event);
     if (this.database.dialect !== 'postgres' || this.chainInDatabase === 'off' || events.length === 0) return this.append(trx, events);
-    try {
-      // Checked before the caller commits: a wrong hash throws and the transaction keeps nothing.
-      await this.appendInDatabase(trx, events);
-      this.chainInDatabase = 'checked';
-    } catch (error) {
-      // The transaction is spoilt either way; the caller's retry hashes here.
-      if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
-      throw error;
-    }
+    // Checked before the caller commits: a wrong hash throws and the transaction keeps nothing.
+    await this.appendInDatabase(trx, events);
+    this.chainInDatabase = 'checked';
   }
 
   /**
@@ -239,16 +233,21 @@ export class AuditService implements AuditWriter {
       const fields = entryFields(event, at, millis);
       return { ...fields, middle: entryMiddle(fields) };
     });
-    const chain = await auditStore.appendPostgres(executor, entries, at);
     const checkpoints: AuditCheckpointRow[] = [];
-    for (let i = 1; i < chain.length; i++) {
-      const { middle: _middle, ...entry } = entries[i - 1]!;
-      const link = chain[i]!;
-      const previous = chain[i - 1]!;
-      if (chain.length !== entries.length + 1 || link.seq !== previous.seq + 1 || link.hash !== hashEntry({ ...entry, at, seq: link.seq, prev_hash: previous.hash })) {
-        throw new DatabaseHashMismatch();
+    try {
+      const chain = await auditStore.appendPostgres(executor, entries, at);
+      if (chain.length !== entries.length + 1) throw new DatabaseHashMismatch();
+      for (let i = 1; i < chain.length; i++) {
+        const { middle: _middle, ...entry } = entries[i - 1]!;
+        const link = chain[i]!;
+        const previous = chain[i - 1]!;
+        if (link.seq !== previous.seq + 1 || link.hash !== hashEntry({ ...entry, at, seq: link.seq, prev_hash: previous.hash })) throw new DatabaseHashMismatch();
+        if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
       }
-      if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
+    } catch (error) {
+      // Whatever transaction this was in is spoilt; the next append hashes here.
+      if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
+      throw error;
     }
     await auditStore.insertCheckpoints(executor, checkpoints);
   }
@@ -256,22 +255,15 @@ export class AuditService implements AuditWriter {
   /** A group commit on PostgreSQL: one statement when the database chains (see chainInDatabase). */
   private async appendOnPostgres(events: readonly AuditEvent[]): Promise<void> {
     const { db } = this.database;
-    if (this.chainInDatabase === 'checked') {
-      try {
-        return await this.appendInDatabase(db, events);
-      } catch (error) {
-        if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
-        throw error;
-      }
-    }
+    if (this.chainInDatabase === 'checked') return this.appendInDatabase(db, events);
     if (this.chainInDatabase === 'unchecked') {
       try {
         await db.transaction().execute((trx) => this.appendInDatabase(trx, events));
         this.chainInDatabase = 'checked';
         return;
       } catch (error) {
+        // appendInDatabase turned chaining off: hash here instead.
         if (!cannotChainInDatabase(error)) throw error;
-        this.chainInDatabase = 'off';
       }
     }
     await db.transaction().execute((trx) => this.append(trx, events));

@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
-import type { Database, SqliteConnection } from '../core/db.js';
+import { columnArrays, type Database, type SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
@@ -123,19 +123,8 @@ export const auditStore = {
 
   /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */
   async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<Array<{ n: number; seq: number; hash: string }>> {
-    const column = <K extends keyof UnchainedEntry>(key: K) => entries.map((entry) => entry[key]);
-    const parameters = [
-      column('id'),
-      column('actor_type'),
-      column('actor_id'),
-      column('action'),
-      column('target_type'),
-      column('target_id'),
-      column('purpose'),
-      column('details'),
-      column('middle'),
-      at,
-    ];
+    // $1…$9 of POSTGRES_APPEND_SQL, then $10.
+    const parameters = [...columnArrays(entries, ['id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'middle']), at];
     const result = await executor.executeQuery<{ n: number; seq: number; hash: string }>(CompiledQuery.raw(POSTGRES_APPEND_SQL, parameters));
     if (result.rows.length === 0) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
     return result.rows;

@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
-import { compiledOnce } from '../core/db.js';
+import { columnArrays, compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
@@ -55,10 +55,6 @@ on conflict (holder, target_kind, target) do update set ${updated.map((column) =
 where consent_state.decided_at <= excluded.decided_at`;
 })();
 
-function columnsOf<T, C extends keyof T>(rows: readonly T[], columns: readonly C[]): Array<Array<T[C]>> {
-  return columns.map((column) => rows.map((row) => row[column]));
-}
-
 /** The projection's upsert, which never puts an earlier decision over a later one. */
 function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) {
   return creator
@@ -95,7 +91,7 @@ export const consentStore = {
    */
   async writeDecisions(executor: Executor, events: ConsentEventsTable[], states: readonly ConsentStateTable[], receipts: readonly ConsentReceiptsTable[]): Promise<void> {
     if (!(executor.getExecutor().adapter instanceof SqliteAdapter)) {
-      const parameters = [...columnsOf(events, EVENT_COLUMNS), ...columnsOf(receipts, RECEIPT_COLUMNS), ...columnsOf(latestStates(states), STATE_COLUMNS)];
+      const parameters = [...columnArrays(events, EVENT_COLUMNS), ...columnArrays(receipts, RECEIPT_COLUMNS), ...columnArrays(latestStates(states), STATE_COLUMNS)];
       await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, parameters));
       return;
     }

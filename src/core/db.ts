@@ -6,7 +6,7 @@ import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
-import { beginWrite, WRITE_LOCK_WAIT_MS, writeStatements, WriteWaitingSqliteDialect } from './sqlite-writes.js';
+import { inWriteTransaction, WRITE_LOCK_WAIT_MS, WriteWaitingSqliteDialect } from './sqlite-writes.js';
 import { loadSqlite } from './sqlite.js';
 
 /**
@@ -73,18 +73,7 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
       db,
       dialect: 'sqlite',
       sqlite: {
-        exclusive: (work) =>
-          db.connection().execute(async () => {
-            await beginWrite(connection);
-            try {
-              const result = work(connection);
-              writeStatements(connection).commit.run();
-              return result;
-            } catch (error) {
-              if (connection.inTransaction) writeStatements(connection).rollback.run();
-              throw error;
-            }
-          }),
+        exclusive: (work) => db.connection().execute(() => inWriteTransaction(connection, work)),
       },
       close: async () => {
         clearTimeout(startsCheckpointer);
@@ -199,6 +188,9 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
         else distinct.set(key, [call]);
       }
       const askers = [...distinct.values()];
+      const rejectAll = (error: unknown): void => {
+        for (const call of calls) call.reject(error);
+      };
       const answer = (index: number, rows: Array<Record<string, unknown>>): void => {
         const [first, ...others] = askers[index]!;
         first!.resolve(rows);
@@ -206,12 +198,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
         for (const other of others) other.resolve(rows.map((row) => ({ ...row })));
       };
       if (askers.length === 1) {
-        run<Record<string, unknown>>(text, askers[0]![0]!.parameters as unknown[]).then(
-          (rows) => answer(0, rows),
-          (error: unknown) => {
-            for (const call of calls) call.reject(error);
-          },
-        );
+        run<Record<string, unknown>>(text, askers[0]![0]!.parameters as unknown[]).then((rows) => answer(0, rows), rejectAll);
         continue;
       }
       const arity = calls[0]!.parameters.length;
@@ -228,10 +215,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
         },
         (error: unknown) => {
           const code = (error as { code?: string }).code;
-          if (code !== '42883' && code !== '42804') {
-            for (const call of calls) call.reject(error);
-            return;
-          }
+          if (code !== '42883' && code !== '42804') return rejectAll(error);
           alone.add(text);
           for (const call of calls) runAlone(text, call);
         },
@@ -288,6 +272,14 @@ export function batchedLookupSql(text: string, arity: number): string {
     batchedTexts.set(key, batched);
   }
   return batched;
+}
+
+/**
+ * Rows turned into one array per column, for statements that take a batch as arrays and turn
+ * them back into rows with unnest() (one statement text, whatever the batch size).
+ */
+export function columnArrays<T, C extends keyof T>(rows: readonly T[], columns: readonly C[]): Array<Array<T[C]>> {
+  return columns.map((column) => rows.map((row) => row[column]));
 }
 
 export type SqliteConnection = InstanceType<ReturnType<typeof loadSqlite>>;

@@ -1,11 +1,10 @@
-import { SqliteDialect, SqliteDriver, type Driver, type SqliteDialectConfig } from 'kysely';
-import type { SqliteConnection } from './db.js';
-
 /**
  * Write transactions on a SQLite file several processes share, taken without blocking the
- * event loop (beginWrite); Kysely's transactions open through it (WriteWaitingSqliteDialect),
- * and so does Database.sqlite.exclusive.
+ * event loop (beginWrite): Kysely's transactions open through it (WriteWaitingSqliteDialect),
+ * and so do the synchronous ones of Database.sqlite.exclusive (inWriteTransaction).
  */
+import { SqliteDialect, SqliteDriver, type Driver, type SqliteDialectConfig } from 'kysely';
+import type { SqliteConnection } from './db.js';
 
 /** How long a write waits for another process to let go of the file's write lock, as busy_timeout. */
 export const WRITE_LOCK_WAIT_MS = 5000;
@@ -14,7 +13,7 @@ export const WRITE_LOCK_WAIT_MS = 5000;
 type BareStatement = { run(): unknown };
 const writeStatementsByConnection = new WeakMap<SqliteConnection, Record<'begin' | 'commit' | 'rollback', BareStatement>>();
 
-export function writeStatements(connection: SqliteConnection) {
+function writeStatements(connection: SqliteConnection) {
   let statements = writeStatementsByConnection.get(connection);
   if (!statements) {
     const prepare = (text: string) => connection.prepare(text) as unknown as BareStatement;
@@ -51,6 +50,20 @@ export async function beginWrite(connection: SqliteConnection): Promise<void> {
       connection.pragma(`busy_timeout = ${WRITE_LOCK_WAIT_MS}`);
     }
     await new Promise<void>((resolve) => (attempt <= 2 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+  }
+}
+
+/** `work` run synchronously in a write transaction: committed when it returns, rolled back when it throws. */
+export async function inWriteTransaction<R>(connection: SqliteConnection, work: (connection: SqliteConnection) => R): Promise<R> {
+  await beginWrite(connection);
+  const statements = writeStatements(connection);
+  try {
+    const result = work(connection);
+    statements.commit.run();
+    return result;
+  } catch (error) {
+    if (connection.inTransaction) statements.rollback.run();
+    throw error;
   }
 }
 
