@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
-import { columnArrays, type Database, type SqliteConnection } from '../core/db.js';
+import { jsonRowFields, preparedOnPostgres, rowsAsJson, type Database, type SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
@@ -50,29 +50,32 @@ function statementsOf(connection: SqliteConnection) {
  * insert, commit).
  *
  * Returns the chain it wrote: row n = 0 is the head it followed, rows 1…N the new entries, so
- * the caller can check every hash against its own computation.
+ * the caller can check every hash against its own computation. Prepared once per connection:
+ * planning it costs the database more than running it for a few entries.
  */
-const POSTGRES_APPEND_SQL = `with recursive
+const APPEND_COLUMNS = ['id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'middle'] as const;
+const POSTGRES_APPEND_SQL = preparedOnPostgres(`with recursive
   head as (select seq, hash from audit_head where id = 1 for update),
   chain(n, seq, hash) as (
     select 0, head.seq, head.hash from head
     union all
     select c.n + 1, c.seq + 1,
-      translate(rtrim(encode(sha256(convert_to('[${JSON.stringify(ENTRY_FORMAT)},' || (c.seq + 1)::text || ',' || ($9::text[])[c.n + 1] || ',"' || c.hash || '"]', 'UTF8')), 'base64'), '='), '+/', '-_')
-    from chain c where c.n < cardinality($9::text[])
+      translate(rtrim(encode(sha256(convert_to('[${JSON.stringify(ENTRY_FORMAT)},' || (c.seq + 1)::text || ',' || ($1::jsonb -> c.n ->> ${APPEND_COLUMNS.indexOf('middle')}) || ',"' || c.hash || '"]', 'UTF8')), 'base64'), '='), '+/', '-_')
+    from chain c where c.n < jsonb_array_length($1::jsonb)
   ),
   linked as (select n, seq, hash, lag(hash) over (order by n) as prev_hash from chain),
   entries as (
-    insert into audit_entries (seq, id, at, actor_type, actor_id, action, target_type, target_id, purpose, details, prev_hash, hash)
-    select seq, ($1::text[])[n], $10, ($2::text[])[n], ($3::text[])[n], ($4::text[])[n], ($5::text[])[n], ($6::text[])[n], ($7::text[])[n], ($8::text[])[n], prev_hash, hash
-    from linked where n > 0
+    insert into audit_entries (seq, at, prev_hash, hash, ${APPEND_COLUMNS.slice(0, -1).join(', ')})
+    select seq, $2, prev_hash, hash, ${jsonRowFields('e', APPEND_COLUMNS.length - 1)}
+    from linked cross join lateral (select $1::jsonb -> (linked.n - 1) as e) as entry
+    where n > 0
   ),
   moved as (
     update audit_head set seq = last.seq, hash = last.hash
     from (select seq, hash from chain order by n desc limit 1) as last
     where audit_head.id = 1
   )
-select n, seq, hash from chain order by n`;
+select n, seq, hash from chain order by n`);
 
 /** An entry's fields that do not depend on where it lands in the chain, for appendPostgres. */
 export type UnchainedEntry = Omit<AuditEntryRow, 'seq' | 'at' | 'prev_hash' | 'hash'> & {
@@ -123,8 +126,7 @@ export const auditStore = {
 
   /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */
   async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<Array<{ n: number; seq: number; hash: string }>> {
-    // $1…$9 of POSTGRES_APPEND_SQL, then $10.
-    const parameters = [...columnArrays(entries, ['id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'middle']), at];
+    const parameters = [rowsAsJson(entries, APPEND_COLUMNS), at];
     const result = await executor.executeQuery<{ n: number; seq: number; hash: string }>(CompiledQuery.raw(POSTGRES_APPEND_SQL, parameters));
     if (result.rows.length === 0) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
     return result.rows;

@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
-import { columnArrays, compiledOnce } from '../core/db.js';
+import { compiledOnce, jsonRowFields, preparedOnPostgres, rowsAsJson } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
@@ -33,27 +33,21 @@ const EVENT_COLUMNS = ['id', 'holder', 'target_kind', 'target', 'action', 'sourc
 const RECEIPT_COLUMNS = ['id', 'holder', 'issued_at', 'body'] as const;
 const STATE_COLUMNS = ['holder', 'target_kind', 'target', 'action', 'source', 'policy_version', 'event_id', 'decided_at'] as const;
 
-/** `$first::text[], …` for `count` array parameters. */
-function textArrays(first: number, count: number): string {
-  return Array.from({ length: count }, (_, index) => `$${first + index}::text[]`).join(', ');
-}
-
 /**
  * A group commit's decisions on PostgreSQL in one statement of fixed text, whatever the batch
- * size: each column travels as one text array and unnest() turns them back into rows. A
- * VALUES list of a thousand parameters costs PostgreSQL more to parse and plan than to write.
+ * size: each table's rows travel as one jsonb parameter (rowsAsJson). A VALUES list of a
+ * thousand parameters costs PostgreSQL more to parse and plan than to write.
  */
-const POSTGRES_DECISIONS_SQL = (() => {
-  const events = textArrays(1, EVENT_COLUMNS.length);
-  const receipts = textArrays(1 + EVENT_COLUMNS.length, RECEIPT_COLUMNS.length);
-  const states = textArrays(1 + EVENT_COLUMNS.length + RECEIPT_COLUMNS.length, STATE_COLUMNS.length);
+function decisionsSql(): string {
+  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r`;
   const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
-  return `with events as (insert into consent_events (${EVENT_COLUMNS.join(', ')}) select * from unnest(${events})),
-  receipts as (insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) select * from unnest(${receipts}))
-insert into consent_state (${STATE_COLUMNS.join(', ')}) select * from unnest(${states})
+  return `with events as (insert into consent_events (${EVENT_COLUMNS.join(', ')}) ${rowsOf(1, EVENT_COLUMNS)}),
+  receipts as (insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) ${rowsOf(2, RECEIPT_COLUMNS)})
+insert into consent_state (${STATE_COLUMNS.join(', ')}) ${rowsOf(3, STATE_COLUMNS)}
 on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
 where consent_state.decided_at <= excluded.decided_at`;
-})();
+}
+const POSTGRES_DECISIONS_SQL = preparedOnPostgres(decisionsSql());
 
 /** The projection's upsert, which never puts an earlier decision over a later one. */
 function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) {
@@ -91,7 +85,7 @@ export const consentStore = {
    */
   async writeDecisions(executor: Executor, events: ConsentEventsTable[], states: readonly ConsentStateTable[], receipts: readonly ConsentReceiptsTable[]): Promise<void> {
     if (!(executor.getExecutor().adapter instanceof SqliteAdapter)) {
-      const parameters = [...columnArrays(events, EVENT_COLUMNS), ...columnArrays(receipts, RECEIPT_COLUMNS), ...columnArrays(latestStates(states), STATE_COLUMNS)];
+      const parameters = [rowsAsJson(events, EVENT_COLUMNS), rowsAsJson(receipts, RECEIPT_COLUMNS), rowsAsJson(latestStates(states), STATE_COLUMNS)];
       await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, parameters));
       return;
     }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { createTestDatabase, testDialects, type TestDatabase } from '../../test/support/databases.js';
 import type { Kysely } from 'kysely';
 import type { Tables } from './db.tables.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
-import { batchedLookupSql, compiledOnce, migrate, openDatabase, ping, type Database } from './db.js';
+import { batchedLookupSql, compiledOnce, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
 const versionsByVersion = compiledOnce((db: Kysely<Tables>, version: string) => db.selectFrom('policy_versions').select(['id']).where('version', '=', version));
@@ -101,6 +101,38 @@ for (const dialect of testDialects()) {
       const later = await Promise.all(['1', '2'].map((seq) => auditEntryBySeq(database.db, seq)));
       assert.deepEqual(later, [[], []]);
     });
+
+    if (dialect === 'postgres') {
+      test('a text marked for preparation is prepared once per connection, in and out of transactions', async () => {
+        const text = preparedOnPostgres("select $1::text || '-prepared' as answer");
+        const other = "select $1::text || '-unprepared' as answer";
+        await database.db.connection().execute(async (connection) => {
+          for (const value of ['a', 'b']) {
+            assert.deepEqual((await connection.executeQuery(CompiledQuery.raw(text, [value]))).rows, [{ answer: `${value}-prepared` }]);
+            await connection.executeQuery(CompiledQuery.raw(other, [value]));
+          }
+          const prepared = await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(connection);
+          const statements = prepared.rows.map((row) => row.statement);
+          assert.equal(statements.filter((statement) => statement === text).length, 1);
+          assert.ok(!statements.includes(other), 'an unmarked text stays unnamed');
+        });
+        const inTransaction = await database.db.transaction().execute((trx) => trx.executeQuery(CompiledQuery.raw(text, ['c'])));
+        assert.deepEqual(inTransaction.rows, [{ answer: 'c-prepared' }]);
+      });
+
+      test('rows sent as one JSON parameter come back field by field, text as it was and nulls as nulls', async () => {
+        const rows = [
+          { id: 'one', note: 'quotes " and \\ backslashes, {braces}, commas, ünïcödé 🙂' },
+          { id: 'two', note: undefined },
+          { id: 'three', note: 'line\nbreak\ttab' },
+        ];
+        const result = await sql<{ fields: Array<string | null> }>`select array[${sql.raw(jsonRowFields('r', 2))}] as fields from jsonb_array_elements(${rowsAsJson(rows, ['id', 'note'])}::jsonb) as r`.execute(database.db);
+        assert.deepEqual(
+          result.rows.map((row) => row.fields),
+          rows.map((row) => [row.id, row.note ?? null]),
+        );
+      });
+    }
   });
 }
 

@@ -88,7 +88,7 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     let created: Promise<import('pg').Pool> | undefined;
     const pool = () => {
       created ??= import('pg').then(({ default: pg }) => {
-        const instance = new pg.Pool({ connectionString: url, max: 10 });
+        const instance = new pg.Pool({ connectionString: url, max: 10, Client: preparingClient(pg.Client) });
         // An idle client losing its connection must not crash the process; the next query reconnects.
         instance.on('error', () => {});
         return instance;
@@ -157,16 +157,7 @@ function sqliteReader(file: string): Reader {
  * write committed before them: nothing is cached.
  */
 function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
-  const names = new Map<string, string>();
-  const nameOf = (text: string): string => {
-    let name = names.get(text);
-    if (!name) {
-      name = `pledge_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
-      names.set(text, name);
-    }
-    return name;
-  };
-  const run = async <R>(text: string, values: unknown[]): Promise<R[]> => (await (await pool()).query({ name: nameOf(text), text, values })).rows as R[];
+  const run = async <R>(text: string, values: unknown[]): Promise<R[]> => (await (await pool()).query({ name: statementName(text), text, values })).rows as R[];
   const runAlone = (text: string, call: PendingLookup): void => void run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
   const pending = new Map<string, PendingLookup[]>();
   // Statements whose batched form PostgreSQL refused (a column that is not text): run alone.
@@ -242,6 +233,48 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   };
 }
 
+/**
+ * Statement texts run as named prepared statements on PostgreSQL, whoever runs them (Kysely,
+ * inside a transaction or not): each connection parses and plans such a text once, instead of
+ * on every execution. For fixed texts on hot paths only — planning the audit append costs the
+ * database more than running it for a handful of entries.
+ */
+const preparedTexts = new Set<string>();
+
+/** Marks `text` as one to prepare once per PostgreSQL connection (see preparedTexts); returns it. */
+export function preparedOnPostgres(text: string): string {
+  preparedTexts.add(text);
+  return text;
+}
+
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `pledge_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * The pg client class the pool makes connections with: a query of a prepared text (as Kysely
+ * sends it, text and values) goes out named.
+ */
+function preparingClient(Client: typeof import('pg').Client): typeof import('pg').Client {
+  return class PreparingClient extends Client {
+    // pg's query() has many overloads; only the (text, values) form Kysely uses is rewritten.
+    override query(...args: unknown[]): never {
+      const [text, values] = args;
+      const query = super.query as (...rest: unknown[]) => never;
+      if (args.length === 2 && typeof text === 'string' && Array.isArray(values) && preparedTexts.has(text)) {
+        return query.call(this, { name: statementName(text), text, values });
+      }
+      return query.apply(this, args);
+    }
+  };
+}
+
 interface PendingLookup {
   parameters: readonly unknown[];
   resolve: (rows: unknown[]) => void;
@@ -275,11 +308,19 @@ export function batchedLookupSql(text: string, arity: number): string {
 }
 
 /**
- * Rows turned into one array per column, for statements that take a batch as arrays and turn
- * them back into rows with unnest() (one statement text, whatever the batch size).
+ * Rows as one JSON text — an array per row, `columns` in order — for PostgreSQL statements that
+ * take a whole batch as one jsonb parameter and read it back with jsonRowFields (one statement
+ * text, whatever the batch size). One JSON text rather than a text[] per column: pg escapes each
+ * element of an array parameter in JavaScript, which cost more of a group commit's time in Node
+ * than everything else it does; JSON.stringify is native. Undefined becomes null.
  */
-export function columnArrays<T, C extends keyof T>(rows: readonly T[], columns: readonly C[]): Array<Array<T[C]>> {
-  return columns.map((column) => rows.map((row) => row[column]));
+export function rowsAsJson<T, C extends keyof T>(rows: readonly T[], columns: readonly C[]): string {
+  return JSON.stringify(rows.map((row) => columns.map((column) => row[column] ?? null)));
+}
+
+/** `row ->> 0, row ->> 1, …`: the `count` fields of a row rowsAsJson wrote, as text (null stays null). */
+export function jsonRowFields(row: string, count: number): string {
+  return Array.from({ length: count }, (_, index) => `${row} ->> ${index}`).join(', ');
 }
 
 export type SqliteConnection = InstanceType<ReturnType<typeof loadSqlite>>;
@@ -399,6 +440,7 @@ export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>,
         const index = standIns.indexOf(parameter as { standIn: number });
         return index >= 0 ? { value: index } : { constant: parameter };
       });
+      preparedOnPostgres(query.sql);
       entry = { query, slots, read: query.query.kind === 'SelectQueryNode' };
       compiled.set(adapterClass, entry);
     }
