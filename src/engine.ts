@@ -110,7 +110,16 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
       httpHosts: config.datasetHosts,
     });
     // The ledger checks holders through the vault, and the vault asks the ledger: the closure breaks the cycle.
-    const consent: ConsentService = new ConsentService({ database, policy, audit, clock, publicUrl: config.publicUrl, subject: (id: string) => subjects.get(id), subjectStatuses: (executor, ids) => subjects.statusesOf(executor, ids) });
+    const consent: ConsentService = new ConsentService({
+      database,
+      policy,
+      audit,
+      clock,
+      publicUrl: config.publicUrl,
+      subject: (id: string) => subjects.get(id),
+      subjectStatuses: (executor, ids) => subjects.statusesOf(executor, ids),
+      subjectStatusesSql: (ids) => subjects.statusesSql(ids),
+    });
     // Holds live in the retention domain, built on the vault: the closure is only called later.
     const subjects: SubjectsService = new SubjectsService({ database, keystore, keyring, policy, audit, consent, clock, holds: { isHeld: (id: string): Promise<boolean> => retention.isHeld(id) } });
     const comms = new CommsService({

@@ -18,8 +18,8 @@ import {
   validateAuditEvent,
   type SigningKey,
 } from './audit.chain.js';
-import { auditStore, type AuditCheckpointRow, type AuditEntryRow, type PreparedAppend, type UnchainedEntry } from './audit.store.js';
-import type { AuditDetailValue, AuditEvent, AuditWriter } from './audit.types.js';
+import { appendCtes, auditStore, type AuditCheckpointRow, type AuditEntryRow, type PreparedAppend, type UnchainedEntry } from './audit.store.js';
+import type { AuditDetailValue, AuditEvent, AuditWriter, ChainLink, StatementAppend } from './audit.types.js';
 
 export interface AuditServiceOptions {
   /** Sign a checkpoint at every multiple of this seq (default 1000). */
@@ -226,6 +226,43 @@ export class AuditService implements AuditWriter {
    * among the new entries are signed and written after it.
    */
   private async appendInDatabase(executor: Kysely<Tables>, events: readonly AuditEvent[]): Promise<void> {
+    const { entries, at } = this.unchained(events);
+    let chain: ChainLink[];
+    try {
+      chain = await auditStore.appendPostgres(executor, entries, at);
+    } catch (error) {
+      // No sha256() in this database: the next append hashes here.
+      if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
+      throw error;
+    }
+    await auditStore.insertCheckpoints(executor, this.checkedChain(entries, at, chain));
+  }
+
+  /**
+   * PostgreSQL, once the database is known to chain as Pledge does: what a caller needs to
+   * append `events` with a statement of its own, which writes its rows and the entries together
+   * and, run on its own, commits them together — holding the audit head only while it runs,
+   * instead of from a transaction's append to its commit. Build the statement around
+   * `ctes(guard)` with `parameters` as its first two; then hand the `chain` rows it selected
+   * to `settle`, which checks every hash and writes the checkpoints due (an empty chain: the
+   * guard did not hold and nothing was appended). Undefined where this is not available: use
+   * a transaction and appendWithin.
+   */
+  statementAppend(events: readonly AuditEvent[]): StatementAppend | undefined {
+    if (this.database.dialect !== 'postgres' || this.chainInDatabase !== 'checked' || events.length === 0) return undefined;
+    for (const event of events) validateAuditEvent(event);
+    const { entries, at } = this.unchained(events);
+    return {
+      ctes: (guard) => appendCtes('$1', '$2', guard),
+      parameters: auditStore.appendParameters(entries, at),
+      settle: async (chain) => {
+        if (chain.length > 0) await auditStore.insertCheckpoints(this.database.db, this.checkedChain(entries, at, chain));
+      },
+    };
+  }
+
+  /** The entries of `events` as the one-statement append takes them: without seq, prev_hash and hash. */
+  private unchained(events: readonly AuditEvent[]): { entries: UnchainedEntry[]; at: string } {
     const now = this.clock.now();
     const at = now.toISOString();
     const millis = now.getTime();
@@ -233,23 +270,29 @@ export class AuditService implements AuditWriter {
       const fields = entryFields(event, at, millis);
       return { ...fields, middle: entryMiddle(fields) };
     });
+    return { entries, at };
+  }
+
+  /**
+   * The checkpoints due among `chain` (the head it followed, then the new entries) once every
+   * link is checked against serializeEntry(). A mismatch turns database chaining off for good;
+   * whatever transaction the chain was written in must not commit.
+   */
+  private checkedChain(entries: readonly UnchainedEntry[], at: string, chain: readonly ChainLink[]): AuditCheckpointRow[] {
     const checkpoints: AuditCheckpointRow[] = [];
-    try {
-      const chain = await auditStore.appendPostgres(executor, entries, at);
-      if (chain.length !== entries.length + 1) throw new DatabaseHashMismatch();
-      for (let i = 1; i < chain.length; i++) {
-        const { middle: _middle, ...entry } = entries[i - 1]!;
-        const link = chain[i]!;
-        const previous = chain[i - 1]!;
-        if (link.seq !== previous.seq + 1 || link.hash !== hashEntry({ ...entry, at, seq: link.seq, prev_hash: previous.hash })) throw new DatabaseHashMismatch();
-        if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
-      }
-    } catch (error) {
-      // Whatever transaction this was in is spoilt; the next append hashes here.
-      if (cannotChainInDatabase(error)) this.chainInDatabase = 'off';
-      throw error;
+    const mismatch = () => {
+      this.chainInDatabase = 'off';
+      return new DatabaseHashMismatch();
+    };
+    if (chain.length !== entries.length + 1) throw mismatch();
+    for (let i = 1; i < chain.length; i++) {
+      const { middle: _middle, ...entry } = entries[i - 1]!;
+      const link = chain[i]!;
+      const previous = chain[i - 1]!;
+      if (link.seq !== previous.seq + 1 || link.hash !== hashEntry({ ...entry, at, seq: link.seq, prev_hash: previous.hash })) throw mismatch();
+      if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
     }
-    await auditStore.insertCheckpoints(executor, checkpoints);
+    return checkpoints;
   }
 
   /** A group commit on PostgreSQL: one statement when the database chains (see chainInDatabase). */

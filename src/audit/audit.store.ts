@@ -3,6 +3,7 @@ import { jsonRowFields, preparedOnPostgres, rowsAsJson, type Database, type Sqli
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
+import type { ChainLink } from './audit.types.js';
 
 export type AuditEntryRow = Selectable<AuditEntriesTable>;
 export type AuditCheckpointRow = Selectable<AuditCheckpointsTable>;
@@ -52,29 +53,38 @@ function statementsOf(connection: SqliteConnection) {
  * Returns the chain it wrote: row n = 0 is the head it followed, rows 1…N the new entries, so
  * the caller can check every hash against its own computation. Prepared once per connection:
  * planning it costs the database more than running it for a few entries.
+ *
+ * appendCtes() gives its common table expressions (head, chain, linked, entries, moved), also
+ * for statements that write something else together with the entries. `entries` and `at` are
+ * the parameters appendParameters() fills; nothing is appended, and the head is not even
+ * locked, unless `guard` holds. The statement must select the `chain` rows (n, seq, hash).
  */
 const APPEND_COLUMNS = ['id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'middle'] as const;
-const POSTGRES_APPEND_SQL = preparedOnPostgres(`with recursive
-  head as (select seq, hash from audit_head where id = 1 for update),
+
+export function appendCtes(entries: string, at: string, guard = 'true'): string {
+  return `head as (select seq, hash from audit_head where id = 1 and (${guard}) for update),
   chain(n, seq, hash) as (
     select 0, head.seq, head.hash from head
     union all
     select c.n + 1, c.seq + 1,
-      translate(rtrim(encode(sha256(convert_to('[${JSON.stringify(ENTRY_FORMAT)},' || (c.seq + 1)::text || ',' || ($1::jsonb -> c.n ->> ${APPEND_COLUMNS.indexOf('middle')}) || ',"' || c.hash || '"]', 'UTF8')), 'base64'), '='), '+/', '-_')
-    from chain c where c.n < jsonb_array_length($1::jsonb)
+      translate(rtrim(encode(sha256(convert_to('[${JSON.stringify(ENTRY_FORMAT)},' || (c.seq + 1)::text || ',' || (${entries}::jsonb -> c.n ->> ${APPEND_COLUMNS.indexOf('middle')}) || ',"' || c.hash || '"]', 'UTF8')), 'base64'), '='), '+/', '-_')
+    from chain c where c.n < jsonb_array_length(${entries}::jsonb)
   ),
   linked as (select n, seq, hash, lag(hash) over (order by n) as prev_hash from chain),
   entries as (
     insert into audit_entries (seq, at, prev_hash, hash, ${APPEND_COLUMNS.slice(0, -1).join(', ')})
-    select seq, $2, prev_hash, hash, ${jsonRowFields('e', APPEND_COLUMNS.length - 1)}
-    from linked cross join lateral (select $1::jsonb -> (linked.n - 1) as e) as entry
+    select seq, ${at}, prev_hash, hash, ${jsonRowFields('e', APPEND_COLUMNS.length - 1)}
+    from linked cross join lateral (select ${entries}::jsonb -> (linked.n - 1) as e) as entry
     where n > 0
   ),
   moved as (
     update audit_head set seq = last.seq, hash = last.hash
     from (select seq, hash from chain order by n desc limit 1) as last
     where audit_head.id = 1
-  )
+  )`;
+}
+
+const POSTGRES_APPEND_SQL = preparedOnPostgres(`with recursive ${appendCtes('$1', '$2')}
 select n, seq, hash from chain order by n`);
 
 /** An entry's fields that do not depend on where it lands in the chain, for appendPostgres. */
@@ -124,10 +134,12 @@ export const auditStore = {
     for (const checkpoint of checkpoints) statements.checkpoint.run(checkpoint);
   },
 
+  /** The values of appendCtes' `entries` and `at` parameters, in that order. */
+  appendParameters: (entries: readonly UnchainedEntry[], at: string): [string, string] => [rowsAsJson(entries, APPEND_COLUMNS), at],
+
   /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */
-  async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<Array<{ n: number; seq: number; hash: string }>> {
-    const parameters = [rowsAsJson(entries, APPEND_COLUMNS), at];
-    const result = await executor.executeQuery<{ n: number; seq: number; hash: string }>(CompiledQuery.raw(POSTGRES_APPEND_SQL, parameters));
+  async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<ChainLink[]> {
+    const result = await executor.executeQuery<ChainLink>(CompiledQuery.raw(POSTGRES_APPEND_SQL, auditStore.appendParameters(entries, at)));
     if (result.rows.length === 0) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
     return result.rows;
   },

@@ -29,4 +29,26 @@ export interface AuditWriter {
    * after its entry is written). Concurrent calls are grouped into one transaction.
    */
   record(events: readonly AuditEvent[]): Promise<void>;
+  /**
+   * PostgreSQL: the entries of `events` written by a statement of the caller's own together with
+   * its rows, or undefined when that is not available (then use a transaction and appendWithin).
+   */
+  statementAppend?(events: readonly AuditEvent[]): StatementAppend | undefined;
+}
+
+/** A row of the chain an append returns: n = 0 is the head it followed, then the new entries. */
+export interface ChainLink {
+  n: number;
+  seq: number;
+  hash: string;
+}
+
+/** An audit append riding in a caller's statement (AuditService.statementAppend). */
+export interface StatementAppend {
+  /** The append's common table expressions; nothing is appended unless `guard` (SQL) holds. */
+  ctes(guard?: string): string;
+  /** The values of $1 and $2 of those expressions: the caller's own parameters start at $3. */
+  parameters: readonly [string, string];
+  /** Checks the chain rows the statement selected (n, seq, hash) and writes the checkpoints due. */
+  settle(chain: readonly ChainLink[]): Promise<void>;
 }

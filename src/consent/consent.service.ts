@@ -126,6 +126,11 @@ export interface ConsentServiceDeps {
    * commit's transaction). Optional: without it every write checks its holder before it queues.
    */
   subjectStatuses?(executor: Kysely<Tables>, subjectIds: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * PostgreSQL: SQL selecting (id, status) of the subjects whose id is in `ids` (a text[]
+   * expression), so that a group commit can check its holders in the statement that writes it.
+   */
+  subjectStatusesSql?(ids: string): string;
 }
 
 const REFUSALS: ReadonlySet<ConsentAction> = new Set(['denied', 'withdrawn', 'opted_out_by_signal']);
@@ -194,12 +199,16 @@ export class ConsentService implements ConsentGate {
     try {
       while (this.queue.length > 0) {
         let batch: PendingWrite[] = [];
-        let kept: Array<ConsentEventsTable[] | PledgeError>;
+        let kept: Array<ConsentEventsTable[] | PledgeError> | undefined;
         try {
+          if (this.canWriteInOneStatement()) {
+            batch = this.queue.splice(0, GROUP_LIMIT);
+            kept = await this.writeInOneStatement(batch);
+          }
           // The batch is taken once the transaction holds its connection: the writes that
           // queued while it waited for it go in too.
-          kept = await db.transaction().execute((trx) => {
-            batch = this.queue.splice(0, GROUP_LIMIT);
+          kept ??= await db.transaction().execute((trx) => {
+            if (batch.length === 0) batch = this.queue.splice(0, GROUP_LIMIT);
             return this.writeBatch(trx, batch);
           });
         } catch (error) {
@@ -226,6 +235,54 @@ export class ConsentService implements ConsentGate {
     } finally {
       this.flushing = false;
     }
+  }
+
+  private canWriteInOneStatement(): boolean {
+    return this.deps.database.dialect === 'postgres' && this.deps.subjectStatusesSql !== undefined && this.deps.audit.statementAppend !== undefined;
+  }
+
+  /**
+   * PostgreSQL: the group as one statement committed on its own, its audit entries and the
+   * holders' check included (consentStore.writeDecisionsWithAudit), so the audit chain's head
+   * — which every append in every process waits for — is held only while that statement runs,
+   * not from a transaction's append across round trips to its commit. A holder found unknown
+   * or erased is refused and the rest written again without it (nothing was written).
+   * Undefined, with nothing written, where the path is not available: signals to apply (each
+   * is a conditional insert), or the audit not yet checked against this database.
+   */
+  private async writeInOneStatement(batch: readonly PendingWrite[]): Promise<Array<ConsentEventsTable[] | PledgeError> | undefined> {
+    const statusesSql = this.deps.subjectStatusesSql!;
+    if (batch.some((write) => write.signals)) return undefined;
+    const outcomes = new Map<PendingWrite, ConsentEventsTable[] | PledgeError>();
+    for (const write of batch) if (write.rows.length === 0) outcomes.set(write, []);
+    let writes = batch.filter((write) => !outcomes.has(write));
+    while (writes.length > 0) {
+      const append = this.deps.audit.statementAppend!(writes.map((write) => this.auditEvent(write.actor, write.holder, write.auditAction, write.rows, write.receipt.id, write.auditDetails)));
+      if (!append) return undefined;
+      const events = writes.flatMap((write) => write.rows);
+      const holders = [...new Set(writes.filter((write) => write.checkHolder).map((write) => write.holder))];
+      const { chain, refused } = await store.writeDecisionsWithAudit(this.deps.database.db, append, statusesSql, {
+        events,
+        states: events.map((row) => this.stateRow(row)),
+        receipts: writes.map((write) => write.receipt),
+        holders,
+      });
+      if (refused.size === 0) {
+        // Committed: a failure from here on must not send the writes round again.
+        const settled = await append.settle(chain).then(
+          () => undefined,
+          (error: unknown) => (error instanceof PledgeError ? error : new PledgeError('internal', 'the consent choices were stored, but their audit checkpoints were not', { cause: error })),
+        );
+        for (const write of writes) outcomes.set(write, settled ?? write.rows);
+        break;
+      }
+      for (const write of writes) {
+        if (!write.checkHolder || !refused.has(write.holder)) continue;
+        outcomes.set(write, refused.get(write.holder) === 'erased' ? ERASED_HOLDER() : new PledgeError('subject_not_found', 'no subject has this id'));
+      }
+      writes = writes.filter((write) => !outcomes.has(write));
+    }
+    return batch.map((write) => outcomes.get(write)!);
   }
 
   private async writeBatch(trx: Transaction<Tables>, batch: readonly PendingWrite[]): Promise<Array<ConsentEventsTable[] | PledgeError>> {

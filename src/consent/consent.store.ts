@@ -1,5 +1,6 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
 import { compiledOnce, jsonRowFields, preparedOnPostgres, rowsAsJson } from '../core/db.js';
+import type { ChainLink, StatementAppend } from '../audit/audit.types.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
@@ -49,6 +50,37 @@ where consent_state.decided_at <= excluded.decided_at`;
 }
 const POSTGRES_DECISIONS_SQL = preparedOnPostgres(decisionsSql());
 
+/**
+ * POSTGRES_DECISIONS_SQL and the audit append of the same group as one statement, committed
+ * on its own (see AuditService.statementAppend), guarded by the holders' existence: when a
+ * holder of $6 is unknown or erased, nothing is written and the statement answers the refused
+ * holders with their status (null: unknown) instead of the chain.
+ */
+function decisionsWithAuditSql(append: StatementAppend, holderStatuses: (ids: string) => string): string {
+  const guard = 'not exists (select 1 from refused)';
+  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r where ${guard}`;
+  const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
+  return `with recursive
+  statuses as (${holderStatuses('$6::text[]')}),
+  refused as (
+    select h as holder, (select status from statuses where statuses.id = h) as status
+    from unnest($6::text[]) as h
+    where not exists (select 1 from statuses where statuses.id = h and statuses.status <> 'erased')
+  ),
+  ${append.ctes(guard)},
+  events as (insert into consent_events (${EVENT_COLUMNS.join(', ')}) ${rowsOf(3, EVENT_COLUMNS)}),
+  receipts as (insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) ${rowsOf(4, RECEIPT_COLUMNS)}),
+  states as (
+    insert into consent_state (${STATE_COLUMNS.join(', ')}) ${rowsOf(5, STATE_COLUMNS)}
+    on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
+    where consent_state.decided_at <= excluded.decided_at
+  )
+select n, seq, hash, null as holder, null as status from chain
+union all
+select null, null, null, holder, status from refused`;
+}
+const decisionsWithAuditTexts = new Map<string, string>();
+
 /** The projection's upsert, which never puts an earlier decision over a later one. */
 function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) {
   return creator
@@ -92,6 +124,36 @@ export const consentStore = {
     await consentStore.insertEvents(executor, events);
     await consentStore.upsertStates(executor, states);
     await consentStore.insertReceipts(executor, receipts);
+  },
+
+  /**
+   * PostgreSQL: a group commit as one statement run on its own (decisionsWithAuditSql), the
+   * audit entries riding in it. `holders` are the subjects that must exist and not be erased;
+   * `holderStatuses` selects (id, status) of the subjects whose id is in the text[] it is given.
+   * Returns the audit chain for `append.settle`, or the refused holders (then nothing was written).
+   */
+  async writeDecisionsWithAudit(
+    db: Kysely<Tables>,
+    append: StatementAppend,
+    holderStatuses: (ids: string) => string,
+    decisions: { events: ConsentEventsTable[]; states: readonly ConsentStateTable[]; receipts: readonly ConsentReceiptsTable[]; holders: readonly string[] },
+  ): Promise<{ chain: ChainLink[]; refused: Map<string, string | null> }> {
+    const template = append.ctes('');
+    let text = decisionsWithAuditTexts.get(template);
+    if (!text) {
+      text = preparedOnPostgres(decisionsWithAuditSql(append, holderStatuses));
+      decisionsWithAuditTexts.set(template, text);
+    }
+    const parameters = [...append.parameters, rowsAsJson(decisions.events, EVENT_COLUMNS), rowsAsJson(decisions.receipts, RECEIPT_COLUMNS), rowsAsJson(latestStates(decisions.states), STATE_COLUMNS), decisions.holders];
+    const { rows } = await db.executeQuery<ChainLink & { holder: string | null; status: string | null }>(CompiledQuery.raw(text, parameters));
+    const chain: ChainLink[] = [];
+    const refused = new Map<string, string | null>();
+    for (const row of rows) {
+      if (row.holder !== null) refused.set(row.holder, row.status);
+      else chain.push({ n: row.n, seq: row.seq, hash: row.hash });
+    }
+    chain.sort((a, b) => a.n - b.n);
+    return { chain, refused };
   },
 
   async insertEvents(executor: Executor, rows: ConsentEventsTable[]): Promise<void> {

@@ -370,6 +370,11 @@ export class SubjectsService {
     return row;
   }
 
+  /** SQL selecting (id, status) of the subjects whose id is in `ids`, a PostgreSQL text[] expression. */
+  statusesSql(ids: string): string {
+    return store.statusesSql(ids);
+  }
+
   /** The status of each of these subjects that exists, read with `executor` (a caller's transaction). */
   statusesOf(executor: Kysely<Tables>, ids: readonly string[]): Promise<Map<string, string>> {
     return store.statusesOf(executor, ids);

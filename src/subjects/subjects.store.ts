@@ -66,6 +66,12 @@ export const subjectsStore = {
     return { subject, seals: pairs.map(([category, value]) => ({ category, value })) };
   },
 
+  /**
+   * SQL selecting (id, status) of the subjects whose id is in `ids` (a text[] expression), for
+   * a statement of another domain that must check its subjects in the same statement.
+   */
+  statusesSql: (ids: string): string => `select id, status from subjects where id = any(${ids})`,
+
   /** The status of each of these subjects that exists. */
   async statusesOf(executor: Executor, ids: readonly string[]): Promise<Map<string, string>> {
     const statuses = new Map<string, string>();
