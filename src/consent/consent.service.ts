@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditEvent, AuditWriter } from '../audit/audit.types.js';
 import type { Clock } from '../core/clock.js';
 import type { Tables } from '../core/db.tables.js';
 import type { Database } from '../core/db.js';
 import { PledgeError } from '../core/errors.js';
-import { isId, newId } from '../core/ids.js';
+import { isId, newId, uuidV7 } from '../core/ids.js';
 import { effectiveChoice, type Policy } from '../policy/policy.model.js';
 import type { Communication, Purpose } from '../policy/policy.schema.js';
 import type { Actor } from '../staff/permissions.js';
@@ -541,7 +540,7 @@ export class ConsentService implements ConsentGate {
   }
 
   private receipt(holder: string, now: Date, source: ConsentSource | 'merge', entries: readonly ReceiptEntry[]): KantaraReceipt {
-    return buildReceipt(this.policy, { id: randomUUID(), holder, at: now, source, publicUrl: this.deps.publicUrl, entries });
+    return buildReceipt(this.policy, { id: uuidV7(now.getTime()), holder, at: now, source, publicUrl: this.deps.publicUrl, entries });
   }
 
   private recorded(holder: string, receiptId: string | null, rows: readonly ConsentEventsTable[]): Recorded {

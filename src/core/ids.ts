@@ -60,6 +60,26 @@ export function newId(prefix: IdPrefix, now: number = Date.now()): string {
   return `${prefix}_${encodeBase32(bytes)}`;
 }
 
+/**
+ * A UUID version 7 (RFC 9562): 48 bits of milliseconds, then random bits, in the standard
+ * 8-4-4-4-12 form. For identifiers another standard says are UUIDs (a consent receipt's id):
+ * unlike version 4 they sort by creation time, so the index they key grows at its end instead
+ * of dirtying a random page with every insert.
+ */
+export function uuidV7(now: number = Date.now()): string {
+  const bytes = new Uint8Array(16);
+  let time = now;
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = time % 256;
+    time = Math.floor(time / 256);
+  }
+  bytes.set(secureRandomBytes(10), 6);
+  bytes[6] = 0x70 | (bytes[6]! & 0x0f); // version 7
+  bytes[8] = 0x80 | (bytes[8]! & 0x3f); // variant 10
+  const hex = Buffer.from(bytes).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 const ID_PATTERN = /^([a-z]{3})_([0-9a-hjkmnp-tv-z]{26})$/;
 
 /** True when `value` is a well-formed id with the given prefix. */
