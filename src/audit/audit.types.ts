@@ -45,7 +45,11 @@ export interface ChainLink {
 
 /** An audit append riding in a caller's statement (AuditService.statementAppend). */
 export interface StatementAppend {
-  /** The append's common table expressions; nothing is appended unless `guard` (SQL) holds. */
+  /**
+   * The append's common table expressions; nothing is appended unless `guard` (SQL) holds.
+   * Guard the caller's own writes with `exists (select 1 from chain)`: nothing is kept without
+   * its entries.
+   */
   ctes(guard?: string): string;
   /** The values of $1 and $2 of those expressions: the caller's own parameters start at $3. */
   parameters: readonly [string, string];

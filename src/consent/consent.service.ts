@@ -266,6 +266,8 @@ export class ConsentService implements ConsentGate {
         receipts: writes.map((write) => write.receipt),
         holders,
       });
+      // Nothing was written: no chain means no audit head, a database not migrated.
+      if (refused.size === 0 && chain.length === 0) throw new PledgeError('internal', 'the audit chain has no head row (was migration 0003-audit applied?)');
       if (refused.size === 0) {
         // Committed: a failure from here on must not send the writes round again.
         const settled = await append.settle(chain).then(

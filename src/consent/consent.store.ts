@@ -58,7 +58,8 @@ const POSTGRES_DECISIONS_SQL = preparedOnPostgres(decisionsSql());
  */
 function decisionsWithAuditSql(append: StatementAppend, holderStatuses: (ids: string) => string): string {
   const guard = 'not exists (select 1 from refused)';
-  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r where ${guard}`;
+  // Nothing of the group is written unless its audit entries are (the chain starts at the head).
+  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r where ${guard} and exists (select 1 from chain)`;
   const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
   return `with recursive
   statuses as (${holderStatuses('$6::text[]')}),

@@ -431,6 +431,23 @@ for (const dialect of testDialects()) {
       assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
     });
 
+    test('without its audit entries nothing of a choice is kept (a database whose audit chain lost its head)', async () => {
+      const { consent, database } = testApp.app;
+      const holder = await newSubject();
+      const head = await database.db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();
+      await database.db.deleteFrom('audit_head').execute();
+      try {
+        await assert.rejects(consent.record(system, { holder, choices: [{ purpose: 'marketing', action: 'granted' }] }), /audit/);
+      } finally {
+        await database.db.insertInto('audit_head').values(head).execute();
+      }
+      const stored = await database.db.selectFrom('consent_events').select('id').where('holder', '=', holder).execute();
+      assert.equal(stored.length, 0);
+      assert.equal((await decision(holder, 'marketing')).decision, null);
+      const report = await testApp.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report.firstProblem));
+    });
+
     test('a write that fails inside a shared transaction fails alone; its neighbours are stored', async () => {
       const { consent } = testApp.app;
       const [first, second] = [await newSubject(), await newSubject()];
