@@ -50,6 +50,11 @@ function encodeBase32(bytes: Uint8Array): string {
 }
 
 export function newId(prefix: IdPrefix, now: number = Date.now()): string {
+  return `${prefix}_${encodeBase32(timeOrderedBytes(now))}`;
+}
+
+/** 16 bytes: `now` in milliseconds as 48 bits, big-endian, then 80 random bits. */
+function timeOrderedBytes(now: number): Uint8Array {
   const bytes = new Uint8Array(16);
   let time = now;
   for (let i = 5; i >= 0; i--) {
@@ -57,7 +62,7 @@ export function newId(prefix: IdPrefix, now: number = Date.now()): string {
     time = Math.floor(time / 256);
   }
   bytes.set(secureRandomBytes(10), 6);
-  return `${prefix}_${encodeBase32(bytes)}`;
+  return bytes;
 }
 
 /**
@@ -67,13 +72,7 @@ export function newId(prefix: IdPrefix, now: number = Date.now()): string {
  * of dirtying a random page with every insert.
  */
 export function uuidV7(now: number = Date.now()): string {
-  const bytes = new Uint8Array(16);
-  let time = now;
-  for (let i = 5; i >= 0; i--) {
-    bytes[i] = time % 256;
-    time = Math.floor(time / 256);
-  }
-  bytes.set(secureRandomBytes(10), 6);
+  const bytes = timeOrderedBytes(now);
   bytes[6] = 0x70 | (bytes[6]! & 0x0f); // version 7
   bytes[8] = 0x80 | (bytes[8]! & 0x3f); // variant 10
   const hex = Buffer.from(bytes).toString('hex');
