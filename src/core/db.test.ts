@@ -6,6 +6,7 @@ import { createTestDatabase, testDialects, type TestDatabase } from '../../test/
 import type { Kysely } from 'kysely';
 import type { Tables } from './db.tables.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
+import { loadSqlite } from './sqlite.js';
 import { batchedLookupSql, compiledOnce, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
@@ -224,6 +225,44 @@ test('SQLite: a thread of its own moves the write-ahead log into the file while 
     assert.ok(statSync(file).size >= before + 2_000_000, 'the checkpointer copied the log into the file without any commit doing it');
   } finally {
     await database.close();
+    await testDatabase.cleanup();
+  }
+});
+
+test('SQLite: under reads and writes that never pause, the checkpointer still makes the log start over', async () => {
+  const testDatabase = await createTestDatabase('sqlite');
+  const file = testDatabase.url.slice('sqlite:'.length);
+  const SQLite = loadSqlite();
+  const writer = new SQLite(file);
+  writer.pragma('journal_mode = WAL');
+  writer.pragma('synchronous = NORMAL');
+  writer.pragma('journal_size_limit = 1048576');
+  writer.pragma('wal_autocheckpoint = 0');
+  writer.exec('create table notes (id integer primary key, body text not null)');
+  const reader = new SQLite(file, { readonly: true });
+  // Restarts with a 2 MB log here (4 KB pages); the log file is cut back to 1 MB when it starts over.
+  const checkpointer = startCheckpointer(file, 20, () => {}, 512);
+  try {
+    const insert = writer.prepare('insert into notes (body) values (?)');
+    const latest = reader.prepare('select id from notes order by id desc limit 1');
+    const writeSome = writer.transaction(() => {
+      for (let row = 0; row < 5; row++) insert.run('x'.repeat(4000));
+    });
+    let written = 0;
+    let largest = 0;
+    while (written < 24 * 1024 * 1024) {
+      writeSome();
+      written += 5 * 4000;
+      latest.get();
+      largest = Math.max(largest, statSync(`${file}-wal`).size);
+      // A busy server's pace: a group commit every millisecond or so.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assert.ok(largest < 8 * 1024 * 1024, `the log stayed short while 24 MB went through it (largest: ${largest} bytes)`);
+  } finally {
+    await checkpointer.stop();
+    reader.close();
+    writer.close();
     await testDatabase.cleanup();
   }
 });
