@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
-import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, WARM_UP_SECONDS, type LoadShape } from './servers.js';
+import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, describeWindow, type LoadShape } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -71,7 +71,7 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
         const ratio = decisions.requests / ceiling.requests;
         rows.push(
           {
-            benchmark: `"may P be used for S?" over HTTP (GET /v1/subjects/{id}/consent/{purpose}), 50 connections, ${DURATION_SECONDS} s after ${WARM_UP_SECONDS} s of warm-up (${setUp})`,
+            benchmark: `"may P be used for S?" over HTTP (GET /v1/subjects/{id}/consent/{purpose}), 50 connections, ${describeWindow(DURATION_SECONDS)} (${setUp})`,
             measured: `${Math.round(decisions.requests).toLocaleString('en')} req/s, p99 ${decisions.p99} ms${decisions.errors ? `, ${decisions.errors} errors` : ''}`,
             ceiling: describeCeiling(ceiling),
             ratio: `${ratio.toFixed(2)}×`,
@@ -79,7 +79,7 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
             verdict: ratio >= 0.6 && decisions.errors === 0 ? 'pass' : 'FAIL',
           },
           {
-            benchmark: `recording consent events over HTTP (POST /v1/consent/events: event, state, receipt, audit), 50 connections, ${DURATION_SECONDS} s after ${WARM_UP_SECONDS} s of warm-up (${setUp})`,
+            benchmark: `recording consent events over HTTP (POST /v1/consent/events: event, state, receipt, audit), 50 connections, ${describeWindow(DURATION_SECONDS)} (${setUp})`,
             measured: `${Math.round(writes.requests).toLocaleString('en')} events/s, p99 ${writes.p99} ms${writes.errors ? `, ${writes.errors} errors` : ''}`,
             ceiling: describeCeiling(ceiling),
             ratio: `${(writes.requests / ceiling.requests).toFixed(2)}×`,

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { StaffService } from '../src/staff/staff.service.js';
-import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, WARM_UP_SECONDS, type LoadShape } from './servers.js';
+import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, describeWindow, type LoadShape } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -79,7 +79,7 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
         const measured = await httpLoad(server.base, shape, DURATION_SECONDS);
         const ratio = measured.requests / ceiling.requests;
         rows.push({
-          benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${DURATION_SECONDS} s after ${WARM_UP_SECONDS} s of warm-up (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,
+          benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${describeWindow(DURATION_SECONDS)} (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,
           measured: `${Math.round(measured.requests).toLocaleString('en')} req/s, p99 ${measured.p99} ms${measured.errors ? `, ${measured.errors} errors` : ''}`,
           ceiling: describeCeiling(ceiling),
           ratio: `${ratio.toFixed(2)}×`,

@@ -37,6 +37,11 @@ export async function waitForLine(child: ChildProcess, pattern: RegExp): Promise
  */
 export const WARM_UP_SECONDS = 3;
 
+/** How a row names its measured window: `10 s after 3 s of warm-up`. */
+export function describeWindow(durationSeconds: number): string {
+  return `${durationSeconds} s after ${WARM_UP_SECONDS} s of warm-up`;
+}
+
 /**
  * `shape` sent to the server at `base` over 50 connections for `durationSeconds`, after a
  * warm-up of the same load; errors count transport errors and non-2xx answers.

@@ -249,7 +249,8 @@ export class AuditService implements AuditWriter {
    * a transaction and appendWithin.
    */
   statementAppend(events: readonly AuditEvent[]): StatementAppend | undefined {
-    if (this.database.dialect !== 'postgres' || this.chainInDatabase !== 'checked' || events.length === 0) return undefined;
+    // Only ever 'checked' on PostgreSQL.
+    if (this.chainInDatabase !== 'checked' || events.length === 0) return undefined;
     for (const event of events) validateAuditEvent(event);
     const { entries, at } = this.unchained(events);
     return {

@@ -18,6 +18,7 @@ export interface ChainRow {
 
 // Rows per INSERT statement: 12 columns × 1,000 rows stays below SQLite's 32,766 and
 // PostgreSQL's 65,535 bound parameters.
+const MISSING_HEAD = 'the audit_head row is missing (was migration 0003-audit applied?)';
 const INSERT_CHUNK = 1_000;
 
 const ENTRY_COLUMNS = ['seq', 'id', 'at', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'prev_hash', 'hash'] as const;
@@ -41,6 +42,8 @@ function statementsOf(connection: SqliteConnection) {
   return statements;
 }
 
+const APPEND_COLUMNS = ['id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'middle'] as const;
+
 /**
  * An append on PostgreSQL as one statement: lock the head, chain the new entries after it, insert
  * them and move the head — the database computing each hash with its built-in sha256() over
@@ -59,8 +62,6 @@ function statementsOf(connection: SqliteConnection) {
  * the parameters appendParameters() fills; nothing is appended, and the head is not even
  * locked, unless `guard` holds. The statement must select the `chain` rows (n, seq, hash).
  */
-const APPEND_COLUMNS = ['id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'purpose', 'details', 'middle'] as const;
-
 export function appendCtes(entries: string, at: string, guard = 'true'): string {
   return `head as (select seq, hash from audit_head where id = 1 and (${guard}) for update),
   chain(n, seq, hash) as (
@@ -115,7 +116,7 @@ export const auditStore = {
       .where('id', '=', 1)
       .returning(['seq', 'hash'])
       .executeTakeFirst();
-    if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+    if (!row) throw new Error(MISSING_HEAD);
     return { seq: row.seq - count, hash: row.hash };
   },
 
@@ -127,7 +128,7 @@ export const auditStore = {
   appendSqlite(connection: SqliteConnection, count: number, build: (head: { seq: number; hash: string }) => PreparedAppend): void {
     const statements = statementsOf(connection);
     const row = statements.reserve.get(count) as { seq: number; hash: string } | undefined;
-    if (!row) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+    if (!row) throw new Error(MISSING_HEAD);
     const { rows, checkpoints, headHash } = build({ seq: row.seq - count, hash: row.hash });
     for (const entry of rows) statements.insert.run(entry);
     statements.setHead.run(headHash);
@@ -140,7 +141,7 @@ export const auditStore = {
   /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */
   async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<ChainLink[]> {
     const result = await executor.executeQuery<ChainLink>(CompiledQuery.raw(POSTGRES_APPEND_SQL, auditStore.appendParameters(entries, at)));
-    if (result.rows.length === 0) throw new Error('the audit_head row is missing (was migration 0003-audit applied?)');
+    if (result.rows.length === 0) throw new Error(MISSING_HEAD);
     return result.rows;
   },
 

@@ -46,9 +46,9 @@ export interface ChainLink {
 /** An audit append riding in a caller's statement (AuditService.statementAppend). */
 export interface StatementAppend {
   /**
-   * The append's common table expressions; nothing is appended unless `guard` (SQL) holds.
-   * Guard the caller's own writes with `exists (select 1 from chain)`: nothing is kept without
-   * its entries.
+   * The append's common table expressions, the same text for every append (a caller may build
+   * its statement once); nothing is appended unless `guard` (SQL) holds. Guard the caller's own
+   * writes with `exists (select 1 from chain)`: nothing is kept without its entries.
    */
   ctes(guard?: string): string;
   /** The values of $1 and $2 of those expressions: the caller's own parameters start at $3. */

@@ -162,6 +162,12 @@ const GROUP_LIMIT = 256;
 
 const ERASED_HOLDER = () => new PledgeError('subject_erased', 'the subject was erased; no consent can be recorded for it');
 
+/** Why a subject holder with this status (undefined or null: no such subject) takes no choice, if it does not. */
+function holderRefusal(status: string | null | undefined): PledgeError | undefined {
+  if (status === undefined || status === null) return new PledgeError('subject_not_found', 'no subject has this id');
+  return status === 'erased' ? ERASED_HOLDER() : undefined;
+}
+
 function settle(write: PendingWrite, outcome: ConsentEventsTable[] | PledgeError): void {
   if (outcome instanceof PledgeError) write.reject(outcome);
   else write.resolve(outcome);
@@ -279,7 +285,8 @@ export class ConsentService implements ConsentGate {
       }
       for (const write of writes) {
         if (!write.checkHolder || !refused.has(write.holder)) continue;
-        outcomes.set(write, refused.get(write.holder) === 'erased' ? ERASED_HOLDER() : new PledgeError('subject_not_found', 'no subject has this id'));
+        // The statement refuses only unknown and erased subjects.
+        outcomes.set(write, holderRefusal(refused.get(write.holder))!);
       }
       writes = writes.filter((write) => !outcomes.has(write));
     }
@@ -325,9 +332,8 @@ export class ConsentService implements ConsentGate {
     if (holders.length === 0 || !this.deps.subjectStatuses) return refused;
     const statuses = await this.deps.subjectStatuses(trx, holders);
     for (const holder of holders) {
-      const status = statuses.get(holder);
-      if (status === undefined) refused.set(holder, new PledgeError('subject_not_found', 'no subject has this id'));
-      else if (status === 'erased') refused.set(holder, ERASED_HOLDER());
+      const refusal = holderRefusal(statuses.get(holder));
+      if (refusal) refused.set(holder, refusal);
     }
     return refused;
   }

@@ -35,20 +35,36 @@ const RECEIPT_COLUMNS = ['id', 'holder', 'issued_at', 'body'] as const;
 const STATE_COLUMNS = ['holder', 'target_kind', 'target', 'action', 'source', 'policy_version', 'event_id', 'decided_at'] as const;
 
 /**
- * A group commit's decisions on PostgreSQL in one statement of fixed text, whatever the batch
- * size: each table's rows travel as one jsonb parameter (rowsAsJson). A VALUES list of a
- * thousand parameters costs PostgreSQL more to parse and plan than to write.
+ * A group's writes on PostgreSQL, each table's rows read from one jsonb parameter (rowsAsJson:
+ * one statement text whatever the batch size — a VALUES list of a thousand parameters costs
+ * PostgreSQL more to parse and plan than to write): the events from $first, the receipts from
+ * the next, the projection's upsert from the one after. `where` filters every row.
  */
-function decisionsSql(): string {
-  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r`;
+function decisionWrites(first: number, where = 'true'): { events: string; receipts: string; states: string } {
+  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r where ${where}`;
   const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
-  return `with events as (insert into consent_events (${EVENT_COLUMNS.join(', ')}) ${rowsOf(1, EVENT_COLUMNS)}),
-  receipts as (insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) ${rowsOf(2, RECEIPT_COLUMNS)})
-insert into consent_state (${STATE_COLUMNS.join(', ')}) ${rowsOf(3, STATE_COLUMNS)}
-on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
-where consent_state.decided_at <= excluded.decided_at`;
+  return {
+    events: `insert into consent_events (${EVENT_COLUMNS.join(', ')}) ${rowsOf(first, EVENT_COLUMNS)}`,
+    receipts: `insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) ${rowsOf(first + 1, RECEIPT_COLUMNS)}`,
+    states: `insert into consent_state (${STATE_COLUMNS.join(', ')}) ${rowsOf(first + 2, STATE_COLUMNS)}
+    on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
+    where consent_state.decided_at <= excluded.decided_at`,
+  };
 }
-const POSTGRES_DECISIONS_SQL = preparedOnPostgres(decisionsSql());
+
+/** The values of decisionWrites' three parameters, in order. */
+function decisionParameters(events: readonly ConsentEventsTable[], receipts: readonly ConsentReceiptsTable[], states: readonly ConsentStateTable[]): string[] {
+  return [rowsAsJson(events, EVENT_COLUMNS), rowsAsJson(receipts, RECEIPT_COLUMNS), rowsAsJson(latestStates(states), STATE_COLUMNS)];
+}
+
+/** A group commit's decisions on PostgreSQL in one statement: the inserts as data-modifying CTEs of the upsert. */
+const POSTGRES_DECISIONS_SQL = preparedOnPostgres(
+  (() => {
+    const writes = decisionWrites(1);
+    return `with events as (${writes.events}), receipts as (${writes.receipts})
+${writes.states}`;
+  })(),
+);
 
 /**
  * POSTGRES_DECISIONS_SQL and the audit append of the same group as one statement, committed
@@ -59,8 +75,7 @@ const POSTGRES_DECISIONS_SQL = preparedOnPostgres(decisionsSql());
 function decisionsWithAuditSql(append: StatementAppend, holderStatuses: (ids: string) => string): string {
   const guard = 'not exists (select 1 from refused)';
   // Nothing of the group is written unless its audit entries are (the chain starts at the head).
-  const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r where ${guard} and exists (select 1 from chain)`;
-  const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
+  const writes = decisionWrites(3, `${guard} and exists (select 1 from chain)`);
   return `with recursive
   statuses as (${holderStatuses('$6::text[]')}),
   refused as (
@@ -69,18 +84,15 @@ function decisionsWithAuditSql(append: StatementAppend, holderStatuses: (ids: st
     where not exists (select 1 from statuses where statuses.id = h and statuses.status <> 'erased')
   ),
   ${append.ctes(guard)},
-  events as (insert into consent_events (${EVENT_COLUMNS.join(', ')}) ${rowsOf(3, EVENT_COLUMNS)}),
-  receipts as (insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) ${rowsOf(4, RECEIPT_COLUMNS)}),
-  states as (
-    insert into consent_state (${STATE_COLUMNS.join(', ')}) ${rowsOf(5, STATE_COLUMNS)}
-    on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
-    where consent_state.decided_at <= excluded.decided_at
-  )
+  events as (${writes.events}),
+  receipts as (${writes.receipts}),
+  states as (${writes.states})
 select n, seq, hash, null as holder, null as status from chain
 union all
 select null, null, null, holder, status from refused`;
 }
-const decisionsWithAuditTexts = new Map<string, string>();
+/** decisionsWithAuditSql's text, built on first use (the audit's CTEs are the same text for every append). */
+const decisionsWithAuditTexts = new WeakMap<(ids: string) => string, string>();
 
 /** The projection's upsert, which never puts an earlier decision over a later one. */
 function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) {
@@ -118,8 +130,7 @@ export const consentStore = {
    */
   async writeDecisions(executor: Executor, events: ConsentEventsTable[], states: readonly ConsentStateTable[], receipts: readonly ConsentReceiptsTable[]): Promise<void> {
     if (!(executor.getExecutor().adapter instanceof SqliteAdapter)) {
-      const parameters = [rowsAsJson(events, EVENT_COLUMNS), rowsAsJson(receipts, RECEIPT_COLUMNS), rowsAsJson(latestStates(states), STATE_COLUMNS)];
-      await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, parameters));
+      await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, decisionParameters(events, receipts, states)));
       return;
     }
     await consentStore.insertEvents(executor, events);
@@ -139,13 +150,12 @@ export const consentStore = {
     holderStatuses: (ids: string) => string,
     decisions: { events: ConsentEventsTable[]; states: readonly ConsentStateTable[]; receipts: readonly ConsentReceiptsTable[]; holders: readonly string[] },
   ): Promise<{ chain: ChainLink[]; refused: Map<string, string | null> }> {
-    const template = append.ctes('');
-    let text = decisionsWithAuditTexts.get(template);
+    let text = decisionsWithAuditTexts.get(holderStatuses);
     if (!text) {
       text = preparedOnPostgres(decisionsWithAuditSql(append, holderStatuses));
-      decisionsWithAuditTexts.set(template, text);
+      decisionsWithAuditTexts.set(holderStatuses, text);
     }
-    const parameters = [...append.parameters, rowsAsJson(decisions.events, EVENT_COLUMNS), rowsAsJson(decisions.receipts, RECEIPT_COLUMNS), rowsAsJson(latestStates(decisions.states), STATE_COLUMNS), decisions.holders];
+    const parameters = [...append.parameters, ...decisionParameters(decisions.events, decisions.receipts, decisions.states), decisions.holders];
     const { rows } = await db.executeQuery<ChainLink & { holder: string | null; status: string | null }>(CompiledQuery.raw(text, parameters));
     const chain: ChainLink[] = [];
     const refused = new Map<string, string | null>();

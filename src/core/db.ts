@@ -5,7 +5,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type Compilable, type CompiledQ
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
-import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
+import { JOURNAL_SIZE_LIMIT, startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 import { inWriteTransaction, WRITE_LOCK_WAIT_MS, WriteWaitingSqliteDialect } from './sqlite-writes.js';
 import { loadSqlite } from './sqlite.js';
 
@@ -53,7 +53,7 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     connection.pragma('cache_size = -65536');
     connection.pragma('temp_store = MEMORY');
     connection.pragma('wal_autocheckpoint = 10000');
-    connection.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+    connection.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
     // A process that keeps running (a server) moves the log back into the file from a thread
     // of its own; a command that ends within a second never starts one.
     let checkpointer: Checkpointer | undefined;

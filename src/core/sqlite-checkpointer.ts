@@ -17,9 +17,6 @@ export interface Checkpointer {
   stop(): Promise<void>;
 }
 
-// Runs as a CommonJS script in the worker; the driver is loaded by its resolved path, so it
-// works wherever Pledge is installed. Errors (another process checkpointing: SQLITE_BUSY) only
-// mean this round is skipped.
 /**
  * Frames in the log (128 MB of 8 KB pages) above which a round ends with a RESTART checkpoint.
  * PASSIVE ones alone never let the log start over while reads and writes keep coming: the log
@@ -32,18 +29,23 @@ export interface Checkpointer {
 const RESTART_FRAMES = 16_384;
 /** How long a RESTART waits for readers and writers before the round gives up. */
 const RESTART_WAIT_MS = 100;
+/** The size the log file is cut back to when it starts over (journal_size_limit). */
+export const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
+// Runs as a CommonJS script in the worker; the driver is loaded by its resolved path, so it
+// works wherever Pledge is installed. Errors (another process checkpointing: SQLITE_BUSY) only
+// mean this round is skipped.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
-db.pragma('journal_size_limit = ${64 * 1024 * 1024}');
+db.pragma('journal_size_limit = ${JOURNAL_SIZE_LIMIT}');
 const checkpoint = () => {
   try {
     const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)');
     if (log < workerData.restartFrames) return;
-    db.pragma('busy_timeout = ' + workerData.restartWaitMs);
+    db.pragma('busy_timeout = ${RESTART_WAIT_MS}');
     try { db.pragma('wal_checkpoint(RESTART)'); } finally { db.pragma('busy_timeout = 0'); }
   } catch {}
 };
@@ -60,7 +62,7 @@ parentPort.on('message', () => {
  * again. `restartFrames`: see RESTART_FRAMES.
  */
 export function startCheckpointer(file: string, intervalMs: number, onFailure: () => void, restartFrames = RESTART_FRAMES): Checkpointer {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: sqliteModulePath(), file, intervalMs, restartFrames, restartWaitMs: RESTART_WAIT_MS } });
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: sqliteModulePath(), file, intervalMs, restartFrames } });
   let stopping = false;
   worker.on('error', () => {});
   worker.unref();
