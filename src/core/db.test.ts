@@ -137,6 +137,33 @@ for (const dialect of testDialects()) {
   });
 }
 
+test('SQLite: reads asked together are answered one by one, a failing one alone failing, and none is dropped by closing', async () => {
+  const testDatabase = await createTestDatabase('sqlite');
+  const database = openDatabase(testDatabase.url);
+  try {
+    await migrate(database);
+    const row = (id: string, version: string) => ({ id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
+    await database.db.insertInto('policy_versions').values([row('pv_1', '1'), row('pv_2', '2')]).execute();
+    // Asked in one turn, they share one read transaction; a value SQLite cannot bind fails its
+    // own read only.
+    const answers = await Promise.allSettled([versionById(database.db, 'pv_1'), versionById(database.db, { not: 'bindable' } as unknown as string), versionById(database.db, 'pv_2')]);
+    assert.deepEqual(answers[0], { status: 'fulfilled', value: [{ id: 'pv_1', version: '1' }] });
+    assert.equal(answers[1]!.status, 'rejected');
+    assert.deepEqual(answers[2], { status: 'fulfilled', value: [{ id: 'pv_2', version: '2' }] });
+    // The reader is usable after a failed read, and its transaction was ended: a write of
+    // the other connection is seen by the next turn's reads.
+    await database.db.insertInto('policy_versions').values(row('pv_3', '3')).execute();
+    assert.deepEqual(await Promise.all([versionById(database.db, 'pv_3'), versionById(database.db, 'pv_1')]), [[{ id: 'pv_3', version: '3' }], [{ id: 'pv_1', version: '1' }]]);
+    // Reads asked just before the database is closed are answered, not left hanging.
+    const asked = [versionById(database.db, 'pv_2'), versionById(database.db, 'pv_3')];
+    await database.close();
+    assert.deepEqual(await Promise.all(asked), [[{ id: 'pv_2', version: '2' }], [{ id: 'pv_3', version: '3' }]]);
+  } finally {
+    await database.close().catch(() => {});
+    await testDatabase.cleanup();
+  }
+});
+
 test('SQLite: a write waiting for another connection\'s write lock leaves the event loop running, then goes through', async () => {
   const testDatabase = await createTestDatabase('sqlite');
   const first = openDatabase(testDatabase.url);
