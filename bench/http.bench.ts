@@ -5,7 +5,7 @@ import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { StaffService } from '../src/staff/staff.service.js';
-import { bareCeiling, describeCeiling, httpLoad, SERVER_PROCESSES, startPledge, stopChild, describeWindow, type LoadShape } from './servers.js';
+import { bareCeiling, describePairedCeiling, describePairedWindow, pairedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import type { ResultRow } from './support.js';
 
 /**
@@ -68,6 +68,7 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
   try {
     const { subjectId, key, env } = await prepare(directory, databaseUrl);
     const shape: LoadShape = { path: `/v1/subjects/${subjectId}/data?purpose=order_fulfilment`, headers: { authorization: `Bearer ${key}` } };
+    // The better bare set-up (1 process or as many as Pledge runs); pairedLoad measures it beside each row.
     const ceiling = await bareCeiling(DURATION_SECONDS, shape);
     // As one process, and as production runs it: one process per CPU (`--workers auto`).
     for (const processes of [...new Set([1, SERVER_PROCESSES])]) {
@@ -76,12 +77,12 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
         const check = await fetch(`${server.base}${shape.path}`, { headers: shape.headers! });
         const body = (await check.json()) as { fields?: Record<string, unknown> };
         if (check.status !== 200 || Object.keys(body.fields ?? {}).length !== 10) throw new Error(`the read does not return 10 fields: ${check.status} ${JSON.stringify(body).slice(0, 200)}`);
-        const measured = await httpLoad(server.base, shape, DURATION_SECONDS);
-        const ratio = measured.requests / ceiling.requests;
+        const paired = await pairedLoad(server.base, shape, DURATION_SECONDS, ceiling);
+        const { measured, ratio } = paired;
         rows.push({
-          benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${describeWindow(DURATION_SECONDS)} (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,
+          benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${describePairedWindow(DURATION_SECONDS)} (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,
           measured: `${Math.round(measured.requests).toLocaleString('en')} req/s, p99 ${measured.p99} ms${measured.errors ? `, ${measured.errors} errors` : ''}`,
-          ceiling: describeCeiling(ceiling),
+          ceiling: describePairedCeiling(paired),
           ratio: `${ratio.toFixed(2)}×`,
           target: '≥ 0.25×, p99 ≤ 15 ms',
           verdict: ratio >= 0.25 && measured.p99 <= 15 && measured.errors === 0 ? 'pass' : 'FAIL',

@@ -46,14 +46,14 @@ export function describeWindow(durationSeconds: number): string {
  * `shape` sent to the server at `base` over 50 connections for `durationSeconds`, after a
  * warm-up of the same load; errors count transport errors and non-2xx answers.
  */
-export async function httpLoad(base: string, shape: LoadShape, durationSeconds: number): Promise<HttpLoad> {
+export async function httpLoad(base: string, shape: LoadShape, durationSeconds: number, warmUp = true): Promise<HttpLoad> {
   const options = {
     connections: 50,
     url: `${base}${shape.requests ? '' : (shape.path ?? '/health')}`,
     ...(shape.headers ? { headers: shape.headers } : {}),
     ...(shape.requests ? { requests: shape.requests } : {}),
   };
-  await autocannon({ ...options, duration: WARM_UP_SECONDS });
+  if (warmUp) await autocannon({ ...options, duration: WARM_UP_SECONDS });
   const result = await autocannon({ ...options, duration: durationSeconds });
   return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
 }
@@ -78,20 +78,90 @@ export interface LoadShape {
  * (the same paths, headers and bodies, so the load generator does the same work for both) — in
  * one process and in as many as Pledge runs, the better of the two. (With the load generator on
  * the same machine, the single process is usually the faster: the generator needs a core.)
+ * Rows with a ratio target take only the process count from it and measure the ceiling
+ * beside themselves (pairedLoad).
  */
 export async function bareCeiling(durationSeconds: number, shape: LoadShape = {}): Promise<Ceiling> {
   let best: Ceiling | undefined;
   for (const processes of [...new Set([1, SERVER_PROCESSES])]) {
-    const bare = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0', String(processes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const bare = await startBare(processes);
     try {
-      const url = await waitForLine(bare, /listening on (http:\/\/[^\s]+)/);
-      const load = await httpLoad(url, shape, durationSeconds);
+      const load = await httpLoad(bare.base, shape, durationSeconds);
       if (!best || load.requests > best.requests) best = { ...load, processes };
     } finally {
-      bare.kill('SIGTERM');
+      await stopChild(bare.child);
     }
   }
   return best!;
+}
+
+/** The bare Fastify route in `processes` processes on a free port; the caller stops `child`. */
+export async function startBare(processes: number): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0', String(processes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    return { child, base: await waitForLine(child, /listening on (http:\/\/[^\s]+)/) };
+  } catch (error) {
+    child.kill('SIGTERM');
+    throw error;
+  }
+}
+
+/** Rounds of a paired measurement (pairedLoad). */
+export const PAIRED_ROUNDS = 3;
+
+export interface PairedLoad {
+  /** The median round of the measured server. */
+  measured: HttpLoad;
+  /** The median round of the bare route. */
+  ceiling: Ceiling;
+  /** The median of the rounds' ratios, measured to bare. */
+  ratio: number;
+  rounds: number;
+}
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+/**
+ * The server at `base` and the bare route (in `ceiling.processes` processes) loaded with
+ * `shape` alternately, PAIRED_ROUNDS times, the bare route first in each round. This machine's
+ * speed drifts by up to a factor of two over minutes (other tenants of its host), so a ceiling
+ * measured minutes away from the run it divides says little; a round compares two runs made
+ * seconds apart. The row reports the median round of each and the median of the rounds'
+ * ratios. Both are warmed up in the first round only: after it they are warm.
+ */
+export async function pairedLoad(base: string, shape: LoadShape, durationSeconds: number, ceiling: Pick<Ceiling, 'processes'>): Promise<PairedLoad> {
+  const bare = await startBare(ceiling.processes);
+  try {
+    const bareRuns: HttpLoad[] = [];
+    const measuredRuns: HttpLoad[] = [];
+    for (let round = 0; round < PAIRED_ROUNDS; round++) {
+      bareRuns.push(await httpLoad(bare.base, shape, durationSeconds, round === 0));
+      measuredRuns.push(await httpLoad(base, shape, durationSeconds, round === 0));
+    }
+    const middle = <T extends HttpLoad>(runs: T[]): T => [...runs].sort((a, b) => a.requests - b.requests)[Math.floor(runs.length / 2)]!;
+    const errors = measuredRuns.reduce((sum, run) => sum + run.errors, 0);
+    return {
+      measured: { ...middle(measuredRuns), errors, p99: Math.max(...measuredRuns.map((run) => run.p99)) },
+      ceiling: { ...middle(bareRuns), processes: ceiling.processes },
+      ratio: median(measuredRuns.map((run, index) => run.requests / bareRuns[index]!.requests)),
+      rounds: PAIRED_ROUNDS,
+    };
+  } finally {
+    await stopChild(bare.child);
+  }
+}
+
+/** How a paired row names its measured window and its ceiling. */
+export function describePairedWindow(durationSeconds: number): string {
+  return `${PAIRED_ROUNDS} rounds of ${durationSeconds} s, each beside a run of the bare route, after ${WARM_UP_SECONDS} s of warm-up`;
+}
+
+export function describePairedCeiling(paired: PairedLoad): string {
+  return `${describeCeiling(paired.ceiling)}, median of the ${paired.rounds} rounds beside it`;
 }
 
 export function describeCeiling(ceiling: Ceiling): string {

@@ -5,7 +5,7 @@ import type { Config } from './core/config.js';
 import { VERSION } from './core/package.js';
 import { createEngine, type Engine, type EngineOptions } from './engine.js';
 import { registerAuth } from './http/auth.js';
-import { createHttpApp } from './http/server.js';
+import { createHttpApp, registerApiDocs } from './http/server.js';
 import { registerSystemRoutes } from './http/system.routes.js';
 import { registerPolicyRoutes } from './policy/policy.routes.js';
 import { registerRequestRoutes } from './requests/requests.routes.js';
@@ -32,6 +32,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const http = await createHttpApp({ config, logger: engine.logger, version: VERSION });
     // Before any route: from here on a route without an access rule cannot be registered.
     await registerAuth(http, { staff: engine.staff, publicUrl: config.publicUrl, audit: engine.audit });
+    await registerApiDocs(http);
     registerSystemRoutes(http, { database: engine.database, policy: engine.policy, version: VERSION });
     registerPolicyRoutes(http, engine.policy);
     registerStaffRoutes(http, engine.staff, { publicUrl: config.publicUrl, clock: engine.clock });

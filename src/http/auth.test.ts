@@ -5,7 +5,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { testDialects } from '../../test/support/databases.js';
 import { createStaffTestApp, type StaffTestApp } from '../staff/staff.test-support.js';
 import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type StaffService } from '../staff/staff.service.js';
-import { cookieIsSecure, CSRF_HEADER, registerAuth, registeredRoutes, SESSION_COOKIE } from './auth.js';
+import { cookieIsSecure, CSRF_HEADER, registerAuth, registeredRoutes, SESSION_COOKIE, trackRoutes } from './auth.js';
 import { authorisationCases } from './auth.testing.js';
 
 const OWNER_EMAIL = 'owner@example.com';
@@ -39,6 +39,16 @@ test('a route without an access rule is refused when it is registered', async ()
     ['GET /docs/extra documentation', 'HEAD /docs/extra documentation', 'GET /v1/fine permission', 'HEAD /v1/fine permission'],
   );
   await app.close();
+});
+
+test('an app with a route registered before registerAuth refuses to start: that route would run unchecked', async () => {
+  const app = Fastify();
+  trackRoutes(app);
+  app.get('/v1/early', async () => 'registered too soon');
+  await registerAuth(app, { staff: {} as StaffService, publicUrl: 'http://127.0.0.1:4400' });
+  app.get('/v1/fine', { config: { permission: 'audit:read' } }, async () => 'ok');
+  await assert.rejects(async () => app.ready(), /routes registered before registerAuth have no access check: GET \/v1\/early, HEAD \/v1\/early/);
+  await app.close().catch(() => {});
 });
 
 for (const dialect of testDialects()) {

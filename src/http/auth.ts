@@ -1,8 +1,9 @@
 import cookie from '@fastify/cookie';
-import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { AuditWriter } from '../audit/audit.types.js';
 import { PledgeError, isPledgeError } from '../core/errors.js';
 import { actorAllows, PERMISSIONS, type Actor, type Permission } from '../staff/permissions.js';
+import { addOnRequestHook } from './route-hooks.js';
 import type { SessionInfo, StaffService } from '../staff/staff.service.js';
 
 /**
@@ -20,10 +21,9 @@ import type { SessionInfo, StaffService } from '../staff/staff.service.js';
  * something with the cookie must also send `X-CSRF-Token`: a browser attaches cookies to
  * requests another site makes it send, but that site cannot read the token.
  *
- * Call `registerAuth` right after `createHttpApp` and before any route: the registration
- * check only sees routes added after it. Routes added before it (the API documentation of
- * @fastify/swagger-ui) are served only when their path is in PUBLIC_PREFIXES; any other
- * route without an access rule answers 500 rather than run unprotected.
+ * Call `registerAuth` right after `createHttpApp` and before any route: each route gets its
+ * check as a hook of its own when it is registered, and an app created by createHttpApp with a
+ * route registered earlier refuses to start (it would run unchecked).
  */
 
 declare module 'fastify' {
@@ -157,6 +157,13 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     }
     route.config = { ...route.config, access };
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) registry.push({ method, url: route.url, access });
+    if (access.kind !== 'public' && access.kind !== 'documentation') addOnRequestHook(route, accessCheck(access, route.url));
+  });
+  // A route registered before this point has no check: the app does not start with one.
+  app.addHook('onReady', async () => {
+    const checked = new Set(registry.map((route) => `${route.method} ${route.url}`));
+    const unchecked = (trackedRoutes.get(app) ?? []).filter((route) => !checked.has(`${route.method} ${route.url}`));
+    if (unchecked.length > 0) throw new Error(`routes registered before registerAuth have no access check: ${unchecked.map((route) => `${route.method} ${route.url}`).join(', ')}`);
   });
 
   const unauthorised = (reply: FastifyReply, error: PledgeError, clearCookie: boolean): PledgeError => {
@@ -207,26 +214,37 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     if (access.kind === 'permission' && !actorAllows(actor, access.permission)) await refuse(request, actor, access.permission, url);
   };
 
-  // A callback hook, not an async one: a service calling with a key verified moments ago is let
-  // through without a promise or a database read — this check runs before every API call.
-  app.addHook('onRequest', (request, reply, done) => {
-    const { url, config } = request.routeOptions;
-    // No route matched: the not-found handler answers, and says nothing about what exists.
-    if (url === undefined || url === null) return done();
-    const access = config.access ?? routeAccess(url, config);
-    // Registered before registerAuth and not allow-listed: refuse rather than run unprotected.
-    if (!access) return done(new PledgeError('internal', 'this route declares no access rule'));
-    if (access.kind === 'public' || access.kind === 'documentation') return done();
-    // Answers for a caller must not be kept by shared caches.
-    reply.header('cache-control', 'no-store');
-    const authorization = request.headers.authorization;
-    const token = authorization === undefined ? undefined : bearerToken(authorization);
-    const known = token === undefined ? undefined : staff.knownApiKey(token);
-    if (known && (access.kind !== 'permission' || actorAllows(known, access.permission))) {
-      request.actor = known;
-      return done();
-    }
-    authenticateAndAuthorise(request, reply, access, url).then(() => done(), done);
+  /**
+   * The route's check, with its rule decided at registration. A callback hook, not an async
+   * one: a service calling with a key verified moments ago is let through without a promise or
+   * a database read — this runs before every API call.
+   */
+  const accessCheck = (access: RouteAccess, url: string): onRequestHookHandler =>
+    function checkAccess(request, reply, done) {
+      // Answers for a caller must not be kept by shared caches.
+      reply.header('cache-control', 'no-store');
+      const authorization = request.headers.authorization;
+      const token = authorization === undefined ? undefined : bearerToken(authorization);
+      const known = token === undefined ? undefined : staff.knownApiKey(token);
+      if (known && (access.kind !== 'permission' || actorAllows(known, access.permission))) {
+        request.actor = known;
+        return done();
+      }
+      authenticateAndAuthorise(request, reply, access, url).then(() => done(), done);
+    };
+}
+
+const trackedRoutes = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>();
+
+/**
+ * Records every route registered on `app` from now on, so that registerAuth can refuse to
+ * start an app with a route it never saw. Called first thing on a new app (createHttpApp).
+ */
+export function trackRoutes(app: FastifyInstance): void {
+  const routes: Array<{ method: string; url: string }> = [];
+  trackedRoutes.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
   });
 }
 

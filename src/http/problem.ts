@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CATALOGUE, PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
+import { setPageSecurityHeaders } from './security-headers.js';
 
 /**
  * The one place where error codes become HTTP: RFC 9457 problem+json bodies.
@@ -65,6 +66,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request, reply) => {
+    setPageSecurityHeaders(reply);
     // The path is not echoed: a client may have put personal data in it.
     return sendProblem(reply, request, new PledgeError('not_found', `no route matches this ${request.method} request`));
   });

@@ -7,6 +7,7 @@ import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { trackRoutes } from './auth.js';
 import { registerProblemHandlers } from './problem.js';
 import { lazyChildLogger } from './request-logger.js';
 import { registerSecurityHeaders } from './security-headers.js';
@@ -47,6 +48,8 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
     trustProxy: config.trustProxy as boolean,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
+  // Before anything registers a route: registerAuth refuses to start with a route it did not check.
+  trackRoutes(app);
 
   // Bodies are checked strictly: a wrong type is an error, never silently converted. Query
   // strings, path parameters and headers arrive as text, so there numbers and lists are read
@@ -108,7 +111,10 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
       security: [{ apiKey: [] }, { session: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false, uiConfig: { docExpansion: 'list', deepLinking: true } });
-
   return app;
+}
+
+/** The API documentation pages (/docs), public; registered after registerAuth, like every route. */
+export async function registerApiDocs(app: FastifyInstance): Promise<void> {
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: false, uiConfig: { docExpansion: 'list', deepLinking: true } });
 }

@@ -10,7 +10,7 @@ import type { Tables } from '../core/db.tables.js';
 import { migrate, openDatabase, type Database } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
 import { registerAuth } from '../http/auth.js';
-import { createHttpApp } from '../http/server.js';
+import { createHttpApp, registerApiDocs } from '../http/server.js';
 import { createTestDatabase, temporaryDirectory, type TestDialect } from '../../test/support/databases.js';
 import { registerStaffRoutes } from './staff.routes.js';
 import { StaffService, type StaffServiceOptions } from './staff.service.js';
@@ -73,6 +73,7 @@ export async function createStaffTestApp(
     const logger = createLogger('trace', { write: (line: string) => void logLines.push(line) });
     const http = await createHttpApp({ config, logger, version: 'test' });
     await registerAuth(http, { staff, publicUrl: config.publicUrl, audit });
+    await registerApiDocs(http);
     registerStaffRoutes(http, staff, { publicUrl: config.publicUrl, clock });
     http.get('/test/open', { config: { public: true } }, async (request) => ({ actor: request.actor }));
     http.get('/test/data', { config: { permission: 'data:read' } }, async (request) => ({ actor: request.actor }));
