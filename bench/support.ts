@@ -44,7 +44,7 @@ export function recordResults(title: string, rows: ResultRow[], notes: string[] 
   if (!existsSync(file)) {
     writeFileSync(
       file,
-      '# Benchmark results\n\nAppended by `npm run bench`. Each run is measured on the machine named in its heading; a ceiling is a reference measured in the same run (a bare Fastify server, a plain YAML parse), so ratios compare like with like. Since 2026-12-03 21:16 the HTTP rows with a ratio target measure the bare server beside themselves, in three alternating rounds, and report the medians: this machine's speed drifts by up to a factor of two over minutes, which made a single ceiling measured minutes earlier unreliable.\n',
+      '# Benchmark results\n\nAppended by `npm run bench`. Each run is measured on the machine named in its heading; a ceiling is a reference measured in the same run (a bare Fastify server, a plain YAML parse), so ratios compare like with like. Since 2026-12-03 21:16 the HTTP rows with a ratio target measure the bare server beside themselves, in three alternating rounds, and report the medians: this machine\'s speed drifts by up to a factor of two over minutes, which made a single ceiling measured minutes earlier unreliable.\n',
     );
   }
   const lines = [

@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
-import { jsonRowFields, preparedOnPostgres, rowsAsJson, type Database, type SqliteConnection } from '../core/db.js';
+import { insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, type Database, type SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
@@ -150,6 +150,7 @@ export const auditStore = {
   },
 
   async insertEntries(trx: Transaction<Tables>, rows: readonly AuditEntryRow[]): Promise<void> {
+    if (insertRowsInSqliteTransaction(trx, 'audit_entries', ENTRY_COLUMNS, rows)) return;
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       await trx.insertInto('audit_entries').values(rows.slice(start, start + INSERT_CHUNK)).execute();
     }

@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
-import { compiledOnce, jsonRowFields, preparedOnPostgres, rowsAsJson } from '../core/db.js';
+import { compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson } from '../core/db.js';
 import type { ChainLink, StatementAppend } from '../audit/audit.types.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
@@ -42,15 +42,19 @@ const STATE_COLUMNS = ['holder', 'target_kind', 'target', 'action', 'source', 'p
  */
 function decisionWrites(first: number, where = 'true'): { events: string; receipts: string; states: string } {
   const rowsOf = (parameter: number, columns: readonly string[]) => `select ${jsonRowFields('r', columns.length)} from jsonb_array_elements($${parameter}::jsonb) as r where ${where}`;
-  const updated = STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target');
   return {
     events: `insert into consent_events (${EVENT_COLUMNS.join(', ')}) ${rowsOf(first, EVENT_COLUMNS)}`,
     receipts: `insert into consent_receipts (${RECEIPT_COLUMNS.join(', ')}) ${rowsOf(first + 1, RECEIPT_COLUMNS)}`,
     states: `insert into consent_state (${STATE_COLUMNS.join(', ')}) ${rowsOf(first + 2, STATE_COLUMNS)}
-    on conflict (holder, target_kind, target) do update set ${updated.map((column) => `${column} = excluded.${column}`).join(', ')}
-    where consent_state.decided_at <= excluded.decided_at`,
+    ${LATER_DECISION_WINS}`,
   };
 }
+
+/** The projection's upsert clause: a row moves to a decision only if it is not earlier than the one there. */
+const LATER_DECISION_WINS = `on conflict (holder, target_kind, target) do update set ${STATE_COLUMNS.filter((column) => column !== 'holder' && column !== 'target_kind' && column !== 'target')
+  .map((column) => `${column} = excluded.${column}`)
+  .join(', ')}
+    where consent_state.decided_at <= excluded.decided_at`;
 
 /** The values of decisionWrites' three parameters, in order. */
 function decisionParameters(events: readonly ConsentEventsTable[], receipts: readonly ConsentReceiptsTable[], states: readonly ConsentStateTable[]): string[] {
@@ -131,6 +135,12 @@ export const consentStore = {
   async writeDecisions(executor: Executor, events: ConsentEventsTable[], states: readonly ConsentStateTable[], receipts: readonly ConsentReceiptsTable[]): Promise<void> {
     if (!(executor.getExecutor().adapter instanceof SqliteAdapter)) {
       await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, decisionParameters(events, receipts, states)));
+      return;
+    }
+    // In a SQLite transaction: prepared single-row statements (insertRowsInSqliteTransaction).
+    if (insertRowsInSqliteTransaction(executor, 'consent_events', EVENT_COLUMNS, events)) {
+      insertRowsInSqliteTransaction(executor, 'consent_state', STATE_COLUMNS, latestStates(states), LATER_DECISION_WINS);
+      insertRowsInSqliteTransaction(executor, 'consent_receipts', RECEIPT_COLUMNS, receipts);
       return;
     }
     await consentStore.insertEvents(executor, events);

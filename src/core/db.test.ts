@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import type { Tables } from './db.tables.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
 import { loadSqlite } from './sqlite.js';
-import { batchedLookupSql, compiledOnce, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
+import { batchedLookupSql, compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
 const versionsByVersion = compiledOnce((db: Kysely<Tables>, version: string) => db.selectFrom('policy_versions').select(['id']).where('version', '=', version));
@@ -160,6 +160,33 @@ test('SQLite: reads asked together are answered one by one, a failing one alone 
     assert.deepEqual(await Promise.all(asked), [[{ id: 'pv_2', version: '2' }], [{ id: 'pv_3', version: '3' }]]);
   } finally {
     await database.close().catch(() => {});
+    await testDatabase.cleanup();
+  }
+});
+
+test('SQLite: rows inserted by prepared statement inside a transaction commit and roll back with it; outside one nothing is written', async () => {
+  const testDatabase = await createTestDatabase('sqlite');
+  const database = openDatabase(testDatabase.url);
+  try {
+    await migrate(database);
+    const columns = ['id', 'version', 'hash', 'effective_date', 'document', 'recorded_at'] as const;
+    const row = (id: string) => ({ id, version: id, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{"quote":"it\'s"}', recorded_at: '2026-01-01T00:00:00.000Z' });
+    assert.equal(insertRowsInSqliteTransaction(database.db, 'policy_versions', columns, [row('outside')]), false, 'the root instance is no transaction');
+    await database.db.transaction().execute(async (trx) => {
+      assert.equal(insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [row('kept_1'), row('kept_2')]), true);
+    });
+    await assert.rejects(
+      database.db.transaction().execute(async (trx) => {
+        insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [row('rolled_back')]);
+        // The same key again: the statement fails, and the transaction takes the first row with it.
+        insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [row('kept_1')]);
+      }),
+      /UNIQUE constraint failed/,
+    );
+    const stored = await database.db.selectFrom('policy_versions').select(['id', 'document']).orderBy('id').execute();
+    assert.deepEqual(stored, [{ id: 'kept_1', document: '{"quote":"it\'s"}' }, { id: 'kept_2', document: '{"quote":"it\'s"}' }]);
+  } finally {
+    await database.close();
     await testDatabase.cleanup();
   }
 });

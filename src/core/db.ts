@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, sql, type Compilable, type CompiledQuery, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type Compilable, type CompiledQuery, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -69,6 +69,7 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     // An in-memory database is private to its connection: there the reads share it too.
     const reader = file === ':memory:' ? undefined : sqliteReader(file);
     if (reader) readers.set(db, reader);
+    writeConnections.set(db.getExecutor().adapter, connection);
     return {
       db,
       dialect: 'sqlite',
@@ -203,6 +204,39 @@ interface PendingRead {
   parameters: readonly unknown[];
   resolve: (rows: unknown[]) => void;
   reject: (error: unknown) => void;
+}
+
+/** The SQLite connection behind each Kysely instance's adapter, which its transactions share. */
+const writeConnections = new WeakMap<object, SqliteConnection>();
+const rowInserts = new WeakMap<SqliteConnection, Map<string, SqliteStatement>>();
+
+/**
+ * Inserts `rows` into `table` inside the SQLite transaction `trx`: one prepared single-row
+ * statement, run per row on the transaction's own connection. A group commit's multi-row
+ * inserts through Kysely were built and compiled anew for every group (their text changes with
+ * the number of rows), which cost more than SQLite's writing them. `conflict` follows the
+ * VALUES list (an upsert's ON CONFLICT clause). False, with nothing written, when `trx` is not
+ * a SQLite transaction: the caller writes through Kysely.
+ */
+export function insertRowsInSqliteTransaction<R>(trx: Kysely<Tables> | Transaction<Tables>, table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], conflict = ''): boolean {
+  const connection = trx.isTransaction ? writeConnections.get(trx.getExecutor().adapter) : undefined;
+  if (!connection) return false;
+  // The transaction holds the connection: nothing else runs on it until it ends.
+  if (!connection.inTransaction) throw new PledgeError('internal', 'a SQLite insert ran outside its transaction');
+  let statements = rowInserts.get(connection);
+  if (!statements) {
+    statements = new Map();
+    rowInserts.set(connection, statements);
+  }
+  const text = `insert into "${table}" (${columns.map((column) => `"${column}"`).join(', ')}) values (${columns.map(() => '?').join(', ')}) ${conflict}`;
+  let statement = statements.get(text);
+  if (!statement) {
+    statement = connection.prepare(text);
+    statements.set(text, statement);
+  }
+  const run = statement.run as (...values: unknown[]) => unknown;
+  for (const row of rows) run.apply(statement, columns.map((column) => row[column]));
+  return true;
 }
 
 /**
