@@ -137,12 +137,6 @@ export const consentStore = {
       await executor.executeQuery(CompiledQuery.raw(POSTGRES_DECISIONS_SQL, decisionParameters(events, receipts, states)));
       return;
     }
-    // In a SQLite transaction: prepared single-row statements (insertRowsInSqliteTransaction).
-    if (insertRowsInSqliteTransaction(executor, 'consent_events', EVENT_COLUMNS, events)) {
-      insertRowsInSqliteTransaction(executor, 'consent_state', STATE_COLUMNS, latestStates(states), LATER_DECISION_WINS);
-      insertRowsInSqliteTransaction(executor, 'consent_receipts', RECEIPT_COLUMNS, receipts);
-      return;
-    }
     await consentStore.insertEvents(executor, events);
     await consentStore.upsertStates(executor, states);
     await consentStore.insertReceipts(executor, receipts);
@@ -177,7 +171,10 @@ export const consentStore = {
     return { chain, refused };
   },
 
+  // In a SQLite transaction, the inserts below run as prepared single-row statements
+  // (insertRowsInSqliteTransaction); elsewhere as Kysely's multi-row inserts.
   async insertEvents(executor: Executor, rows: ConsentEventsTable[]): Promise<void> {
+    if (insertRowsInSqliteTransaction(executor, 'consent_events', EVENT_COLUMNS, rows)) return;
     // 14 columns a row: well under every database's parameter limit at 200 rows.
     for (let start = 0; start < rows.length; start += 200) await executor.insertInto('consent_events').values(rows.slice(start, start + 200)).execute();
   },
@@ -190,6 +187,7 @@ export const consentStore = {
    */
   async upsertStates(executor: Executor, rows: readonly ConsentStateTable[]): Promise<void> {
     const unique = latestStates(rows);
+    if (insertRowsInSqliteTransaction(executor, 'consent_state', STATE_COLUMNS, unique, LATER_DECISION_WINS)) return;
     for (let start = 0; start < unique.length; start += 400) await upsertLatest(executor, unique.slice(start, start + 400)).execute();
   },
 
@@ -205,6 +203,7 @@ export const consentStore = {
   },
 
   async insertReceipts(executor: Executor, rows: readonly ConsentReceiptsTable[]): Promise<void> {
+    if (insertRowsInSqliteTransaction(executor, 'consent_receipts', RECEIPT_COLUMNS, rows)) return;
     for (let start = 0; start < rows.length; start += 500) await executor.insertInto('consent_receipts').values(rows.slice(start, start + 500)).execute();
   },
 

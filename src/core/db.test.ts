@@ -13,6 +13,11 @@ const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFr
 const versionsByVersion = compiledOnce((db: Kysely<Tables>, version: string) => db.selectFrom('policy_versions').select(['id']).where('version', '=', version));
 const auditEntryBySeq = compiledOnce((db: Kysely<Tables>, seq: string) => db.selectFrom('audit_entries').select(['seq']).where('seq', '=', seq as unknown as number));
 
+/** A policy_versions row for tests that only need some row. */
+function policyVersionRow(id: string, version = id, document = '{}') {
+  return { id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document, recorded_at: '2026-01-01T00:00:00.000Z' };
+}
+
 for (const dialect of testDialects()) {
   describe(`database on ${dialect}`, () => {
     let testDatabase: TestDatabase;
@@ -66,8 +71,7 @@ for (const dialect of testDialects()) {
     });
 
     test('lookups made together each get exactly their own rows, and see what was committed before them', async () => {
-      const row = (id: string, version: string) => ({ id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
-      await database.db.insertInto('policy_versions').values([row('pv_a', '1'), row('pv_b', '2'), row('pv_c', '2'), row('pv_d', '3')]).execute();
+      await database.db.insertInto('policy_versions').values([policyVersionRow('pv_a', '1'), policyVersionRow('pv_b', '2'), policyVersionRow('pv_c', '2'), policyVersionRow('pv_d', '3')]).execute();
       const ids = ['pv_a', 'pv_b', 'pv_missing', 'pv_c', 'pv_a', 'pv_d'];
       // Asked in one turn of the event loop: on PostgreSQL they travel as one query.
       const answers = await Promise.all(ids.map((id) => versionById(database.db, id)));
@@ -76,14 +80,13 @@ for (const dialect of testDialects()) {
       const byVersion = await Promise.all(['2', '9', '1'].map((version) => versionsByVersion(database.db, version)));
       assert.deepEqual(byVersion.map((rows) => rows.map((found) => found.id).sort()), [['pv_b', 'pv_c'], [], ['pv_a']]);
       // Nothing is cached: a row written after the last batch is found by the next.
-      await database.db.insertInto('policy_versions').values(row('pv_e', '4')).execute();
+      await database.db.insertInto('policy_versions').values(policyVersionRow('pv_e', '4')).execute();
       const [fresh, again] = await Promise.all([versionById(database.db, 'pv_e'), versionById(database.db, 'pv_a')]);
       assert.deepEqual([fresh, again], [[{ id: 'pv_e', version: '4' }], [{ id: 'pv_a', version: '1' }]]);
     });
 
     test('callers asking the same thing at once each get the rows, as objects of their own', async () => {
-      const row = (id: string, version: string) => ({ id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
-      await database.db.insertInto('policy_versions').values([row('pv_same_1', '7'), row('pv_same_2', '7')]).execute();
+      await database.db.insertInto('policy_versions').values([policyVersionRow('pv_same_1', '7'), policyVersionRow('pv_same_2', '7')]).execute();
       // Only one distinct question (sent as the plain statement on PostgreSQL), several rows each.
       const answers = await Promise.all(Array.from({ length: 5 }, () => versionsByVersion(database.db, '7')));
       for (const rows of answers) assert.deepEqual(rows.map((found) => found.id).sort(), ['pv_same_1', 'pv_same_2']);
@@ -137,13 +140,22 @@ for (const dialect of testDialects()) {
   });
 }
 
-test('SQLite: reads asked together are answered one by one, a failing one alone failing, and none is dropped by closing', async () => {
+/** A migrated SQLite database of its own for `work` (with its file's path), closed and removed afterwards. */
+async function withSqliteDatabase(work: (database: Database, file: string) => Promise<void>): Promise<void> {
   const testDatabase = await createTestDatabase('sqlite');
   const database = openDatabase(testDatabase.url);
   try {
     await migrate(database);
-    const row = (id: string, version: string) => ({ id, version, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
-    await database.db.insertInto('policy_versions').values([row('pv_1', '1'), row('pv_2', '2')]).execute();
+    await work(database, testDatabase.url.slice('sqlite:'.length));
+  } finally {
+    await database.close();
+    await testDatabase.cleanup();
+  }
+}
+
+test('SQLite: reads asked together are answered one by one, a failing one alone failing, and none is dropped by closing', async () => {
+  await withSqliteDatabase(async (database) => {
+    await database.db.insertInto('policy_versions').values([policyVersionRow('pv_1', '1'), policyVersionRow('pv_2', '2')]).execute();
     // Asked in one turn, they share one read transaction; a value SQLite cannot bind fails its
     // own read only.
     const answers = await Promise.allSettled([versionById(database.db, 'pv_1'), versionById(database.db, { not: 'bindable' } as unknown as string), versionById(database.db, 'pv_2')]);
@@ -152,43 +164,34 @@ test('SQLite: reads asked together are answered one by one, a failing one alone 
     assert.deepEqual(answers[2], { status: 'fulfilled', value: [{ id: 'pv_2', version: '2' }] });
     // The reader is usable after a failed read, and its transaction was ended: a write of
     // the other connection is seen by the next turn's reads.
-    await database.db.insertInto('policy_versions').values(row('pv_3', '3')).execute();
+    await database.db.insertInto('policy_versions').values(policyVersionRow('pv_3', '3')).execute();
     assert.deepEqual(await Promise.all([versionById(database.db, 'pv_3'), versionById(database.db, 'pv_1')]), [[{ id: 'pv_3', version: '3' }], [{ id: 'pv_1', version: '1' }]]);
     // Reads asked just before the database is closed are answered, not left hanging.
     const asked = [versionById(database.db, 'pv_2'), versionById(database.db, 'pv_3')];
     await database.close();
     assert.deepEqual(await Promise.all(asked), [[{ id: 'pv_2', version: '2' }], [{ id: 'pv_3', version: '3' }]]);
-  } finally {
-    await database.close().catch(() => {});
-    await testDatabase.cleanup();
-  }
+  });
 });
 
 test('SQLite: rows inserted by prepared statement inside a transaction commit and roll back with it; outside one nothing is written', async () => {
-  const testDatabase = await createTestDatabase('sqlite');
-  const database = openDatabase(testDatabase.url);
-  try {
-    await migrate(database);
+  await withSqliteDatabase(async (database) => {
     const columns = ['id', 'version', 'hash', 'effective_date', 'document', 'recorded_at'] as const;
-    const row = (id: string) => ({ id, version: id, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{"quote":"it\'s"}', recorded_at: '2026-01-01T00:00:00.000Z' });
-    assert.equal(insertRowsInSqliteTransaction(database.db, 'policy_versions', columns, [row('outside')]), false, 'the root instance is no transaction');
+    const quoted = (id: string) => policyVersionRow(id, id, '{"quote":"it\'s"}');
+    assert.equal(insertRowsInSqliteTransaction(database.db, 'policy_versions', columns, [quoted('outside')]), false, 'the root instance is no transaction');
     await database.db.transaction().execute(async (trx) => {
-      assert.equal(insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [row('kept_1'), row('kept_2')]), true);
+      assert.equal(insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [quoted('kept_1'), quoted('kept_2')]), true);
     });
     await assert.rejects(
       database.db.transaction().execute(async (trx) => {
-        insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [row('rolled_back')]);
+        insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [quoted('rolled_back')]);
         // The same key again: the statement fails, and the transaction takes the first row with it.
-        insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [row('kept_1')]);
+        insertRowsInSqliteTransaction(trx, 'policy_versions', columns, [quoted('kept_1')]);
       }),
       /UNIQUE constraint failed/,
     );
     const stored = await database.db.selectFrom('policy_versions').select(['id', 'document']).orderBy('id').execute();
     assert.deepEqual(stored, [{ id: 'kept_1', document: '{"quote":"it\'s"}' }, { id: 'kept_2', document: '{"quote":"it\'s"}' }]);
-  } finally {
-    await database.close();
-    await testDatabase.cleanup();
-  }
+  });
 });
 
 test('SQLite: a write waiting for another connection\'s write lock leaves the event loop running, then goes through', async () => {
@@ -197,7 +200,6 @@ test('SQLite: a write waiting for another connection\'s write lock leaves the ev
   const second = openDatabase(testDatabase.url);
   try {
     await migrate(first);
-    const row = (id: string) => ({ id, version: id, hash: `hash-${id}`, effective_date: '2026-01-01', document: '{}', recorded_at: '2026-01-01T00:00:00.000Z' });
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -208,7 +210,7 @@ test('SQLite: a write waiting for another connection\'s write lock leaves the ev
     });
     // The first connection takes the write lock and keeps it until released.
     const holder = first.db.transaction().execute(async (trx) => {
-      await trx.insertInto('policy_versions').values(row('pv_held')).execute();
+      await trx.insertInto('policy_versions').values(policyVersionRow('pv_held')).execute();
       locked();
       await held;
     });
@@ -216,7 +218,7 @@ test('SQLite: a write waiting for another connection\'s write lock leaves the ev
     const order: string[] = [];
     const waiting = second.db.transaction().execute(async (trx) => {
       order.push('second wrote');
-      await trx.insertInto('policy_versions').values(row('pv_waited')).execute();
+      await trx.insertInto('policy_versions').values(policyVersionRow('pv_waited')).execute();
     });
     const audited = second.sqlite!.exclusive((connection) => {
       order.push('second appended');
@@ -241,10 +243,7 @@ test('SQLite: a write waiting for another connection\'s write lock leaves the ev
 });
 
 test('SQLite: a failing write inside sqlite.exclusive keeps nothing and leaves the connection usable', async () => {
-  const testDatabase = await createTestDatabase('sqlite');
-  const database = openDatabase(testDatabase.url);
-  try {
-    await migrate(database);
+  await withSqliteDatabase(async (database) => {
     await assert.rejects(
       database.sqlite!.exclusive((connection) => {
         connection.prepare("insert into policy_versions (id, version, hash, effective_date, document, recorded_at) values ('pv_x', 'x', 'h', '2026-01-01', '{}', 'now')").run();
@@ -255,18 +254,11 @@ test('SQLite: a failing write inside sqlite.exclusive keeps nothing and leaves t
     assert.equal((await database.db.selectFrom('policy_versions').select('id').execute()).length, 0);
     await database.sqlite!.exclusive((connection) => connection.prepare("insert into policy_versions (id, version, hash, effective_date, document, recorded_at) values ('pv_y', 'y', 'h', '2026-01-01', '{}', 'now')").run());
     assert.deepEqual((await database.db.selectFrom('policy_versions').select('id').execute()).map((found) => found.id), ['pv_y']);
-  } finally {
-    await database.close();
-    await testDatabase.cleanup();
-  }
+  });
 });
 
 test('SQLite: a thread of its own moves the write-ahead log into the file while the process runs', async () => {
-  const testDatabase = await createTestDatabase('sqlite');
-  const database = openDatabase(testDatabase.url);
-  const file = testDatabase.url.slice('sqlite:'.length);
-  try {
-    await migrate(database);
+  await withSqliteDatabase(async (database, file) => {
     const before = statSync(file).size;
     for (let index = 0; index < 100; index++) {
       await database.db.insertInto('policy_versions').values({ id: `pv_${index}`, version: String(index), hash: `h${index}`, effective_date: '2026-01-01', document: 'x'.repeat(20_000), recorded_at: 'now' }).execute();
@@ -277,10 +269,7 @@ test('SQLite: a thread of its own moves the write-ahead log into the file while 
     const deadline = Date.now() + 10_000;
     while (statSync(file).size < before + 2_000_000 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     assert.ok(statSync(file).size >= before + 2_000_000, 'the checkpointer copied the log into the file without any commit doing it');
-  } finally {
-    await database.close();
-    await testDatabase.cleanup();
-  }
+  });
 });
 
 test('SQLite: under reads and writes that never pause, the checkpointer still makes the log start over', async () => {

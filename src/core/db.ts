@@ -133,7 +133,6 @@ const readers = new WeakMap<object, Reader>();
  */
 function sqliteReader(file: string): Reader {
   let connection: SqliteConnection | undefined;
-  const statements = new Map<string, SqliteStatement>();
   let pending: PendingRead[] = [];
   let scheduled = false;
 
@@ -144,14 +143,6 @@ function sqliteReader(file: string): Reader {
       connection.pragma('cache_size = -16384');
     }
     return connection;
-  };
-  const statementFor = (text: string): SqliteStatement => {
-    let statement = statements.get(text);
-    if (!statement) {
-      statement = open().prepare(text);
-      statements.set(text, statement);
-    }
-    return statement;
   };
   const flush = (): void => {
     scheduled = false;
@@ -182,7 +173,7 @@ function sqliteReader(file: string): Reader {
   return {
     all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
       return new Promise<R[]>((resolve, reject) => {
-        pending.push({ statement: statementFor(text), parameters, resolve: resolve as (rows: unknown[]) => void, reject });
+        pending.push({ statement: preparedOnce(open(), text), parameters, resolve: resolve as (rows: unknown[]) => void, reject });
         if (!scheduled) {
           scheduled = true;
           setImmediate(flush);
@@ -192,23 +183,36 @@ function sqliteReader(file: string): Reader {
     close() {
       // Reads already asked are answered, not dropped.
       if (scheduled) flush();
-      statements.clear();
       connection?.close();
       connection = undefined;
     },
   };
 }
 
-interface PendingRead {
+/** A lookup waiting for its turn's read transaction, with its statement prepared. */
+interface PendingRead extends PendingLookup {
   statement: SqliteStatement;
-  parameters: readonly unknown[];
-  resolve: (rows: unknown[]) => void;
-  reject: (error: unknown) => void;
 }
 
 /** The SQLite connection behind each Kysely instance's adapter, which its transactions share. */
 const writeConnections = new WeakMap<object, SqliteConnection>();
-const rowInserts = new WeakMap<SqliteConnection, Map<string, SqliteStatement>>();
+
+const preparedStatements = new WeakMap<SqliteConnection, Map<string, SqliteStatement>>();
+
+/** `text` prepared on `connection` the first time it is asked for, then the same statement. */
+function preparedOnce(connection: SqliteConnection, text: string): SqliteStatement {
+  let statements = preparedStatements.get(connection);
+  if (!statements) {
+    statements = new Map();
+    preparedStatements.set(connection, statements);
+  }
+  let statement = statements.get(text);
+  if (!statement) {
+    statement = connection.prepare(text);
+    statements.set(text, statement);
+  }
+  return statement;
+}
 
 /**
  * Inserts `rows` into `table` inside the SQLite transaction `trx`: one prepared single-row
@@ -223,17 +227,7 @@ export function insertRowsInSqliteTransaction<R>(trx: Kysely<Tables> | Transacti
   if (!connection) return false;
   // The transaction holds the connection: nothing else runs on it until it ends.
   if (!connection.inTransaction) throw new PledgeError('internal', 'a SQLite insert ran outside its transaction');
-  let statements = rowInserts.get(connection);
-  if (!statements) {
-    statements = new Map();
-    rowInserts.set(connection, statements);
-  }
-  const text = `insert into "${table}" (${columns.map((column) => `"${column}"`).join(', ')}) values (${columns.map(() => '?').join(', ')}) ${conflict}`;
-  let statement = statements.get(text);
-  if (!statement) {
-    statement = connection.prepare(text);
-    statements.set(text, statement);
-  }
+  const statement = preparedOnce(connection, `insert into "${table}" (${columns.map((column) => `"${column}"`).join(', ')}) values (${columns.map(() => '?').join(', ')}) ${conflict}`);
   const run = statement.run as (...values: unknown[]) => unknown;
   for (const row of rows) run.apply(statement, columns.map((column) => row[column]));
   return true;

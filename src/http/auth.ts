@@ -1,5 +1,5 @@
 import cookie from '@fastify/cookie';
-import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
 import type { AuditWriter } from '../audit/audit.types.js';
 import { PledgeError, isPledgeError } from '../core/errors.js';
 import { actorAllows, PERMISSIONS, type Actor, type Permission } from '../staff/permissions.js';
@@ -40,8 +40,6 @@ declare module 'fastify' {
     authenticated?: boolean;
     /** No authentication at all. */
     public?: boolean;
-    /** The rule above, resolved once when the route is registered. */
-    access?: RouteAccess;
   }
 }
 
@@ -155,8 +153,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
         `route ${String(route.method)} ${route.url} declares no access rule: add config: { permission: '…' }, config: { authenticated: true } or config: { public: true }`,
       );
     }
-    route.config = { ...route.config, access };
-    for (const method of Array.isArray(route.method) ? route.method : [route.method]) registry.push({ method, url: route.url, access });
+    for (const method of routeMethods(route)) registry.push({ method, url: route.url, access });
     if (access.kind !== 'public' && access.kind !== 'documentation') addOnRequestHook(route, accessCheck(access, route.url));
   });
   // A route registered before this point has no check: the app does not start with one.
@@ -244,8 +241,12 @@ export function trackRoutes(app: FastifyInstance): void {
   const routes: Array<{ method: string; url: string }> = [];
   trackedRoutes.set(app, routes);
   app.addHook('onRoute', (route) => {
-    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
+    for (const method of routeMethods(route)) routes.push({ method, url: route.url });
   });
+}
+
+function routeMethods(route: RouteOptions): string[] {
+  return Array.isArray(route.method) ? route.method : [route.method];
 }
 
 function bearerToken(authorization: string): string | undefined {
