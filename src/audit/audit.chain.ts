@@ -28,7 +28,12 @@ export type ChainFields = Omit<AuditEntriesTable, 'hash'>;
  *    "data.read","subject","sub_01…","support","{\"categories\":[\"user.contact.email\"]}","Xc1…"]
  */
 export function serializeEntry(entry: ChainFields): string {
-  return `[${FORMAT_JSON},${JSON.stringify(entry.seq)},${entryMiddle(entry)},${JSON.stringify(entry.prev_hash)}]`;
+  return chainText(entry.seq, entryMiddle(entry), entry.prev_hash);
+}
+
+/** serializeEntry() from an entry's place in the chain and its entryMiddle(). */
+export function chainText(seq: number, middle: string, prevHash: string): string {
+  return `[${FORMAT_JSON},${JSON.stringify(seq)},${middle},${JSON.stringify(prevHash)}]`;
 }
 
 const FORMAT_JSON = JSON.stringify(ENTRY_FORMAT);

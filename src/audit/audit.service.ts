@@ -9,6 +9,7 @@ import type { Keyring } from '../core/keyring.js';
 import {
   GENESIS_HASH,
   canonicalDetails,
+  chainText,
   checkpointSignatureValid,
   entryMiddle,
   hashEntry,
@@ -287,10 +288,11 @@ export class AuditService implements AuditWriter {
     };
     if (chain.length !== entries.length + 1) throw mismatch();
     for (let i = 1; i < chain.length; i++) {
-      const { middle: _middle, ...entry } = entries[i - 1]!;
       const link = chain[i]!;
       const previous = chain[i - 1]!;
-      if (link.seq !== previous.seq + 1 || link.hash !== hashEntry({ ...entry, at, seq: link.seq, prev_hash: previous.hash })) throw mismatch();
+      // The middle was made from the very fields the statement stores (with `at`), so this is
+      // serializeEntry() of the stored row, without serialising the row again.
+      if (link.seq !== previous.seq + 1 || link.hash !== oneShotHash('sha256', chainText(link.seq, entries[i - 1]!.middle, previous.hash), 'base64url')) throw mismatch();
       if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
     }
     return checkpoints;
