@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { Tables } from './db.tables.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
 import { loadSqlite } from './sqlite.js';
+import { WRITE_LOCK_WAIT_MS } from './sqlite-writes.js';
 import { batchedLookupSql, compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
@@ -235,6 +236,8 @@ test('SQLite: a write waiting for another connection\'s write lock leaves the ev
     assert.deepEqual(order.slice(5).sort(), ['second appended', 'second wrote']);
     const ids = (await first.db.selectFrom('policy_versions').select('id').orderBy('id').execute()).map((found) => found.id);
     assert.deepEqual(ids, ['pv_held', 'pv_sync', 'pv_waited']);
+    // Only taking the lock does not wait; every other statement waits as busy_timeout says.
+    assert.equal(await second.sqlite!.exclusive((connection) => connection.pragma('busy_timeout', { simple: true })), WRITE_LOCK_WAIT_MS);
   } finally {
     await first.close();
     await second.close();
