@@ -65,11 +65,12 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
       });
     }, 1_000);
     startsCheckpointer?.unref();
-    const db = new Kysely<T>({ dialect: new WriteWaitingSqliteDialect({ database: withStatementCache(connection) }, connection) });
+    const cached = withStatementCache(connection);
+    const db = new Kysely<T>({ dialect: new WriteWaitingSqliteDialect({ database: cached }, connection) });
     // An in-memory database is private to its connection: there the reads share it too.
     const reader = file === ':memory:' ? undefined : sqliteReader(file);
     if (reader) readers.set(db, reader);
-    writeConnections.set(db.getExecutor().adapter, connection);
+    writeConnections.set(db.getExecutor().adapter, cached);
     return {
       db,
       dialect: 'sqlite',
@@ -132,15 +133,16 @@ const readers = new WeakMap<object, Reader>();
  * read of its own would: nothing is cached.
  */
 function sqliteReader(file: string): Reader {
-  let connection: SqliteConnection | undefined;
+  let connection: CachedConnection | undefined;
   let pending: PendingRead[] = [];
   let scheduled = false;
 
-  const open = (): SqliteConnection => {
+  const open = (): CachedConnection => {
     if (!connection) {
-      connection = new (loadSqlite())(file, { readonly: true });
-      connection.pragma('busy_timeout = 5000');
-      connection.pragma('cache_size = -16384');
+      const opened = new (loadSqlite())(file, { readonly: true });
+      opened.pragma('busy_timeout = 5000');
+      opened.pragma('cache_size = -16384');
+      connection = withStatementCache(opened);
     }
     return connection;
   };
@@ -149,7 +151,7 @@ function sqliteReader(file: string): Reader {
     const reads = pending;
     pending = [];
     // A read alone needs no transaction around it: its statement is one.
-    const together = reads.length > 1 ? open() : undefined;
+    const together = reads.length > 1 ? open().connection : undefined;
     try {
       together?.exec('BEGIN');
     } catch (error) {
@@ -173,7 +175,7 @@ function sqliteReader(file: string): Reader {
   return {
     all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
       return new Promise<R[]>((resolve, reject) => {
-        pending.push({ statement: preparedOnce(open(), text), parameters, resolve: resolve as (rows: unknown[]) => void, reject });
+        pending.push({ statement: open().prepare(text), parameters, resolve: resolve as (rows: unknown[]) => void, reject });
         if (!scheduled) {
           scheduled = true;
           setImmediate(flush);
@@ -194,25 +196,8 @@ interface PendingRead extends PendingLookup {
   statement: SqliteStatement;
 }
 
-/** The SQLite connection behind each Kysely instance's adapter, which its transactions share. */
-const writeConnections = new WeakMap<object, SqliteConnection>();
-
-const preparedStatements = new WeakMap<SqliteConnection, Map<string, SqliteStatement>>();
-
-/** `text` prepared on `connection` the first time it is asked for, then the same statement. */
-function preparedOnce(connection: SqliteConnection, text: string): SqliteStatement {
-  let statements = preparedStatements.get(connection);
-  if (!statements) {
-    statements = new Map();
-    preparedStatements.set(connection, statements);
-  }
-  let statement = statements.get(text);
-  if (!statement) {
-    statement = connection.prepare(text);
-    statements.set(text, statement);
-  }
-  return statement;
-}
+/** The SQLite connection behind each Kysely instance's adapter (which its transactions share), with Kysely's statement cache. */
+const writeConnections = new WeakMap<object, CachedConnection>();
 
 /**
  * Inserts `rows` into `table` inside the SQLite transaction `trx`: one prepared single-row
@@ -223,11 +208,11 @@ function preparedOnce(connection: SqliteConnection, text: string): SqliteStateme
  * a SQLite transaction: the caller writes through Kysely.
  */
 export function insertRowsInSqliteTransaction<R>(trx: Kysely<Tables> | Transaction<Tables>, table: string, columns: ReadonlyArray<keyof R & string>, rows: readonly R[], conflict = ''): boolean {
-  const connection = trx.isTransaction ? writeConnections.get(trx.getExecutor().adapter) : undefined;
-  if (!connection) return false;
+  const cached = trx.isTransaction ? writeConnections.get(trx.getExecutor().adapter) : undefined;
+  if (!cached) return false;
   // The transaction holds the connection: nothing else runs on it until it ends.
-  if (!connection.inTransaction) throw new PledgeError('internal', 'a SQLite insert ran outside its transaction');
-  const statement = preparedOnce(connection, `insert into "${table}" (${columns.map((column) => `"${column}"`).join(', ')}) values (${columns.map(() => '?').join(', ')}) ${conflict}`);
+  if (!cached.connection.inTransaction) throw new PledgeError('internal', 'a SQLite insert ran outside its transaction');
+  const statement = cached.prepare(`insert into "${table}" (${columns.map((column) => `"${column}"`).join(', ')}) values (${columns.map(() => '?').join(', ')}) ${conflict}`);
   const run = statement.run as (...values: unknown[]) => unknown;
   for (const row of rows) run.apply(statement, columns.map((column) => row[column]));
   return true;
@@ -411,15 +396,19 @@ export function jsonRowFields(row: string, count: number): string {
 export type SqliteConnection = InstanceType<ReturnType<typeof loadSqlite>>;
 type SqliteStatement = ReturnType<SqliteConnection['prepare']>;
 
+/** A connection with its prepared statements cached by text (the least recently used evicted). */
+type CachedConnection = ReturnType<typeof withStatementCache>;
+
 /**
  * Kysely prepares every query anew; SQLite's prepare costs as much as running a small query.
- * Statements are cached by their SQL text (Kysely runs one query at a time on the connection,
- * so a cached statement is never in use twice), which roughly halves the cost of repeated
- * reads and bulk inserts.
+ * Statements are cached by their SQL text, which roughly halves the cost of repeated reads and
+ * bulk inserts. Kysely, the reader and insertRowsInSqliteTransaction each run one statement at
+ * a time on their connection, so a cached statement is never in use twice.
  */
 function withStatementCache(connection: SqliteConnection, size = 256) {
   const cache = new Map<string, SqliteStatement>();
   return {
+    connection,
     prepare(sql: string): SqliteStatement {
       let statement = cache.get(sql);
       if (statement) {
