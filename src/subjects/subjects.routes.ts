@@ -16,7 +16,8 @@ import {
   SubjectSummarySchema,
   UpdateSubjectSchema,
 } from './subjects.schema.js';
-import type { SubjectsService } from './subjects.service.js';
+import { purposeReadJson } from './read-json.js';
+import type { PurposeRead, SubjectsService } from './subjects.service.js';
 
 /** The authenticated caller; the auth layer has already refused anonymous requests. */
 function actorOf(request: FastifyRequest): Actor {
@@ -96,7 +97,7 @@ export function registerSubjectRoutes(app: FastifyInstance, subjects: SubjectsSe
     config: { permission: 'data:read' },
     // Field values are free-form JSON: the schema-compiled serializer would hand each of them
     // to JSON.stringify anyway, after extra work; the schema stays for the documentation.
-    serializerCompiler: () => (data) => JSON.stringify(data),
+    serializerCompiler: () => (data) => purposeReadJson(data as PurposeRead),
     schema: {
       tags,
       summary: "Read a subject's data for a purpose",

@@ -72,6 +72,23 @@ export interface FieldValue {
   updatedAt: string;
 }
 
+/**
+ * The answer for an opened field, made once per opened value and frozen: every read of the field
+ * shares it until its stored value changes (and with it the opened entry), and read-json.ts
+ * serialises it once.
+ */
+const answers = new WeakMap<OpenedField, FieldValue>();
+
+function answerOf(field: OpenedField): FieldValue {
+  let answer = answers.get(field);
+  if (!answer) {
+    const { row } = field;
+    answer = Object.freeze({ value: field.value, source: row.source, partner: row.partner, collectedFor: row.purpose, collectedAt: row.collected_at, updatedAt: row.updated_at });
+    answers.set(field, answer);
+  }
+  return answer;
+}
+
 export interface PurposeRead {
   subjectId: string;
   purpose: string;
@@ -471,16 +488,9 @@ export class SubjectsService {
             return fresh;
           });
       }
-      for (const { row, value } of opened as OpenedField[]) {
-        if (purpose.legal_basis !== 'legal_obligation' && this.keptOnlyByException(subject, row)) continue;
-        fields[row.category] = {
-          value: value as FieldValue['value'],
-          source: row.source,
-          partner: row.partner,
-          collectedFor: row.purpose,
-          collectedAt: row.collected_at,
-          updatedAt: row.updated_at,
-        };
+      for (const field of opened as OpenedField[]) {
+        if (purpose.legal_basis !== 'legal_obligation' && this.keptOnlyByException(subject, field.row)) continue;
+        fields[field.row.category] = answerOf(field);
       }
     }
     await this.deps.audit.record([
