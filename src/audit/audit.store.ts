@@ -1,5 +1,5 @@
-import { CompiledQuery, sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
-import { insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, type Database, type SqliteConnection } from '../core/db.js';
+import { sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, runStatement, type Database, type SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
@@ -140,9 +140,9 @@ export const auditStore = {
 
   /** See POSTGRES_APPEND_SQL. `executor` is the database (its own transaction) or a transaction. */
   async appendPostgres(executor: Executor, entries: readonly UnchainedEntry[], at: string): Promise<ChainLink[]> {
-    const result = await executor.executeQuery<ChainLink>(CompiledQuery.raw(POSTGRES_APPEND_SQL, auditStore.appendParameters(entries, at)));
-    if (result.rows.length === 0) throw new Error(MISSING_HEAD);
-    return result.rows;
+    const rows = await runStatement<ChainLink>(executor, POSTGRES_APPEND_SQL, auditStore.appendParameters(entries, at));
+    if (rows.length === 0) throw new Error(MISSING_HEAD);
+    return rows;
   },
 
   async setHeadHash(trx: Transaction<Tables>, hash: string): Promise<void> {

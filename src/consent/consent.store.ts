@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
-import { compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson } from '../core/db.js';
+import { compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, runStatement } from '../core/db.js';
 import type { ChainLink, StatementAppend } from '../audit/audit.types.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
@@ -160,7 +160,7 @@ export const consentStore = {
       decisionsWithAuditTexts.set(holderStatuses, text);
     }
     const parameters = [...append.parameters, ...decisionParameters(decisions.events, decisions.receipts, decisions.states), decisions.holders];
-    const { rows } = await db.executeQuery<ChainLink & { holder: string | null; status: string | null }>(CompiledQuery.raw(text, parameters));
+    const rows = await runStatement<ChainLink & { holder: string | null; status: string | null }>(db, text, parameters);
     const chain: ChainLink[] = [];
     const refused = new Map<string, string | null>();
     for (const row of rows) {

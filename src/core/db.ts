@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, sql, type Compilable, type CompiledQuery, type Migration, type MigrationProvider, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Compilable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import { PledgeError } from './errors.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -99,6 +99,7 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     };
     const db = new Kysely<T>({ dialect: new PostgresDialect({ pool }) });
     readers.set(db, postgresReader(pool));
+    pools.set(db, pool);
     return { db, dialect: 'postgres', close: () => db.destroy() };
   }
   throw new PledgeError('config_invalid', 'the database URL must start with sqlite: or postgres://');
@@ -301,6 +302,21 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
     },
     close() {},
   };
+}
+
+/** The pool behind each PostgreSQL root instance (not its transactions), for runStatement. */
+const pools = new WeakMap<object, () => Promise<import('pg').Pool>>();
+
+/**
+ * Runs a statement text marked preparedOnPostgres with its values and returns its rows. On a
+ * PostgreSQL root instance, outside any transaction, it goes to the pool as a named statement
+ * directly: Kysely's connection provider and result handling cost a group commit's statement
+ * more in Node than binding it. In a transaction, or on SQLite, it runs through Kysely.
+ */
+export async function runStatement<R>(executor: Kysely<Tables> | Transaction<Tables>, text: string, values: readonly unknown[]): Promise<R[]> {
+  const pool = pools.get(executor);
+  if (pool) return (await (await pool()).query({ name: statementName(text), text, values: values as unknown[] })).rows as R[];
+  return (await executor.executeQuery<R>(CompiledQuery.raw(text, [...values]))).rows;
 }
 
 /**

@@ -34,8 +34,8 @@ export class Policy {
   readonly hash: string;
   readonly categories: ReadonlyMap<string, CategoryInfo>;
   readonly purposes: ReadonlyMap<string, Purpose>;
-  /** Answers of purposeAllows, by purpose and category. */
-  private readonly allowedUses = new Map<string, boolean>();
+  /** Answers of purposeAllows, by purpose, then category (no key string built per question). */
+  private readonly allowedUses = new Map<string, Map<string, boolean>>();
 
   constructor(document: PolicyDocument) {
     this.document = deepFreeze(structuredClone(document));
@@ -68,11 +68,15 @@ export class Policy {
   /** May data of `category` be used for `purposeId` under this policy (consent aside)? */
   purposeAllows(purposeId: string, category: string): boolean {
     // Asked for every field of every read; a policy is immutable, so each answer is kept.
-    const key = `${purposeId}\u0000${category}`;
-    let allowed = this.allowedUses.get(key);
+    const purpose = this.purposes.get(purposeId);
+    if (!purpose) return false;
+    let answers = this.allowedUses.get(purposeId);
+    if (!answers) this.allowedUses.set(purposeId, (answers = new Map()));
+    let allowed = answers.get(category);
     if (allowed === undefined) {
-      allowed = this.purposes.get(purposeId)?.categories.some((reference) => covers(reference, category)) ?? false;
-      if (this.allowedUses.size < 100_000) this.allowedUses.set(key, allowed);
+      allowed = purpose.categories.some((reference) => covers(reference, category));
+      // Categories come from stored rows and requests: the answers kept stay bounded.
+      if (answers.size < 10_000) answers.set(category, allowed);
     }
     return allowed;
   }
