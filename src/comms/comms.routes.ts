@@ -4,7 +4,7 @@ import { escapeHtml } from '../core/html.js';
 import { isPledgeError, PledgeError } from '../core/errors.js';
 import type { Actor } from '../staff/permissions.js';
 import { SubjectIdParams } from '../subjects/subjects.schema.js';
-import { AcceptanceBodySchema, AcceptanceSchema, MessageIdParams, MessageSummarySchema, OutboxListSchema, OutboxQuery, UnsubscribedSchema, UnsubscribeQuery } from './comms.schema.js';
+import { AcceptanceBodySchema, AcceptanceSchema, MessageIdParams, MessageSummarySchema, OutboxListSchema, OutboxQuery, QueuedMessageSchema, QueueMessageBodySchema, UnsubscribedSchema, UnsubscribeQuery } from './comms.schema.js';
 import type { CommsService } from './comms.service.js';
 
 function actorOf(request: FastifyRequest): Actor {
@@ -39,6 +39,21 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
     const { status, kind, subject, after, limit } = request.query;
     const messages = await comms.list({ limit: limit ?? 100, ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(subject ? { subjectId: subject } : {}), ...(after ? { after } : {}) });
     return { messages, counts: await comms.counts() };
+  });
+
+  app.post<{ Body: Static<typeof QueueMessageBodySchema> }>('/v1/outbox', {
+    config: { permission: 'comms:write' },
+    schema: {
+      tags,
+      summary: 'Queue a message to a subject',
+      description:
+        'On a topic the policy declares, with the free message template (text, and HTML made from it, escaped). Marketing carries the unsubscribe link and headers, and is checked against the person\'s choices when it is sent: queued before an opt-out, it is dropped. 201 when queued; 200 with the message queued first when the idempotency key was used before for this person and topic.',
+      body: QueueMessageBodySchema,
+      response: { 200: QueuedMessageSchema, 201: QueuedMessageSchema },
+    },
+  }, async (request, reply) => {
+    const queued = await comms.queueMessage(actorOf(request), request.body);
+    return reply.status(queued.created ? 201 : 200).send(queued);
   });
 
   app.get<{ Params: Static<typeof MessageIdParams> }>('/v1/outbox/:id', {

@@ -45,6 +45,21 @@ export const UnsubscribeQuery = Type.Object({ token: Type.String({ minLength: 1,
 
 export const UnsubscribedSchema = Type.Object({ status: Type.Literal('unsubscribed'), topic: Type.String() });
 
+export const QueueMessageBodySchema = Type.Object(
+  {
+    topic: Type.String({ minLength: 1, maxLength: 100, description: 'A communication topic declared in the policy (service or marketing).' }),
+    subjectId: Type.String({ pattern: '^sub_[0-9a-hjkmnp-tv-z]{26}$', description: 'The person it goes to: the address is their email identity in the vault, read at send time.' }),
+    subject: Type.String({ minLength: 1, maxLength: 200, description: 'The subject line (reduced to one line).' }),
+    body: Type.String({ minLength: 1, maxLength: 100_000, description: 'Plain text; the HTML part is made from it, escaped.' }),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'How to greet the person.' })),
+    idempotencyKey: Type.String({ minLength: 1, maxLength: 200, description: 'Your name for this message ("order o_123 shipped"): the same key for the same person and topic queues nothing new.' }),
+    sendAt: Type.Optional(Type.String({ format: 'date-time', description: 'Not before this time; default now.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const QueuedMessageSchema = Type.Object({ ...MessageSummarySchema.properties, created: Type.Boolean({ description: 'False when a message with this idempotency key was already queued: that one is returned.' }) });
+
 export const AcceptanceBodySchema = Type.Object(
   {
     version: Type.Optional(Type.String({ pattern: '^pol_[0-9a-hjkmnp-tv-z]{26}$', description: 'The policy version accepted (default: the version in force).' })),

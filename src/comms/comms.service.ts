@@ -12,7 +12,7 @@ import type { Keyring } from '../core/keyring.js';
 import type { Logger } from '../core/logger.js';
 import type { Policy } from '../policy/policy.model.js';
 import type { PolicyService, PublishedVersion } from '../policy/policy.service.js';
-import type { Actor } from '../staff/permissions.js';
+import { actorMayUsePurpose, type Actor } from '../staff/permissions.js';
 import { normalizeIdentity } from '../subjects/identities.js';
 import type { SubjectsService } from '../subjects/subjects.service.js';
 import type { MailConsent } from './comms.consent.js';
@@ -47,6 +47,18 @@ export interface EnqueueInput {
   idempotencyKey: string;
   policyVersionId?: string;
   /** Not before this time (ISO 8601); default now. */
+  sendAt?: string;
+}
+
+/** What POST /v1/outbox takes: a `message` to a subject on a topic of the policy. */
+export interface QueueMessageInput {
+  topic: string;
+  subjectId: string;
+  /** The subject line. */
+  subject: string;
+  body: string;
+  name?: string;
+  idempotencyKey: string;
   sendAt?: string;
 }
 
@@ -507,6 +519,45 @@ export class CommsService {
     });
     const row = await store.acceptance(this.deps.database.db, subjectId, version.id);
     return { subjectId, versionId: version.id, acceptedAt: row!.accepted_at, created };
+  }
+
+  // --- mail from company services ----------------------------------------------------------------
+
+  /**
+   * A message a company service asks for (POST /v1/outbox): to a subject, on a topic the policy
+   * declares, with the free `message` template. The message and its audit entry are written in
+   * one transaction; the same idempotency key again (same person, same topic) queues nothing and
+   * answers the message queued first. Marketing is checked when it is sent, not here: a person
+   * may refuse it between now and then.
+   */
+  async queueMessage(actor: Actor, input: QueueMessageInput): Promise<MessageSummary & { created: boolean }> {
+    const topic = this.topic(input.topic);
+    if (topic.kind !== 'service' && topic.kind !== 'marketing') {
+      throw new PledgeError('unknown_topic', `"${topic.id}" mail is sent by Pledge itself; name a topic declared under communications in the policy`);
+    }
+    if (topic.purpose !== null && !actorMayUsePurpose(actor, topic.purpose)) {
+      throw new PledgeError('purpose_not_permitted', `this API key may not use purpose "${topic.purpose}", which topic "${topic.id}" serves`, { details: { reason: 'api_key_scope' } });
+    }
+    const subject = await this.deps.subjects.get(input.subjectId);
+    if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; no mail can reach them');
+    const row = this.prepare(
+      {
+        topic: topic.id,
+        subjectId: subject.id,
+        template: 'message',
+        data: { subject: input.subject, body: input.body, ...(input.name !== undefined ? { name: input.name } : {}) },
+        idempotencyKey: input.idempotencyKey,
+        ...(input.sendAt !== undefined ? { sendAt: input.sendAt } : {}),
+      },
+      this.deps.clock.now(),
+    );
+    const created = await this.deps.database.db.transaction().execute(async (trx) => {
+      const [inserted] = await store.insertMessages(trx, [row]);
+      if (inserted) await this.deps.audit.appendWithin(trx, [{ actor, action: 'comms.queued', target: { type: 'subject', id: subject.id }, purpose: topic.purpose ?? undefined, details: { message: inserted, topic: topic.id } }]);
+      return inserted !== undefined;
+    });
+    const stored = created ? row.id : (await store.byIdempotencyKey(this.deps.database.db, row.idempotency_key))!.id;
+    return { ...(await this.get(stored)), created };
   }
 
   // --- reading the outbox ----------------------------------------------------------------------

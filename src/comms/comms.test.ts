@@ -186,6 +186,80 @@ for (const dialect of testDialects()) {
       assert.equal(row.lastError, 'no_address');
     });
 
+    test('company services queue mail over HTTP (POST /v1/outbox): once per idempotency key, audited, checked against the person\'s choices when sent', async () => {
+      const subjectId = await createSubject(mail, 'Customer@Example.test');
+      const { key } = await mail.app.staff.createApiKey(SYSTEM, { name: 'shop mailer', permissions: ['comms:write'], purposes: 'all' });
+      const queue = (body: Record<string, unknown>, bearer = key) => mail.app.http.inject({ method: 'POST', url: '/v1/outbox', headers: { authorization: `Bearer ${bearer}` }, payload: body });
+      const news = { topic: 'newsletter', subjectId, subject: 'Autumn titles', body: 'Ten new <b>books</b>.', name: 'Casey', idempotencyKey: 'autumn-2026' };
+
+      const first = await queue(news);
+      assert.equal(first.statusCode, 201, first.body);
+      const queued = first.json();
+      assert.equal(queued.created, true);
+      assert.equal(queued.kind, 'marketing');
+      assert.equal(queued.status, 'queued');
+      assert.equal(queued.subjectId, subjectId);
+      assert.ok(!first.body.includes('Autumn') && !first.body.includes('customer@'), 'the answer carries no address or content');
+      const again = await queue({ ...news, body: 'a second try' });
+      assert.equal(again.statusCode, 200);
+      assert.equal(again.json().id, queued.id);
+      assert.equal(again.json().created, false);
+
+      const service = await queue({ topic: 'order_updates', subjectId, subject: 'Shipped\r\nBcc: thief@example.test', body: 'On its way.', idempotencyKey: 'order-77' });
+      assert.equal(service.statusCode, 201, service.body);
+      await mail.app.comms.deliverBatch();
+      const newsMail = sink.received.find((entry) => entry.messageId.includes(queued.id))!;
+      assert.deepEqual(newsMail.to, ['customer@example.test']);
+      assert.deepEqual(newsMail.headers.get('subject'), ['Autumn titles']);
+      assert.deepEqual(newsMail.headers.get('list-unsubscribe-post'), ['List-Unsubscribe=One-Click']);
+      const body = decodedBody(newsMail.raw);
+      assert.ok(body.includes('Ten new &lt;b&gt;books&lt;/b&gt;.') && !body.includes('a second try'));
+      const serviceMail = sink.received.find((entry) => entry.messageId.includes(service.json().id))!;
+      assert.equal(serviceMail.headers.get('list-unsubscribe'), undefined);
+      assert.equal(serviceMail.headers.get('bcc'), undefined);
+      assert.deepEqual(serviceMail.to, ['customer@example.test']);
+      const audited = await mail.app.audit.list({ action: 'comms.queued', targetId: subjectId });
+      assert.deepEqual(audited.entries.map((entry) => entry.details.topic).sort(), ['newsletter', 'order_updates'], 'the repeat was not queued again');
+      assert.ok(!JSON.stringify(audited.entries).includes('Autumn'), 'the audit holds ids, not content');
+
+      // Refused before it is sent: the message is dropped, service mail still goes.
+      const later = await queue({ ...news, idempotencyKey: 'winter-2026' });
+      await mail.app.consent.record(SYSTEM, { holder: subjectId, source: 'privacy_center', choices: [{ topic: 'newsletter', action: 'withdrawn' }] });
+      await mail.app.comms.deliverBatch();
+      assert.equal((await mail.app.comms.get(later.json().id)).status, 'dropped');
+      assert.equal((await mail.app.comms.get(later.json().id)).lastError, 'not_allowed');
+    });
+
+    test('POST /v1/outbox refuses, with nothing queued: unknown or built-in topics, purposes outside the key, unknown or erased subjects, malformed bodies', async () => {
+      const subjectId = await createSubject(mail, 'refused@example.test');
+      const erased = await createSubject(mail, 'gone@example.test');
+      await mail.app.subjects.erase(SYSTEM, erased);
+      const { key } = await mail.app.staff.createApiKey(SYSTEM, { name: 'orders only', permissions: ['comms:write'], purposes: ['order_fulfilment'] });
+      const queue = (body: unknown) => mail.app.http.inject({ method: 'POST', url: '/v1/outbox', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+      const valid = { topic: 'order_updates', subjectId, subject: 's', body: 'b', idempotencyKey: 'k-1' };
+      const before = await mail.app.comms.counts();
+      const cases: Array<[unknown, number, string]> = [
+        [{ ...valid, topic: 'no_such_topic' }, 422, 'unknown_topic'],
+        [{ ...valid, topic: 'policy_change' }, 422, 'unknown_topic'],
+        [{ ...valid, topic: 'newsletter' }, 403, 'purpose_not_permitted'],
+        [{ ...valid, subjectId: 'sub_00000000000000000000000000' }, 404, 'subject_not_found'],
+        [{ ...valid, subjectId: erased }, 410, 'subject_erased'],
+        [{ ...valid, bcc: 'x@example.test' }, 400, 'validation_failed'],
+        [{ ...valid, body: '' }, 400, 'validation_failed'],
+        [{ ...valid, sendAt: 'tomorrow' }, 400, 'validation_failed'],
+        ['{"topic":', 400, 'malformed_body'],
+      ];
+      for (const [body, status, code] of cases) {
+        const response = await queue(body);
+        assert.equal(response.statusCode, status, `${JSON.stringify(body)}: ${response.body}`);
+        assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
+        assert.equal(response.json().code, code, JSON.stringify(body));
+        assert.ok(!response.body.includes('refused@'), 'no address in the problem');
+      }
+      assert.equal((await queue({ ...valid, topic: 'newsletter' })).json().reason, 'api_key_scope', 'the refusal says why');
+      assert.deepEqual(await mail.app.comms.counts(), before, 'nothing was queued');
+    });
+
     test('a server that refuses, stalls or drops: messages stay queued, backoff grows, nothing is lost', async () => {
       const subjectId = await createSubject(mail, 'patient@example.test');
       const message = await mail.app.comms.enqueue({ topic: 'order_updates', subjectId, template: 'message', data: { subject: 'retry me', body: 'b' }, idempotencyKey: 'retry-1' });

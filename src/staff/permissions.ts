@@ -17,6 +17,7 @@ export const PERMISSIONS = {
   'consent:read': "Read a person's consent choices, ledger, preferences and receipts, and check whether a purpose may be used.",
   'consent:write': 'Record consent choices, set preferences, identify visitors.',
   'comms:read': 'See the outbox: queued, sent and stored messages and their delivery state.',
+  'comms:write': "Queue mail to a subject on a topic of the policy (marketing only reaches people who have not refused it).",
   'policy:accept': 'Record that a person accepted a policy version.',
   'requests:read': 'See data-subject requests, their deadlines and tasks (no personal data).',
   'requests:manage': 'Log requests (with the channel and date they came by), send verification codes, extend deadlines.',
@@ -46,7 +47,7 @@ const GRANTS: ReadonlyArray<readonly [Role, readonly Permission[]]> = [
   ['support', ['consent:read', 'consent:write']],
   ['auditor', ['consent:read']],
   // comms and policy publication
-  ['privacy_officer', ['comms:read', 'policy:accept']],
+  ['privacy_officer', ['comms:read', 'comms:write', 'policy:accept']],
   ['auditor', ['comms:read']],
   // data-subject requests
   ['privacy_officer', ['requests:read', 'requests:manage', 'requests:decide']],
