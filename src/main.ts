@@ -10,7 +10,7 @@ import { serveCommand } from './serve.js';
 import { keysRotateCommand } from './subjects/keys.commands.js';
 import { staffAddCommand } from './staff/staff.commands.js';
 import { VERSION } from './core/package.js';
-import { requestsCommand } from './requests/requests.commands.js';
+import { REQUESTS_USAGE, requestsCommand } from './requests/requests.commands.js';
 import { retentionHoldsCommand, retentionRunCommand } from './retention/retention.commands.js';
 
 const HELP = `pledge ${VERSION} — your privacy policy, kept by software
@@ -26,9 +26,10 @@ Usage:
   pledge policy schema [--out FILE]
   pledge policy categories [FILE] [--json]
   pledge policy publish FILE [--effective YYYY-MM-DD]
-  pledge audit verify [--from SEQ] [--json]
-  pledge keys rotate [--batch 1000]
+  pledge audit verify [--from SEQ] [--json] [--progress]
+  pledge keys rotate [--batch 1000] [--json]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
+                   [--data-dir .pledge] [--database-url postgres://…]   (the password: PLEDGE_STAFF_PASSWORD, stdin or a prompt)
   pledge requests create|list|show|verify|override|approve|deny|cancel|extend|dry-run|run|links …
   pledge retention run [--dry-run] [--json] [--batch 10000]
   pledge retention holds add --subject SUB_ID --reason TEXT [--expires ISO-DATE] | release HOLD_ID | list [--subject SUB_ID] [--all] [--json]
@@ -38,8 +39,38 @@ Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, 
 PLEDGE_POLICY, PLEDGE_DATA_DIR, PLEDGE_MASTER_KEY, DATABASE_URL, PLEDGE_LOG_LEVEL, PLEDGE_ENV).
 Exit codes: 0 ok, 1 invalid input, 2 wrong usage.`;
 
+/**
+ * `pledge COMMAND … --help` (or -h): the usage of that command, from HELP (requests have a
+ * usage of their own). Arguments after `--` are values, never a request for help.
+ */
+function commandHelp(command: string, rest: readonly string[]): string | undefined {
+  const end = rest.indexOf('--');
+  if (!(end === -1 ? rest : rest.slice(0, end)).some((arg) => arg === '--help' || arg === '-h')) return undefined;
+  if (command === 'requests') return REQUESTS_USAGE;
+  const sub = rest[0] && !rest[0].startsWith('-') ? rest[0] : undefined;
+  const lines = HELP.split('\n');
+  const pick = (prefix: string): string[] => {
+    const picked: string[] = [];
+    for (let index = 0; index < lines.length; index++) {
+      if (!lines[index]!.startsWith(`  pledge ${prefix} `) && lines[index] !== `  pledge ${prefix}`) continue;
+      picked.push(lines[index]!);
+      // Continuation lines are indented further and name no command.
+      while (index + 1 < lines.length && /^ {4,}\S/.test(lines[index + 1]!) && !lines[index + 1]!.trimStart().startsWith('pledge ')) picked.push(lines[++index]!);
+    }
+    return picked;
+  };
+  const usage = (sub ? pick(`${command} ${sub}`) : []).length > 0 ? pick(`${command} ${sub}`) : pick(command);
+  if (usage.length === 0) return undefined;
+  return `usage:\n${usage.join('\n')}\n\n${HELP.slice(HELP.indexOf('Configuration comes'))}`;
+}
+
 async function run(argv: string[], io: CommandIO): Promise<number> {
   const [command, ...rest] = argv;
+  const help = command === undefined ? undefined : commandHelp(command, rest);
+  if (help) {
+    io.out(help);
+    return EXIT.ok;
+  }
   switch (command) {
     case undefined:
     case 'help':
@@ -75,7 +106,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       }
     }
     case 'audit':
-      if (rest[0] !== 'verify') throw new UsageError('usage: pledge audit verify [--from SEQ] [--json]');
+      if (rest[0] !== 'verify') throw new UsageError('usage: pledge audit verify [--from SEQ] [--json] [--progress]');
       return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'staff':
       if (rest[0] !== 'add') throw new UsageError('usage: pledge staff add --email E --name N --role R [--password-stdin]');
@@ -91,7 +122,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
         { env: commandSecrets(), stdin: process.stdin, prompt: process.stderr },
       );
     case 'keys':
-      if (rest[0] !== 'rotate') throw new UsageError('usage: pledge keys rotate [--batch 1000]');
+      if (rest[0] !== 'rotate') throw new UsageError('usage: pledge keys rotate [--batch 1000] [--json]');
       return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'requests':
       return requestsCommand(rest, io, () => openEngineFor(io));

@@ -10,6 +10,37 @@ const DEMO = path.resolve('examples/demo/pledge.yaml');
 const DEMO_TEXT = readFileSync(DEMO, 'utf8');
 const noStackTrace = (text: string) => assert.doesNotMatch(text, /^\s+at .+:\d+:\d+\)?$/m, 'no stack trace is printed');
 
+describe('pledge help', () => {
+  test('--help after any command prints that command\'s usage and changes nothing (exit 0)', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['keys', 'rotate', '--help'], /^ {2}pledge keys rotate \[--batch 1000\] \[--json\]$/m],
+      [['audit', 'verify', '-h'], /^ {2}pledge audit verify .*--progress/m],
+      [['policy', 'render', 'x.yaml', '--help'], /^ {2}pledge policy render FILE/m],
+      [['serve', '--port', '1', '--help'], /^ {15}\[--workers 1\|N\|auto\]$/m],
+      [['requests', 'create', '--help'], /^ {2}pledge requests create --type access/m],
+      [['staff', 'add', '--help'], /PLEDGE_STAFF_PASSWORD/],
+    ];
+    for (const [args, usage] of cases) {
+      const result = runPledge(args);
+      assert.equal(result.status, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stdout, /^usage:$/m);
+      assert.match(result.stdout, usage, args.join(' '));
+      assert.equal(result.stderr, '');
+    }
+    const policy = runPledge(['policy', '--help']);
+    assert.deepEqual(policy.stdout.split('\n').filter((line) => line.startsWith('  pledge')).map((line) => line.split(' ')[4]), ['validate', 'render', 'diff', 'schema', 'categories', 'publish']);
+    // After `--`, --help is a value: the command runs (and here refuses its extra argument).
+    const literal = runPledge(['audit', 'verify', '--', '--help']);
+    assert.equal(literal.status, 2);
+    assert.match(literal.stderr, /usage: pledge audit verify/);
+    // Every command HELP names is reachable as `pledge COMMAND --help`.
+    const overview = runPledge(['--help']).stdout;
+    for (const command of new Set([...overview.matchAll(/^ {2}pledge ([a-z]+)/gm)].map((match) => match[1]!))) {
+      assert.equal(runPledge([command, '--help']).status, 0, command);
+    }
+  });
+});
+
 describe('pledge policy validate', () => {
   let directory: ReturnType<typeof temporaryDirectory>;
   before(() => {
