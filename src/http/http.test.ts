@@ -107,6 +107,30 @@ for (const dialect of testDialects()) {
       assert.ok(!response.body.includes('jane'), 'no personal data in the error');
     });
 
+    test('a path that exists, asked with a method it does not take, is a 405 naming the methods it takes', async () => {
+      const subject = 'sub_00000000000000000000000000';
+      const cases: Array<[string, string, string]> = [
+        ['DELETE', '/health', 'GET, HEAD'],
+        ['PUT', `/v1/subjects/${subject}/preferences`, 'GET, HEAD, PATCH'],
+        ['PUT', `/v1/subjects/${subject}/preferences/`, 'GET, HEAD, PATCH'],
+        ['GET', '/v1/unsubscribe/?token=x', ''],
+        ['PATCH', '/v1/consent/events?x=jane@example.com', 'GET, HEAD, POST'],
+      ];
+      for (const [method, url, allow] of cases) {
+        const response = await testApp.app.http.inject({ method: method as 'GET', url });
+        if (!allow) {
+          assert.notEqual(response.statusCode, 405, `${method} ${url} is a route`);
+          continue;
+        }
+        assert.equal(response.statusCode, 405, `${method} ${url}: ${response.body}`);
+        assert.equal(response.headers.allow, allow);
+        assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
+        assert.equal(response.json().code, 'method_not_allowed');
+        assert.ok(!response.body.includes('jane') && !response.body.includes(subject), 'the address is not echoed');
+      }
+      assert.equal((await testApp.app.http.inject({ method: 'DELETE', url: '/no/such/route' })).statusCode, 404);
+    });
+
     test('problem types are described at their type URI', async () => {
       const page = await inject('/problems/policy_invalid');
       assert.equal(page.statusCode, 200);

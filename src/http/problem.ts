@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CATALOGUE, PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
+import { trackAllowedMethods } from './allowed-methods.js';
 import { setPageSecurityHeaders } from './security-headers.js';
 
 /**
@@ -53,6 +54,7 @@ function fromFastifyError(error: FastifyError): PledgeError | undefined {
   return undefined;
 }
 
+/** Problem answers for errors and unknown routes; call it before any route is registered (it learns the routes' methods). */
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = isPledgeError(error) ? error : fromFastifyError(error);
@@ -65,9 +67,15 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     return sendProblem(reply, request, new PledgeError('internal', 'an internal error occurred; quote the request id when reporting it'));
   });
 
+  const allowedMethods = trackAllowedMethods(app);
   app.setNotFoundHandler((request, reply) => {
     setPageSecurityHeaders(reply);
     // The path is not echoed: a client may have put personal data in it.
+    const allowed = allowedMethods(request.url.split('?', 1)[0]!);
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      reply.header('allow', allowed.join(', '));
+      return sendProblem(reply, request, new PledgeError('method_not_allowed', `this address does not take ${request.method}; it takes ${allowed.join(', ')}`));
+    }
     return sendProblem(reply, request, new PledgeError('not_found', `no route matches this ${request.method} request`));
   });
 }
