@@ -160,11 +160,15 @@ function sqliteReader(file: string): Reader {
       return;
     }
     try {
-      for (const read of reads) {
-        try {
-          read.resolve((read.statement.all as (...values: unknown[]) => unknown[]).apply(read.statement, read.parameters as unknown[]));
-        } catch (error) {
-          read.reject(error);
+      // Reads of the same row in one round (a subject many requests read at once) share one
+      // look-up: in one read transaction, each would have seen the same rows.
+      for (const [statement, groups] of byStatement(reads)) {
+        for (const askers of sameLookups(groups)) {
+          try {
+            shareRows(askers, (statement.all as (...values: unknown[]) => Array<Record<string, unknown>>).apply(statement, askers[0]!.parameters as unknown[]));
+          } catch (error) {
+            for (const read of askers) read.reject(error);
+          }
         }
       }
     } finally {
@@ -242,23 +246,11 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
     for (const [text, calls] of groups) {
       // Callers asking the same thing share one look-up (a hot subject read by many requests
       // at once): the batch carries each distinct set of values once.
-      const distinct = new Map<string, PendingLookup[]>();
-      for (const call of calls) {
-        const key = call.parameters.join('\u0000');
-        const same = distinct.get(key);
-        if (same) same.push(call);
-        else distinct.set(key, [call]);
-      }
-      const askers = [...distinct.values()];
+      const askers = sameLookups(calls);
       const rejectAll = (error: unknown): void => {
         for (const call of calls) call.reject(error);
       };
-      const answer = (index: number, rows: Array<Record<string, unknown>>): void => {
-        const [first, ...others] = askers[index]!;
-        first!.resolve(rows);
-        // Every caller gets rows of its own: one changing its copy does not change another's.
-        for (const other of others) other.resolve(rows.map((row) => ({ ...row })));
-      };
+      const answer = (index: number, rows: Array<Record<string, unknown>>): void => shareRows(askers[index]!, rows);
       if (askers.length === 1) {
         run<Record<string, unknown>>(text, askers[0]![0]!.parameters as unknown[]).then((rows) => answer(0, rows), rejectAll);
         continue;
@@ -365,6 +357,45 @@ interface PendingLookup {
   parameters: readonly unknown[];
   resolve: (rows: unknown[]) => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * Lookups of one statement grouped by their values, in the order first asked: each group is
+ * answered by one look-up. Values are compared as text, so only lookups whose values are all
+ * strings are grouped (the PostgreSQL reader batches nothing else); any other stays alone.
+ */
+function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
+  const groups = new Map<string, L[]>();
+  const alone: L[][] = [];
+  for (const call of calls) {
+    if (!call.parameters.every((value) => typeof value === 'string')) {
+      alone.push([call]);
+      continue;
+    }
+    const key = call.parameters.join('\u0000');
+    const same = groups.get(key);
+    if (same) same.push(call);
+    else groups.set(key, [call]);
+  }
+  return [...groups.values(), ...alone];
+}
+
+/** One look-up's rows to every caller that asked it: each gets rows of its own, so one changing its copy does not change another's. */
+function shareRows(askers: readonly PendingLookup[], rows: Array<Record<string, unknown>>): void {
+  const [first, ...others] = askers;
+  first!.resolve(rows);
+  for (const other of others) other.resolve(rows.map((row) => ({ ...row })));
+}
+
+/** SQLite reads of one round by statement, in the order first asked. */
+function byStatement(reads: readonly PendingRead[]): Map<SqliteStatement, PendingRead[]> {
+  const statements = new Map<SqliteStatement, PendingRead[]>();
+  for (const read of reads) {
+    const same = statements.get(read.statement);
+    if (same) same.push(read);
+    else statements.set(read.statement, [read]);
+  }
+  return statements;
 }
 
 const BATCH_ORDINAL = 'pledge_batch_ordinal';
