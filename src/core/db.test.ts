@@ -11,6 +11,7 @@ import { WRITE_LOCK_WAIT_MS } from './sqlite-writes.js';
 import { batchedLookupSql, compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
+const versionByIdAndVersion = compiledOnce((db: Kysely<Tables>, id: string, version: string) => db.selectFrom('policy_versions').select(['id']).where('id', '=', id).where('version', '=', version));
 const versionsByVersion = compiledOnce((db: Kysely<Tables>, version: string) => db.selectFrom('policy_versions').select(['id']).where('version', '=', version));
 const auditEntryBySeq = compiledOnce((db: Kysely<Tables>, seq: string) => db.selectFrom('audit_entries').select(['seq']).where('seq', '=', seq as unknown as number));
 
@@ -167,6 +168,11 @@ test('SQLite: reads asked together are answered one by one, a failing one alone 
     // the other connection is seen by the next turn's reads.
     await database.db.insertInto('policy_versions').values(policyVersionRow('pv_3', '3')).execute();
     assert.deepEqual(await Promise.all([versionById(database.db, 'pv_3'), versionById(database.db, 'pv_1')]), [[{ id: 'pv_3', version: '3' }], [{ id: 'pv_1', version: '1' }]]);
+    // Values that only a separator would tell apart are different questions (SQLite text may
+    // hold NUL; PostgreSQL's cannot).
+    await database.db.insertInto('policy_versions').values([policyVersionRow('pv_x\u0000y', 'z'), policyVersionRow('pv_x', 'y\u0000z')]).execute();
+    const split = await Promise.all([versionByIdAndVersion(database.db, 'pv_x\u0000y', 'z'), versionByIdAndVersion(database.db, 'pv_x', 'y\u0000z')]);
+    assert.deepEqual(split.map((rows) => rows.map((found) => found.id)), [['pv_x\u0000y'], ['pv_x']]);
     // Reads asked just before the database is closed are answered, not left hanging.
     const asked = [versionById(database.db, 'pv_2'), versionById(database.db, 'pv_3')];
     await database.close();

@@ -372,7 +372,8 @@ function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
       alone.push([call]);
       continue;
     }
-    const key = call.parameters.join('\u0000');
+    // JSON for several values: joined with a separator, ['a\u0000b', 'c'] and ['a', 'b\u0000c'] would meet.
+    const key = call.parameters.length === 1 ? (call.parameters[0] as string) : JSON.stringify(call.parameters);
     const same = groups.get(key);
     if (same) same.push(call);
     else groups.set(key, [call]);
