@@ -40,6 +40,27 @@ PLEDGE_POLICY, PLEDGE_DATA_DIR, PLEDGE_MASTER_KEY, DATABASE_URL, PLEDGE_LOG_LEVE
 Exit codes: 0 ok, 1 invalid input, 2 wrong usage.`;
 
 /**
+ * The lines of HELP that document `pledge WORDS…` (a command, or a command and its
+ * subcommand), with their continuation lines: the one place a usage is written down.
+ */
+function usageLines(words: string): string[] {
+  const lines = HELP.split('\n');
+  const picked: string[] = [];
+  for (let index = 0; index < lines.length; index++) {
+    if (!lines[index]!.startsWith(`  pledge ${words} `) && lines[index] !== `  pledge ${words}`) continue;
+    picked.push(lines[index]!);
+    // Continuation lines are indented further and name no command.
+    while (index + 1 < lines.length && /^ {4,}\S/.test(lines[index + 1]!) && !lines[index + 1]!.trimStart().startsWith('pledge ')) picked.push(lines[++index]!);
+  }
+  return picked;
+}
+
+/** Wrong usage of `pledge WORDS…`: its lines of HELP. */
+function usageError(words: string): UsageError {
+  return new UsageError(`usage:\n${usageLines(words).join('\n')}`);
+}
+
+/**
  * `pledge COMMAND … --help` (or -h): the usage of that command, from HELP (requests have a
  * usage of their own). Arguments after `--` are values, never a request for help.
  */
@@ -47,19 +68,8 @@ function commandHelp(command: string, rest: readonly string[]): string | undefin
   const end = rest.indexOf('--');
   if (!(end === -1 ? rest : rest.slice(0, end)).some((arg) => arg === '--help' || arg === '-h')) return undefined;
   if (command === 'requests') return REQUESTS_USAGE;
-  const sub = rest[0] && !rest[0].startsWith('-') ? rest[0] : undefined;
-  const lines = HELP.split('\n');
-  const pick = (prefix: string): string[] => {
-    const picked: string[] = [];
-    for (let index = 0; index < lines.length; index++) {
-      if (!lines[index]!.startsWith(`  pledge ${prefix} `) && lines[index] !== `  pledge ${prefix}`) continue;
-      picked.push(lines[index]!);
-      // Continuation lines are indented further and name no command.
-      while (index + 1 < lines.length && /^ {4,}\S/.test(lines[index + 1]!) && !lines[index + 1]!.trimStart().startsWith('pledge ')) picked.push(lines[++index]!);
-    }
-    return picked;
-  };
-  const usage = (sub ? pick(`${command} ${sub}`) : []).length > 0 ? pick(`${command} ${sub}`) : pick(command);
+  const sub = rest[0] && !rest[0].startsWith('-') ? usageLines(`${command} ${rest[0]}`) : [];
+  const usage = sub.length > 0 ? sub : usageLines(command);
   if (usage.length === 0) return undefined;
   return `usage:\n${usage.join('\n')}\n\n${HELP.slice(HELP.indexOf('Configuration comes'))}`;
 }
@@ -102,14 +112,14 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
         case 'publish':
           return policyPublishCommand(args, io, () => openEngineFor(io));
         default:
-          throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema or categories`);
+          throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema, categories or publish`);
       }
     }
     case 'audit':
-      if (rest[0] !== 'verify') throw new UsageError('usage: pledge audit verify [--from SEQ] [--json] [--progress]');
+      if (rest[0] !== 'verify') throw usageError('audit');
       return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'staff':
-      if (rest[0] !== 'add') throw new UsageError('usage: pledge staff add --email E --name N --role R [--password-stdin]');
+      if (rest[0] !== 'add') throw usageError('staff');
       return staffAddCommand(
         rest.slice(1),
         io,
@@ -122,14 +132,14 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
         { env: commandSecrets(), stdin: process.stdin, prompt: process.stderr },
       );
     case 'keys':
-      if (rest[0] !== 'rotate') throw new UsageError('usage: pledge keys rotate [--batch 1000] [--json]');
+      if (rest[0] !== 'rotate') throw usageError('keys');
       return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'requests':
       return requestsCommand(rest, io, () => openEngineFor(io));
     case 'retention':
       if (rest[0] === 'run') return retentionRunCommand(rest.slice(1), io, () => openEngineFor(io));
       if (rest[0] === 'holds') return retentionHoldsCommand(rest.slice(1), io, () => openEngineFor(io));
-      throw new UsageError('usage: pledge retention run [--dry-run] [--json] | pledge retention holds add|release|list');
+      throw usageError('retention');
     default:
       throw new UsageError(`unknown command "${command}"; run pledge --help`);
   }

@@ -540,24 +540,23 @@ export class CommsService {
     }
     const subject = await this.deps.subjects.get(input.subjectId);
     if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; no mail can reach them');
-    const row = this.prepare(
-      {
-        topic: topic.id,
-        subjectId: subject.id,
-        template: 'message',
-        data: { subject: input.subject, body: input.body, ...(input.name !== undefined ? { name: input.name } : {}) },
-        idempotencyKey: input.idempotencyKey,
-        ...(input.sendAt !== undefined ? { sendAt: input.sendAt } : {}),
-      },
-      this.deps.clock.now(),
-    );
-    const created = await this.deps.database.db.transaction().execute(async (trx) => {
-      const [inserted] = await store.insertMessages(trx, [row]);
-      if (inserted) await this.deps.audit.appendWithin(trx, [{ actor, action: 'comms.queued', target: { type: 'subject', id: subject.id }, purpose: topic.purpose ?? undefined, details: { message: inserted, topic: topic.id } }]);
-      return inserted !== undefined;
+    return this.deps.database.db.transaction().execute(async (trx) => {
+      const queued = await this.enqueue(
+        {
+          topic: topic.id,
+          subjectId: subject.id,
+          template: 'message',
+          data: { subject: input.subject, body: input.body, ...(input.name !== undefined ? { name: input.name } : {}) },
+          idempotencyKey: input.idempotencyKey,
+          ...(input.sendAt !== undefined ? { sendAt: input.sendAt } : {}),
+        },
+        trx,
+      );
+      const row = await store.get(trx, queued.id);
+      // Last in the transaction: from the append to the commit, every other append waits.
+      if (queued.created) await this.deps.audit.appendWithin(trx, [{ actor, action: 'comms.queued', target: { type: 'subject', id: subject.id }, purpose: topic.purpose ?? undefined, details: { message: queued.id, topic: topic.id } }]);
+      return { ...summary(row!), created: queued.created };
     });
-    const stored = created ? row.id : (await store.byIdempotencyKey(this.deps.database.db, row.idempotency_key))!.id;
-    return { ...(await this.get(stored)), created };
   }
 
   // --- reading the outbox ----------------------------------------------------------------------

@@ -162,7 +162,7 @@ function sqliteReader(file: string): Reader {
     try {
       // Reads of the same row in one round (a subject many requests read at once) share one
       // look-up: in one read transaction, each would have seen the same rows.
-      for (const [statement, groups] of byStatement(reads)) {
+      for (const [statement, groups] of groupBy(reads, (read) => read.statement)) {
         for (const askers of sameLookups(groups)) {
           try {
             shareRows(askers, (statement.all as (...values: unknown[]) => Array<Record<string, unknown>>).apply(statement, askers[0]!.parameters as unknown[]));
@@ -365,20 +365,24 @@ interface PendingLookup {
  * strings are grouped (the PostgreSQL reader batches nothing else); any other stays alone.
  */
 function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
-  const groups = new Map<string, L[]>();
-  const alone: L[][] = [];
-  for (const call of calls) {
-    if (!call.parameters.every((value) => typeof value === 'string')) {
-      alone.push([call]);
-      continue;
-    }
-    // JSON for several values: joined with a separator, ['a\u0000b', 'c'] and ['a', 'b\u0000c'] would meet.
-    const key = call.parameters.length === 1 ? (call.parameters[0] as string) : JSON.stringify(call.parameters);
+  const text: L[] = [];
+  const other: L[] = [];
+  for (const call of calls) (call.parameters.every((value) => typeof value === 'string') ? text : other).push(call);
+  // JSON for several values: joined with a separator, ['a\u0000b', 'c'] and ['a', 'b\u0000c'] would meet.
+  const grouped = groupBy(text, (call) => (call.parameters.length === 1 ? (call.parameters[0] as string) : JSON.stringify(call.parameters)));
+  return [...grouped.values(), ...other.map((call) => [call])];
+}
+
+/** `items` by key, each group in the order its items came, the groups in the order first seen. */
+function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
     const same = groups.get(key);
-    if (same) same.push(call);
-    else groups.set(key, [call]);
+    if (same) same.push(item);
+    else groups.set(key, [item]);
   }
-  return [...groups.values(), ...alone];
+  return groups;
 }
 
 /** One look-up's rows to every caller that asked it: each gets rows of its own, so one changing its copy does not change another's. */
@@ -386,17 +390,6 @@ function shareRows(askers: readonly PendingLookup[], rows: Array<Record<string, 
   const [first, ...others] = askers;
   first!.resolve(rows);
   for (const other of others) other.resolve(rows.map((row) => ({ ...row })));
-}
-
-/** SQLite reads of one round by statement, in the order first asked. */
-function byStatement(reads: readonly PendingRead[]): Map<SqliteStatement, PendingRead[]> {
-  const statements = new Map<SqliteStatement, PendingRead[]>();
-  for (const read of reads) {
-    const same = statements.get(read.statement);
-    if (same) same.push(read);
-    else statements.set(read.statement, [read]);
-  }
-  return statements;
 }
 
 const BATCH_ORDINAL = 'pledge_batch_ordinal';

@@ -4,6 +4,7 @@ import { compiledOnce, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
 import { TtlCache } from '../core/ttl-cache.js';
 import type { KeystoreTables, SubjectFieldsTable } from './subjects.tables.js';
+import type { FieldValue } from './subjects.service.js';
 
 const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string) =>
   db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId),
@@ -21,11 +22,14 @@ export interface SubjectKey {
   readonly opened: Map<string, OpenedField>;
 }
 
-/** A field opened with its subject's key: the row it was read from, and its value (frozen: reads share it). */
+/**
+ * A field opened with its subject's key: the row it was read from, and what a read answers for
+ * it (frozen: every read of the field shares it, and read-json.ts serialises it once).
+ */
 export interface OpenedField {
   readonly sealed: string;
   readonly row: SubjectFieldsTable;
-  readonly value: unknown;
+  readonly answer: FieldValue;
 }
 
 /**

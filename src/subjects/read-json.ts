@@ -2,7 +2,7 @@ import type { FieldValue, PurposeRead } from './subjects.service.js';
 
 /**
  * The JSON text of each field answer, made once: readData hands out the same frozen answer for
- * a field until its stored value changes (see SubjectsService.readData), so a subject read again
+ * a field until its stored value changes (OpenedField.answer, in the vault's key cache), so a subject read again
  * and again is serialised once per field instead of on every read. Weakly held: an answer no
  * longer cached by the vault takes its text with it.
  */

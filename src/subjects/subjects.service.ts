@@ -72,23 +72,6 @@ export interface FieldValue {
   updatedAt: string;
 }
 
-/**
- * The answer for an opened field, made once per opened value and frozen: every read of the field
- * shares it until its stored value changes (and with it the opened entry), and read-json.ts
- * serialises it once.
- */
-const answers = new WeakMap<OpenedField, FieldValue>();
-
-function answerOf(field: OpenedField): FieldValue {
-  let answer = answers.get(field);
-  if (!answer) {
-    const { row } = field;
-    answer = Object.freeze({ value: field.value, source: row.source, partner: row.partner, collectedFor: row.purpose, collectedAt: row.collected_at, updatedAt: row.updated_at });
-    answers.set(field, answer);
-  }
-  return answer;
-}
-
 export interface PurposeRead {
   subjectId: string;
   purpose: string;
@@ -483,14 +466,16 @@ export class SubjectsService {
           .map((row) => {
             const known = entry.opened.get(row.category);
             if (known?.sealed === row.value) return known;
-            const fresh = { sealed: row.value, row, value: deepFreeze(JSON.parse(open(entry.key, row.value, `field:${subjectId}:${row.category}`).toString('utf8'))) };
+            const value = deepFreeze(JSON.parse(open(entry.key, row.value, `field:${subjectId}:${row.category}`).toString('utf8'))) as FieldValue['value'];
+            const answer = Object.freeze({ value, source: row.source, partner: row.partner, collectedFor: row.purpose, collectedAt: row.collected_at, updatedAt: row.updated_at });
+            const fresh: OpenedField = { sealed: row.value, row, answer };
             entry.opened.set(row.category, fresh);
             return fresh;
           });
       }
       for (const field of opened as OpenedField[]) {
         if (purpose.legal_basis !== 'legal_obligation' && this.keptOnlyByException(subject, field.row)) continue;
-        fields[field.row.category] = answerOf(field);
+        fields[field.row.category] = field.answer;
       }
     }
     await this.deps.audit.record([
