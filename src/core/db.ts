@@ -260,11 +260,10 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
       run<Record<string, unknown>>(batchedLookupSql(text, arity), columns).then(
         (rows) => {
           const byAsker: Array<Record<string, unknown>[]> = askers.map(() => []);
-          for (const row of rows) {
-            const index = Number(row[BATCH_ORDINAL]) - 1;
-            delete row[BATCH_ORDINAL];
-            byAsker[index]!.push(row);
-          }
+          // Copied without the ordinal rather than deleting it: deleting a row's first property
+          // turns it into a slow dictionary, and every later read and copy of it (shareRows)
+          // cost five times as much.
+          for (const { [BATCH_ORDINAL]: ordinal, ...row } of rows) byAsker[Number(ordinal) - 1]!.push(row);
           byAsker.forEach((rowsOf, index) => answer(index, rowsOf));
         },
         (error: unknown) => {
