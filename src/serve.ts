@@ -5,7 +5,7 @@ import { loadConfig } from './core/config.js';
 import { formatReport } from './policy/policy.issues.js';
 import { loadPolicyFile } from './policy/policy.load.js';
 import { startRetentionSchedule } from './retention/retention.scheduler.js';
-import { isSupervisedWorker, leaveSupervisor, runsBackgroundWork, superviseWorkers } from './serve.workers.js';
+import { isSupervisedWorker, leaveSupervisor, runsBackgroundWork, superviseWorkers, warnIfUnpublished } from './serve.workers.js';
 
 /**
  * `pledge serve`: validates the policy first and refuses to start on any error (nothing is
@@ -65,6 +65,7 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   }
 
   const app = await createApp(config, { policy, warn: (message) => io.err(`warning: ${message}`) });
+  if (!worker) await warnIfUnpublished(app.policy, config, io);
   const address = await app.http.listen({ port: config.port, host: config.host });
   const background = runsBackgroundWork();
   if (background) {
@@ -96,3 +97,4 @@ export async function serveCommand(args: string[], io: CommandIO): Promise<numbe
   leaveSupervisor();
   return EXIT.ok;
 }
+

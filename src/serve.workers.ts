@@ -1,7 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
+import path from 'node:path';
 import { EXIT, type CommandIO } from './cli/io.js';
 import type { Config } from './core/config.js';
 import type { Policy } from './policy/policy.model.js';
+import type { PolicyService } from './policy/policy.service.js';
 import { createEngine } from './engine.js';
 
 /**
@@ -40,7 +42,11 @@ const STOP_TIMEOUT_MS = 30_000;
 export async function superviseWorkers(config: Config, policy: Policy, io: CommandIO, announce: (port: number) => void): Promise<number> {
   // Migrations, and the development master key, before any worker: N processes would only queue on them.
   const engine = await createEngine(config, { policy, warn: (message) => io.err(`warning: ${message}`) });
-  await engine.close();
+  try {
+    await warnIfUnpublished(engine.policy, config, io);
+  } finally {
+    await engine.close();
+  }
 
   let stopping = false;
   let announced = false;
@@ -104,4 +110,14 @@ export async function superviseWorkers(config: Config, policy: Policy, io: Comma
 
     for (let index = 0; index < config.workers; index++) fork(index === 0 ? 'jobs' : 'http');
   });
+}
+
+/**
+ * Says so at start when the policy file is not the version people were told about: enforcing
+ * an unannounced change is what policy publication exists to prevent.
+ */
+export async function warnIfUnpublished(policy: PolicyService, config: Config, io: CommandIO): Promise<void> {
+  const file = config.policyIsDemo ? 'pledge.yaml' : path.relative(io.cwd, config.policyPath) || config.policyPath;
+  const warning = await policy.publicationWarning(file);
+  if (warning) io.err(`warning: ${warning}`);
 }

@@ -3,6 +3,7 @@ import { EXIT, UsageError, parseCommandArgs, type CommandIO } from '../cli/io.js
 import type { Engine } from '../engine.js';
 import { formatReport } from '../policy/policy.issues.js';
 import { loadPolicyFile } from '../policy/policy.load.js';
+import { isCalendarDate } from '../policy/policy.service.js';
 
 /**
  * `pledge policy publish FILE [--effective YYYY-MM-DD]`: stores FILE as a new policy version
@@ -13,8 +14,8 @@ export async function policyPublishCommand(args: string[], io: CommandIO, openEn
   const { values, positionals } = parseCommandArgs(args, { effective: { type: 'string' } });
   if (positionals.length !== 1) throw new UsageError('usage: pledge policy publish FILE [--effective YYYY-MM-DD]');
   const effective = values.effective;
-  if (effective !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(effective) || Number.isNaN(Date.parse(`${effective}T00:00:00Z`)))) {
-    throw new UsageError(`--effective must be a date written YYYY-MM-DD, not "${effective}"`);
+  if (effective !== undefined && !isCalendarDate(effective)) {
+    throw new UsageError(`--effective must be a calendar date written YYYY-MM-DD, not "${effective}"`);
   }
   const loaded = loadPolicyFile(path.resolve(io.cwd, positionals[0]!));
   if (!loaded.policy) {
@@ -26,13 +27,16 @@ export async function policyPublishCommand(args: string[], io: CommandIO, openEn
   try {
     const result = await engine.comms.publishPolicy({ type: 'system', id: 'cli' }, loaded.policy, effective ?? loaded.policy.effectiveDate);
     if (!result.created) {
-      io.out(`policy version ${result.version.version} (${result.version.id}) is already published; nothing changed`);
+      const otherDate = effective !== undefined && effective !== result.version.effectiveDate;
+      io.out(`policy version ${result.version.version} (${result.version.id}) is already published, effective ${result.version.effectiveDate}; nothing changed${otherDate ? ` (a published version keeps its effective date: publish a changed file to set another)` : ''}`);
       return EXIT.ok;
     }
     const material = result.changes.filter((change) => change.material).length;
     io.out(`published policy version ${result.version.version} as ${result.version.id}, effective ${result.version.effectiveDate}`);
     io.out(result.previous ? `${result.changes.length} change(s) since ${result.previous.version}, ${material} material` : 'first published version');
     io.out(result.noticesScheduled ? 'notices to registered people are scheduled; pledge serve sends them' : 'no notice by email is due for this change');
+    // A running server keeps the policy it started with (its pages, checks and receipts).
+    io.out(`servers enforce the policy file they were started with: restart them with ${positionals[0]} on ${result.version.effectiveDate}`);
     return EXIT.ok;
   } finally {
     await engine.close();

@@ -9,7 +9,7 @@ import { loadPolicyFile, requirePolicy } from '../policy/policy.load.js';
 import { startServer, type RunningServer } from '../../test/support/cli.js';
 import { createTestDatabase, temporaryDirectory, testDialects, type TestDatabase } from '../../test/support/databases.js';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtp.js';
-import { writeMailPolicies } from './comms.test-support.js';
+import { dayAfter, writeMailPolicies } from './comms.test-support.js';
 
 /**
  * Real `pledge serve` processes sharing one database and one loopback SMTP server: a mailing
@@ -77,7 +77,7 @@ for (const dialect of testDialects()) {
           Array.from({ length: 1000 }, (_, index) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value: `person${start + index}@example.test` }] })),
         );
       }
-      const published = await engine.comms.publishPolicy(SYSTEM, requirePolicy(loadPolicyFile(policies.v2)), '2026-06-01');
+      const published = await engine.comms.publishPolicy(SYSTEM, requirePolicy(loadPolicyFile(policies.v2)), dayAfter(new Date(), 40));
       assert.equal(published.noticesScheduled, true);
       const notice = (mail: { headers: Map<string, string[]> }) => mail.headers.get('subject')?.[0]?.includes('privacy policy') ?? false;
 

@@ -50,3 +50,8 @@ export async function createMailTestApp(dialect: TestDialect, env: NodeJS.Proces
   });
   return { app: test.app, clock, dataDir: test.dataDir, policies: policies!, databaseUrl: test.databaseUrl, masterKey, cleanup: test.cleanup };
 }
+
+/** The day `days` after `from`, as a policy's effective date (YYYY-MM-DD). */
+export function dayAfter(from: Date, days: number): string {
+  return new Date(from.getTime() + days * 86_400_000).toISOString().slice(0, 10);
+}

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import type { PledgeError } from '../core/errors.js';
 import { loadPolicyFile, requirePolicy } from '../policy/policy.load.js';
 import { createTestDatabase, testDialects } from '../../test/support/databases.js';
 import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../../test/support/smtp.js';
-import { createMailTestApp, type MailTestApp } from './comms.test-support.js';
+import { createMailTestApp, dayAfter, type MailTestApp } from './comms.test-support.js';
 import { UnsubscribeTokens } from './comms.tokens.js';
 
 const SYSTEM = { type: 'system', id: 'test' } as const;
@@ -315,11 +316,17 @@ for (const dialect of testDialects()) {
       const registered = await Promise.all(['n1@example.test', 'n2@example.test', 'n3@example.test'].map((email) => createSubject(mail, email)));
       const noEmail = await mail.app.subjects.create(SYSTEM, { kinds: ['customer'], identities: [{ kind: 'user_id', value: 'u-1' }] });
       const v2 = requirePolicy(loadPolicyFile(mail.policies.v2));
-      const published = await mail.app.comms.publishPolicy(SYSTEM, v2, '2026-01-01');
+      // The policy in force promises 30 days' notice of material changes: sooner is refused, and nothing is published.
+      const soon = dayAfter(mail.clock.now(), 29);
+      await assert.rejects(mail.app.comms.publishPolicy(SYSTEM, v2, soon), (error: PledgeError) => error.code === 'effective_date_too_early' && error.details?.earliest === dayAfter(mail.clock.now(), 30));
+      await assert.rejects(mail.app.comms.publishPolicy(SYSTEM, v2, '2027-02-30'), (error: PledgeError) => error.code === 'invalid_effective_date');
+      assert.equal((await mail.app.policy.listVersions()).length, 1);
+      const effective = dayAfter(mail.clock.now(), 30);
+      const published = await mail.app.comms.publishPolicy(SYSTEM, v2, effective);
       assert.equal(published.created, true);
       assert.equal(published.material, true);
       assert.equal(published.noticesScheduled, true);
-      const again = await mail.app.comms.publishPolicy(SYSTEM, v2, '2026-01-01');
+      const again = await mail.app.comms.publishPolicy(SYSTEM, v2, effective);
       assert.equal(again.created, false);
       while ((await mail.app.comms.step()) > 0);
       const run = await mail.app.comms.noticeRun(published.version.id);

@@ -279,6 +279,17 @@ export const ERROR_CATALOGUE = {
     title: 'Policy version not found',
     description: 'No published policy version has this id.',
   },
+  invalid_effective_date: {
+    status: 422,
+    title: 'Effective date not valid',
+    description: 'A policy version takes effect on a calendar date written YYYY-MM-DD (2027-02-30 is not one). Nothing was published.',
+  },
+  effective_date_too_early: {
+    status: 422,
+    title: 'Effective date too early for a material change',
+    description:
+      'A material change cannot take effect before today, nor before the advance notice the policy in force promises (changes.advance_notice): people must be told first. `details.earliest` is the first date allowed. Nothing was published.',
+  },
   // requests
   request_not_found: {
     status: 404,

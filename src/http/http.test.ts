@@ -6,6 +6,8 @@ import { createApp } from '../app.js';
 import { loadConfig } from '../core/config.js';
 import { PledgeError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
+import { Policy } from '../policy/policy.model.js';
+import { PolicyService } from '../policy/policy.service.js';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { createTestDatabase, temporaryDirectory, testDialects } from '../../test/support/databases.js';
 
@@ -26,6 +28,8 @@ for (const dialect of testDialects()) {
       assert.deepEqual(body.database, { dialect, reachable: true });
       assert.equal(body.policy.version, '1.0');
       assert.match(body.policy.hash, /^[0-9a-f]{64}$/);
+      assert.equal(body.policy.published, true, 'the first start records its policy');
+      assert.equal(body.policy.in_force, '1.0');
       assert.equal(response.headers['cache-control'], 'no-store');
     });
 
@@ -146,15 +150,23 @@ for (const dialect of testDialects()) {
       assert.equal(JSON.parse(response.body).title, 'Pledge policy');
     });
 
-    test('the active policy version is recorded once, however often the engine starts', async () => {
+    test('the first policy is recorded once; a later start with another file records nothing and is told it was never published', async () => {
       const versions = await testApp.app.policy.listVersions();
       assert.equal(versions.length, 1);
       assert.equal(versions[0]!.hash, testApp.app.policy.policy.hash);
-      await testApp.app.policy.recordActiveVersion(testApp.app.audit);
+      assert.equal((await testApp.app.policy.recordFirstVersion(testApp.app.audit))?.id, versions[0]!.id);
       assert.equal((await testApp.app.policy.listVersions()).length, 1);
       const { entries } = await testApp.app.audit.list({ action: 'policy.activated' });
       assert.equal(entries.length, 1, 'the policy change is audited once');
       assert.equal(entries[0]!.details.hash, testApp.app.policy.policy.hash);
+      assert.equal(await testApp.app.policy.publicationWarning('pledge.yaml'), undefined, 'the published policy in force: nothing to say');
+
+      // A command started with another file (an edited pledge.yaml, or none and the demo) changes no history.
+      const document = testApp.app.policy.policy.document;
+      const edited = new PolicyService(new Policy({ ...document, policy: { ...document.policy, version: '9.9' } }), testApp.app.database, testApp.app.clock);
+      assert.equal(await edited.recordFirstVersion(testApp.app.audit), undefined);
+      assert.deepEqual((await testApp.app.policy.listVersions()).map((version) => version.id), [versions[0]!.id]);
+      assert.match((await edited.publicationWarning('edited.yaml'))!, /version 9\.9\) was never published.*version in force is version .* pledge policy publish edited\.yaml --effective/);
     });
   });
 }

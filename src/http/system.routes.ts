@@ -9,7 +9,13 @@ const HealthSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
   version: Type.String(),
   database: Type.Object({ dialect: Type.String(), reachable: Type.Boolean() }),
-  policy: Type.Object({ version: Type.String(), hash: Type.String(), effective_date: Type.String() }),
+  policy: Type.Object({
+    version: Type.String(),
+    hash: Type.String(),
+    effective_date: Type.String(),
+    published: Type.Boolean({ description: 'Whether the policy this server enforces is a published version (pledge policy publish).' }),
+    in_force: Type.Union([Type.String(), Type.Null()], { description: 'The published version in force today; when it is not this server\'s, restart the servers with its file.' }),
+  }),
 });
 
 export function registerSystemRoutes(app: FastifyInstance, deps: { database: Database; policy: PolicyService; version: string }): void {
@@ -25,12 +31,13 @@ export function registerSystemRoutes(app: FastifyInstance, deps: { database: Dat
   }, async (_request, reply) => {
     const reachable = await ping(deps.database);
     const { policy } = deps.policy;
+    const inForce = reachable ? await deps.policy.activeVersionNow().catch(() => undefined) : undefined;
     reply.header('cache-control', 'no-store');
     return reply.status(reachable ? 200 : 503).send({
       status: reachable ? 'ok' : 'degraded',
       version: deps.version,
       database: { dialect: deps.database.dialect, reachable },
-      policy: { version: policy.version, hash: policy.hash, effective_date: policy.effectiveDate },
+      policy: { version: policy.version, hash: policy.hash, effective_date: policy.effectiveDate, published: deps.policy.publishedVersion !== undefined, in_force: inForce?.version ?? null },
     });
   });
 

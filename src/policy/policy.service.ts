@@ -3,7 +3,9 @@ import type { Clock } from '../core/clock.js';
 import type { Database } from '../core/db.js';
 import type { Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
+import { PledgeError } from '../core/errors.js';
 import type { Actor } from '../staff/permissions.js';
+import { addDuration, parseDuration } from './duration.js';
 import { diffPolicies, isMaterial, type PolicyChange } from './policy.diff.js';
 import { Policy } from './policy.model.js';
 import type { PolicyDocument } from './policy.schema.js';
@@ -39,11 +41,13 @@ export class PolicyService {
   }
 
   /**
-   * Remembers this policy in the database (history of what the engine enforced, and when);
-   * the first time a policy is seen, the change is written to the audit chain with it.
+   * On the very first start, records this policy as the first version (with its audit entry);
+   * after that, versions come only from publish(), so a process started with another file —
+   * a command run without PLEDGE_POLICY, an edited file — never changes the history. Returns
+   * this policy's stored version, undefined when it was never published.
    */
-  async recordActiveVersion(audit?: AuditWriter): Promise<PolicyVersionRow> {
-    this.recorded = await this.store.record(this.policy, this.clock.now(), async (trx, id) => {
+  async recordFirstVersion(audit?: AuditWriter): Promise<PolicyVersionRow | undefined> {
+    this.recorded = await this.store.recordFirst(this.policy, this.clock.now(), async (trx, id) => {
       await audit?.appendWithin(trx, [
         { actor: { type: 'system', id: 'engine' }, action: 'policy.activated', target: { type: 'policy_version', id }, details: { version: this.policy.version, hash: this.policy.hash } },
       ]);
@@ -51,8 +55,27 @@ export class PolicyService {
     return this.recorded;
   }
 
-  get activeVersion(): PolicyVersionRow | undefined {
+  /** This policy's stored version: undefined when the file in use was never published. */
+  get publishedVersion(): PolicyVersionRow | undefined {
     return this.recorded;
+  }
+
+  /**
+   * What a server must tell its operator when the policy it enforces is not the one people
+   * were told about: a file never published (its changes were never announced), or a
+   * published version other than the one in force today (its effective date has not come, or
+   * a later one's has). Undefined when they agree. `file` names the policy file in the advice.
+   */
+  async publicationWarning(file: string): Promise<string | undefined> {
+    const inForce = await this.activeVersionNow();
+    const named = (row: PolicyVersionRow) => `version ${row.version} (${row.id}, effective ${row.effectiveDate})`;
+    if (!this.recorded) {
+      return `the policy in use (${file}, version ${this.policy.version}) was never published, so the people it covers were not told of its changes${inForce ? `; the published version in force is ${named(inForce)}` : ''}. Publish it with: pledge policy publish ${file} --effective YYYY-MM-DD`;
+    }
+    if (inForce && inForce.hash !== this.policy.hash) {
+      return `this server enforces policy ${named(this.recorded)}, but the version in force today is ${named(inForce)}: start the servers with that version's file`;
+    }
+    return undefined;
   }
 
   listVersions(): Promise<PolicyVersionRow[]> {
@@ -74,10 +97,13 @@ export class PolicyService {
     audit: AuditWriter,
     onPublished?: (trx: Transaction<Tables>, published: PublishedVersion) => Promise<void>,
   ): Promise<PublishedVersion & { created: boolean }> {
+    if (!isCalendarDate(effectiveDate)) throw new PledgeError('invalid_effective_date', `the effective date must be a calendar date written YYYY-MM-DD, not "${effectiveDate.slice(0, 40)}"`);
     let published: PublishedVersion | undefined;
     const { row, created } = await this.store.publish(policy, effectiveDate, this.clock.now(), async (trx, stored, previous) => {
-      const changes = previous ? diffPolicies(new Policy(JSON.parse(previous.document) as PolicyDocument), policy) : [];
+      const before = previous ? new Policy(JSON.parse(previous.document) as PolicyDocument) : undefined;
+      const changes = before ? diffPolicies(before, policy) : [];
       published = { version: stored, previous, changes, material: isMaterial(changes), policy };
+      if (published.material) this.requireAdvanceNotice(effectiveDate, before!);
       await audit.appendWithin(trx, [
         {
           actor,
@@ -91,6 +117,24 @@ export class PolicyService {
     return { ...(published ?? { version: row, previous: undefined, changes: [], material: false, policy }), created };
   }
 
+  /**
+   * A material change cannot take effect before today, nor before the advance notice the
+   * policy in force promised ("we tell you at least 30 days before"): notices sent today
+   * must reach people before the change applies to them.
+   */
+  private requireAdvanceNotice(effectiveDate: string, before: Policy): void {
+    const notice = before.document.changes?.advance_notice;
+    const today = new Date(`${this.clock.now().toISOString().slice(0, 10)}T00:00:00Z`);
+    const earliest = (notice ? addDuration(today, parseDuration(notice)!) : today).toISOString().slice(0, 10);
+    if (effectiveDate < earliest) {
+      throw new PledgeError(
+        'effective_date_too_early',
+        `this version changes the policy materially, so it cannot take effect on ${effectiveDate}: ${notice ? `the policy in force promises ${notice} of advance notice` : 'a material change cannot apply retroactively'}; the earliest effective date is ${earliest} (give it with --effective)`,
+        { details: { earliest } },
+      );
+    }
+  }
+
   getVersion(id: string): Promise<PolicyVersionDocument | undefined> {
     return this.store.get(id);
   }
@@ -99,6 +143,13 @@ export class PolicyService {
   activeVersionNow(): Promise<PolicyVersionRow | undefined> {
     return this.store.activeOn(this.clock.now().toISOString().slice(0, 10));
   }
+}
+
+/** YYYY-MM-DD naming a day that exists (Date.parse would take 2027-02-30 as 2 March). */
+export function isCalendarDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const day = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(day.getTime()) && day.toISOString().slice(0, 10) === text;
 }
 
 export interface PublishedVersion {

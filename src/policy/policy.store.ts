@@ -17,11 +17,16 @@ export class PolicyStore {
   constructor(private readonly database: Database) {}
 
   /**
-   * Records the policy the engine runs with, once per distinct content. Safe when several
-   * processes start together: the unique hash makes the insert a no-op for all but one.
+   * Records `policy` as the first version when none is recorded yet, and returns the stored
+   * version with its content (undefined when it was never published). Only the first start
+   * records a version this way: every later one is published (pledge policy publish), so that
+   * a change always goes through its diff and its notices, and a command run with another
+   * file cannot put that file on record. Safe when several processes start together: the
+   * unique hash makes the insert a no-op for all but one.
    */
-  async record(policy: Policy, now: Date, onFirstRecord?: (trx: Transaction<Tables>, id: string) => Promise<void>): Promise<PolicyVersionRow> {
+  async recordFirst(policy: Policy, now: Date, onFirstRecord?: (trx: Transaction<Tables>, id: string) => Promise<void>): Promise<PolicyVersionRow | undefined> {
     await this.database.db.transaction().execute(async (trx) => {
+      if (await trx.selectFrom('policy_versions').select('id').limit(1).executeTakeFirst()) return;
       const inserted = await trx
       .insertInto('policy_versions')
       .values({
@@ -41,8 +46,8 @@ export class PolicyStore {
       .selectFrom('policy_versions')
       .select(['id', 'version', 'hash', 'effective_date', 'recorded_at'])
       .where('hash', '=', policy.hash)
-      .executeTakeFirstOrThrow();
-    return { id: row.id, version: row.version, hash: row.hash, effectiveDate: row.effective_date, recordedAt: row.recorded_at };
+      .executeTakeFirst();
+    return row ? versionRow(row) : undefined;
   }
 
   async list(): Promise<PolicyVersionRow[]> {
