@@ -244,8 +244,19 @@ describe('pledge serve', () => {
         assert.match(stderr, /generated a development master key/);
         assert.equal(statSync(path.join(directory.path, '.pledge', 'master.key')).mode & 0o777, 0o600);
         assert.ok(existsSync(path.join(directory.path, '.pledge', 'pledge.db')));
+        assert.doesNotMatch(stderr, /never published/, 'the first start records its policy');
       } finally {
         assert.equal(await server.stop(), 0, 'a clean exit on SIGTERM');
+      }
+      // Edited and started again without publishing: it runs, and says people were not told.
+      writeFileSync(path.join(directory.path, 'pledge.yaml'), DEMO_TEXT.replace('name: Northwind Books\n', 'name: Eastwind Books\n'));
+      const edited = await startServer([], { cwd: directory.path });
+      try {
+        const health = (await (await fetch(`${edited.url}/health`)).json()) as { policy: { published: boolean; in_force: string | null } };
+        assert.deepEqual([health.policy.published, health.policy.in_force], [false, '1.0']);
+        assert.match(edited.output().stderr, /warning: the policy in use \(pledge\.yaml, version 1\.0\) was never published.*pledge policy publish pledge\.yaml --effective YYYY-MM-DD/);
+      } finally {
+        await edited.stop();
       }
     } finally {
       directory.remove();
