@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ERROR_CATALOGUE, PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { setPageSecurityHeaders } from './security-headers.js';
+import { validationIssues } from './validation-errors.js';
 
 /**
  * The one place where error codes become HTTP: RFC 9457 problem+json bodies.
@@ -29,10 +30,7 @@ function sendProblem(reply: FastifyReply, request: FastifyRequest, error: Pledge
 /** Fastify's own errors (body parsing, limits, validation) mapped onto the catalogue. */
 function fromFastifyError(error: FastifyError): PledgeError | undefined {
   if (error.validation) {
-    const errors = error.validation.map((issue) => ({
-      location: `${error.validationContext ?? 'body'}${issue.instancePath || ''}`,
-      message: issue.message ?? 'is not valid',
-    }));
+    const errors = validationIssues(error.validation, error.validationContext ?? 'body');
     return new PledgeError('validation_failed', `the ${error.validationContext ?? 'request'} is not valid`, { details: { errors } });
   }
   switch (error.code) {

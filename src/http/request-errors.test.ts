@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { testDialects } from '../../test/support/databases.js';
+import { ROLES } from '../staff/permissions.js';
+
+const system = { type: 'system' as const, id: 'test' };
+const PASSWORD = 'a long enough passphrase';
+
+/** How requests that do not fit their route are answered: each says precisely what is wrong, without echoing values. */
+for (const dialect of testDialects()) {
+  describe(`request errors on ${dialect}`, () => {
+    let testApp: TestApp;
+    let key: string;
+    before(async () => {
+      testApp = await createTestApp(dialect);
+      key = (await testApp.app.staff.createApiKey(system, { name: 'requests', permissions: ['staff:manage', 'keys:manage', 'subjects:write', 'subjects:erase', 'consent:write'], purposes: 'all' })).key;
+    });
+    after(() => testApp.cleanup());
+    const send = (method: string, url: string, options: { payload?: unknown; headers?: Record<string, string> } = {}) =>
+      testApp.app.http.inject({ method: method as 'POST', url, headers: { authorization: `Bearer ${key}`, ...options.headers }, ...(options.payload === undefined ? {} : { payload: options.payload as string }) });
+
+    test('an unknown body property is named in the error path, its value is not echoed', async () => {
+      const response = await send('POST', '/v1/staff', { payload: { email: 'ana@example.com', name: 'Ana', role: 'support', password: PASSWORD, nickname: 'jane-secret-value' } });
+      assert.equal(response.statusCode, 400);
+      const body = response.json();
+      assert.equal(body.code, 'validation_failed');
+      assert.deepEqual(body.errors, [{ location: 'body/nickname', message: 'is not a property this route accepts' }]);
+      assert.ok(!response.body.includes('jane-secret-value'));
+    });
+
+    test('a value outside an enum is told the allowed values', async () => {
+      const response = await send('POST', '/v1/staff', { payload: { email: 'ana@example.com', name: 'Ana', role: 'boss', password: PASSWORD } });
+      assert.equal(response.statusCode, 400);
+      assert.deepEqual(response.json().errors, [{ location: 'body/role', message: `must be one of ${ROLES.map((role) => `"${role}"`).join(', ')}` }]);
+      assert.ok(!response.body.includes('boss'), 'the value sent is not echoed');
+    });
+  });
+}
