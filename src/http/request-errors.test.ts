@@ -35,5 +35,14 @@ for (const dialect of testDialects()) {
       assert.deepEqual(response.json().errors, [{ location: 'body/role', message: `must be one of ${ROLES.map((role) => `"${role}"`).join(', ')}` }]);
       assert.ok(!response.body.includes('boss'), 'the value sent is not echoed');
     });
+
+    test('a body of a content type the route does not take is 415, not a validation error', async () => {
+      for (const contentType of ['text/plain', 'text/plain; charset=utf-8', 'application/xml']) {
+        const response = await send('POST', '/v1/staff', { payload: 'role=owner', headers: { 'content-type': contentType } });
+        assert.equal(response.statusCode, 415, `${contentType}: ${response.body}`);
+        assert.equal(response.json().code, 'unsupported_media_type');
+        assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
+      }
+    });
   });
 }
