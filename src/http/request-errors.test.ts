@@ -44,5 +44,19 @@ for (const dialect of testDialects()) {
         assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
       }
     });
+
+    test('a key that could pollute prototypes is refused, and the answer says why (not "invalid JSON")', async () => {
+      for (const payload of ['{"name":"k","__proto__":{"admin":true}}', '{"name":"k","constructor":{"prototype":{"admin":true}}}']) {
+        const response = await send('POST', '/v1/api-keys', { payload, headers: { 'content-type': 'application/json' } });
+        assert.equal(response.statusCode, 400, payload);
+        const body = response.json();
+        assert.equal(body.code, 'malformed_body');
+        assert.match(body.detail, /__proto__/);
+        assert.match(body.detail, /prototype/);
+      }
+      const broken = await send('POST', '/v1/api-keys', { payload: '{"name":', headers: { 'content-type': 'application/json' } });
+      assert.equal(broken.json().code, 'malformed_body');
+      assert.equal(broken.json().detail, 'the request body is not valid JSON');
+    });
   });
 }
