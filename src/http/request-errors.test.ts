@@ -58,5 +58,24 @@ for (const dialect of testDialects()) {
       assert.equal(broken.json().code, 'malformed_body');
       assert.equal(broken.json().detail, 'the request body is not valid JSON');
     });
+
+    test('an empty body sent as JSON is no body: routes that take none answer, routes that need one say it is missing', async () => {
+      const json = { 'content-type': 'application/json' };
+      const visitor = await send('POST', '/v1/visitors', { headers: json });
+      assert.equal(visitor.statusCode, 201, visitor.body);
+      assert.match(visitor.json().id, /^vis_/);
+      const created = await send('POST', '/v1/subjects', { payload: { kinds: ['customer'] } });
+      assert.equal(created.statusCode, 201, created.body);
+      const erased = await send('DELETE', `/v1/subjects/${created.json().id}`, { headers: json });
+      assert.equal(erased.statusCode, 200, erased.body);
+      const blank = await send('DELETE', `/v1/subjects/${created.json().id}`, { payload: ' \n', headers: json });
+      assert.equal(blank.statusCode, 200, `whitespace alone is no body either (erasing again is idempotent): ${blank.body}`);
+      for (const headers of [json, {}]) {
+        const missing = await send('POST', '/v1/staff', { headers });
+        assert.equal(missing.statusCode, 400, missing.body);
+        assert.equal(missing.json().code, 'validation_failed');
+        assert.deepEqual(missing.json().errors, [{ location: 'body', message: 'is missing' }]);
+      }
+    });
   });
 }
