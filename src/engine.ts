@@ -97,7 +97,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
     const audit = new AuditService(database, keyring, clock, { onError: (error) => logger.error({ err: error }, 'audit checkpoint failed') });
     const policyService = new PolicyService(policy, database, clock);
     await policyService.recordFirstVersion(audit);
-    const staff = new StaffService(database, audit, clock, keyring);
+    const staff = new StaffService(database, audit, clock, keyring, { declaredPurposes: policy.purposes });
     const keystore = new KeyStore(keystoreDatabase, keyring);
     // Connections to the company's datastores open on first use, never at start.
     const datasets = new DatasetsService({

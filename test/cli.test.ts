@@ -116,6 +116,9 @@ describe('pledge policy validate', () => {
     const unknownFlag = runPledge(['policy', 'validate', DEMO, '--jsno']);
     assert.equal(unknownFlag.status, 2);
     assert.match(unknownFlag.stderr, /Unknown option '--jsno'/);
+    const unknownRole = runPledge(['staff', 'add', '--email', 'ana@example.com', '--name', 'Ana', '--role', 'boss']);
+    assert.equal(unknownRole.status, 2, unknownRole.stderr);
+    assert.equal(unknownRole.stderr, 'pledge: --role must be one of owner, privacy_officer, support, auditor, developer\n');
   });
 });
 

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ERROR_CATALOGUE, PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { setPageSecurityHeaders } from './security-headers.js';
+import { validationIssues } from './validation-errors.js';
 
 /**
  * The one place where error codes become HTTP: RFC 9457 problem+json bodies.
@@ -27,12 +28,13 @@ function sendProblem(reply: FastifyReply, request: FastifyRequest, error: Pledge
 }
 
 /** Fastify's own errors (body parsing, limits, validation) mapped onto the catalogue. */
-function fromFastifyError(error: FastifyError): PledgeError | undefined {
+function fromFastifyError(error: FastifyError, request: FastifyRequest): PledgeError | undefined {
   if (error.validation) {
-    const errors = error.validation.map((issue) => ({
-      location: `${error.validationContext ?? 'body'}${issue.instancePath || ''}`,
-      message: issue.message ?? 'is not valid',
-    }));
+    // No body at all (none sent, or an empty one): ajv would say "must be object".
+    if (error.validationContext === 'body' && request.body === undefined) {
+      return new PledgeError('validation_failed', 'this route needs a JSON body and none was sent', { details: { errors: [{ location: 'body', message: 'is missing' }] } });
+    }
+    const errors = validationIssues(error.validation, error.validationContext ?? 'body');
     return new PledgeError('validation_failed', `the ${error.validationContext ?? 'request'} is not valid`, { details: { errors } });
   }
   switch (error.code) {
@@ -40,7 +42,6 @@ function fromFastifyError(error: FastifyError): PledgeError | undefined {
       return new PledgeError('payload_too_large', 'the request body is larger than this route accepts');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new PledgeError('unsupported_media_type', 'this route does not accept that content type');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new PledgeError('malformed_body', 'the request body is not valid JSON');
@@ -57,7 +58,7 @@ function fromFastifyError(error: FastifyError): PledgeError | undefined {
 /** Problem answers for errors and unknown routes; call it before any route is registered (it learns the routes' methods). */
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const known = isPledgeError(error) ? error : fromFastifyError(error);
+    const known = isPledgeError(error) ? error : fromFastifyError(error, request);
     if (known) {
       if (known.status >= 500) request.log.error({ code: known.code, err: error }, 'request failed');
       return sendProblem(reply, request, known);

@@ -8,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { trackRoutes } from './auth.js';
+import { registerBodyParsers } from './body-parsers.js';
 import { registerProblemHandlers } from './problem.js';
 import { lazyChildLogger } from './request-logger.js';
 import { registerSecurityHeaders } from './security-headers.js';
@@ -59,6 +60,7 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema));
 
   registerProblemHandlers(app);
+  registerBodyParsers(app);
 
   registerSecurityHeaders(app, {
     contentSecurityPolicy: {

@@ -1,7 +1,7 @@
 import { EXIT, UsageError, parseCommandArgs, type CommandIO } from '../cli/io.js';
 import { isPledgeError } from '../core/errors.js';
 import { ROLES } from './permissions.js';
-import type { StaffService } from './staff.service.js';
+import { isRole, type StaffService } from './staff.service.js';
 
 /**
  * What a staff command needs of the engine; the bin opens it from the configuration (the
@@ -49,6 +49,9 @@ export async function staffAddCommand(args: string[], io: CommandIO, openEngine:
     'database-url': { type: 'string' },
   });
   if (positionals.length > 0 || !values.email || !values.name || !values.role) throw new UsageError(USAGE);
+  // A role is a word of the command line, like a flag's name: a wrong one is a usage error (exit
+  // 2), told before a password is asked for.
+  if (!isRole(values.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
 
   const password = await readPassword(input, values['password-stdin'] === true);
   const engine = await openEngine({

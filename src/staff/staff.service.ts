@@ -121,6 +121,12 @@ export interface StaffServiceOptions {
    * process takes effect at once; another process sharing the database sees it within this time.
    */
   apiKeyCacheMs?: number;
+  /**
+   * The purposes the policy declares: an API key may be scoped only to those (422
+   * unknown_purpose otherwise). Without it — the staff domain tested on its own, with no policy —
+   * purpose ids are checked for their form alone.
+   */
+  declaredPurposes?: { has(purpose: string): boolean; keys(): Iterable<string> };
 }
 
 /** One second: a service calling thousands of times a second pays one key look-up a second. */
@@ -145,6 +151,8 @@ export class StaffService {
   /** Verified API keys by secret hash (never by the secret itself), with the actor they stand for. */
   private readonly apiKeys: TtlCache<string, VerifiedApiKey>;
 
+  private readonly declaredPurposes: StaffServiceOptions['declaredPurposes'];
+
   constructor(
     private readonly database: Database,
     private readonly audit: AuditWriter,
@@ -152,6 +160,7 @@ export class StaffService {
     private readonly keyring: TokenSecrets,
     options: StaffServiceOptions = {},
   ) {
+    this.declaredPurposes = options.declaredPurposes;
     const limit = options.loginRateLimit ?? LOGIN_RATE_LIMIT;
     this.limiter = new AttemptLimiter(clock, limit.limit, limit.windowMs);
     this.apiKeys = new TtlCache({ max: 10_000, ttlMs: options.apiKeyCacheMs ?? API_KEY_CACHE_MS, now: () => clock.now().getTime() });
@@ -386,6 +395,15 @@ export class StaffService {
    * Creates an API key and returns it — the only time the full key is ever available; only its
    * SHA-256 is stored. A key never gets a permission its creator does not hold.
    */
+  /** A key scoped to a purpose the policy does not declare would be refused on every use: refuse it at once. */
+  private assertDeclaredPurposes(purposes: readonly string[]): void {
+    const declared = this.declaredPurposes;
+    const unknown = declared ? purposes.find((purpose) => !declared.has(purpose)) : undefined;
+    if (unknown === undefined) return;
+    // Purpose ids have passed PURPOSE_PATTERN: names from the policy's vocabulary, not personal data.
+    throw new PledgeError('unknown_purpose', `purpose "${unknown}" is not declared in the policy; it declares ${[...declared!.keys()].join(', ')}`, { details: { purpose: unknown } });
+  }
+
   async createApiKey(actor: Actor, input: CreateApiKeyInput): Promise<{ apiKey: ApiKeyView; key: string }> {
     const name = input.name.trim();
     const errors: Array<{ location: string; message: string }> = [];
@@ -403,6 +421,7 @@ export class StaffService {
         errors.push({ location: 'purposes', message: 'must be "all" or a list of purpose ids from the policy' });
       }
     }
+    if (errors.length === 0 && purposes !== 'all') this.assertDeclaredPurposes(purposes);
     const nowDate = this.clock.now();
     let expiresAt: string | null = null;
     if (input.expiresAt !== undefined && input.expiresAt !== null) {

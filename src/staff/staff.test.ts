@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { hashToken } from '../core/crypto.js';
 import { PledgeError } from '../core/errors.js';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { testDialects } from '../../test/support/databases.js';
 import type { Actor } from './permissions.js';
 import { ARGON2_PARAMS, hashPassword, needsRehash, parsePhc, passwordProblems, verifyPassword } from './staff.passwords.js';
@@ -338,6 +339,41 @@ for (const dialect of testDialects()) {
       assert.doesNotMatch(text, /@/);
       assert.ok(!text.includes(PASSWORD));
       assert.ok(!text.includes('wrong password'));
+    });
+  });
+}
+
+for (const dialect of testDialects()) {
+  describe(`API keys against the policy on ${dialect}`, () => {
+    let testApp: TestApp;
+    let key: string;
+    before(async () => {
+      testApp = await createTestApp(dialect);
+      key = (await testApp.app.staff.createApiKey(OWNER, { name: 'keys', permissions: ['keys:manage', 'subjects:read'], purposes: 'all' })).key;
+    });
+    after(() => testApp.cleanup());
+    const create = (body: unknown) => testApp.app.http.inject({ method: 'POST', url: '/v1/api-keys', headers: { authorization: `Bearer ${key}` }, payload: body as object });
+
+    test('a key scoped to a purpose the policy does not declare is refused (422 unknown_purpose naming it), and nothing is stored', async () => {
+      const before = (await testApp.app.staff.listApiKeys()).length;
+      const response = await create({ name: 'shop', permissions: ['subjects:read'], purposes: ['marketing', 'nope'] });
+      assert.equal(response.statusCode, 422, response.body);
+      const body = response.json();
+      assert.equal(body.code, 'unknown_purpose');
+      assert.equal(body.purpose, 'nope');
+      assert.match(body.detail, /^purpose "nope" is not declared in the policy; it declares .*\bmarketing\b/);
+      assert.equal((await testApp.app.staff.listApiKeys()).length, before);
+      assert.equal((await create({ name: 'shop', permissions: ['subjects:read'], purposes: ['marketing', 'order_fulfilment'] })).statusCode, 201);
+      assert.equal((await create({ name: 'shop', permissions: ['subjects:read'], purposes: 'all' })).statusCode, 201);
+      await assert.rejects(testApp.app.staff.createApiKey(OWNER, { name: 'x', permissions: ['subjects:read'], purposes: ['analytic'] }), rejectsWith('unknown_purpose'));
+    });
+
+    test('an unknown permission is refused by the schema, with the permissions it could have been', async () => {
+      const response = await create({ name: 'shop', permissions: ['subjects:read', 'root:all'], purposes: 'all' });
+      assert.equal(response.statusCode, 400, response.body);
+      const [issue] = response.json().errors;
+      assert.equal(issue.location, 'body/permissions/1');
+      assert.match(issue.message, /^must be one of "[a-z_]+:[a-z_]+"/);
     });
   });
 }
