@@ -26,7 +26,7 @@ Usage:
   pledge policy schema [--out FILE]
   pledge policy categories [FILE] [--json]
   pledge policy publish FILE [--effective YYYY-MM-DD]
-  pledge audit verify [--from SEQ] [--json] [--progress]
+  pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]
   pledge keys rotate [--batch 1000] [--json]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
                    [--data-dir .pledge] [--database-url postgres://…]   (the password: PLEDGE_STAFF_PASSWORD, stdin or a prompt)

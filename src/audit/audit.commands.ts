@@ -1,7 +1,7 @@
 import { EXIT, UsageError, parseCommandArgs, processIO, type CommandIO } from '../cli/io.js';
 import type { AuditService, AuditVerifyProgress } from './audit.service.js';
 
-const USAGE = 'usage: pledge audit verify [--from SEQ] [--json] [--progress]';
+const USAGE = 'usage: pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]';
 
 /**
  * `pledge audit verify [--from SEQ] [--json] [--progress]`: walks the whole chain (or from
@@ -11,6 +11,13 @@ const USAGE = 'usage: pledge audit verify [--from SEQ] [--json] [--progress]';
  *   audit chain broken at entry 1234: hash_mismatch — entry 1234 does not hash to its stored hash: …
  *
  * Progress (entries/s) goes to stderr once a second when stderr is a terminal, or with --progress.
+ *
+ * The entries after the last signed checkpoint can be removed together with the head without
+ * breaking anything the chain can show; the report names them. `--expect SEQ:HASH` (the head a
+ * previous run printed, kept outside the database) fails unless that entry is still there:
+ *
+ *   pledge audit verify --json > last.json      # keep it where the database's admins cannot write
+ *   pledge audit verify --expect "$(jq -r '"\(.head.seq):\(.head.hash)"' last.json)"
  */
 export async function auditVerifyCommand(
   args: string[],
@@ -21,12 +28,19 @@ export async function auditVerifyCommand(
     json: { type: 'boolean' },
     from: { type: 'string' },
     progress: { type: 'boolean' },
+    expect: { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(USAGE);
   let fromSeq: number | undefined;
   if (values.from !== undefined) {
     if (!/^[1-9][0-9]{0,14}$/.test(values.from)) throw new UsageError(`--from must be an entry number (1, 2, …), not "${values.from}"`);
     fromSeq = Number(values.from);
+  }
+  let expect: { seq: number; hash: string } | undefined;
+  if (values.expect !== undefined) {
+    const match = /^([1-9][0-9]{0,14}):([A-Za-z0-9_-]{43})$/.exec(values.expect);
+    if (!match) throw new UsageError('--expect must be SEQ:HASH, the head an earlier `pledge audit verify --json` reported');
+    expect = { seq: Number(match[1]), hash: match[2]! };
   }
   const showProgress = values.progress ?? (io === processIO && process.stderr.isTTY === true && !values.json);
 
@@ -44,7 +58,7 @@ export async function auditVerifyCommand(
           io.err(`verified ${progress.seq.toLocaleString('en')}${of} (${Math.round(rate).toLocaleString('en')} entries/s)`);
         }
       : undefined;
-    const result = await engine.audit.verify({ ...(fromSeq !== undefined ? { fromSeq } : {}), ...(onProgress ? { onProgress } : {}) });
+    const result = await engine.audit.verify({ ...(fromSeq !== undefined ? { fromSeq } : {}), ...(expect ? { expect } : {}), ...(onProgress ? { onProgress } : {}) });
     const seconds = (performance.now() - started) / 1000;
     const rate = seconds > 0 ? Math.round(result.entries / seconds) : result.entries;
 
@@ -54,6 +68,12 @@ export async function auditVerifyCommand(
       io.out(
         `audit chain intact: ${result.entries.toLocaleString('en')} entries${fromSeq ? ` from entry ${fromSeq}` : ''}, ${result.checkpoints.toLocaleString('en')} signed checkpoints (key ${engine.audit.keyId}), verified in ${seconds.toFixed(1)} s (${rate.toLocaleString('en')} entries/s)`,
       );
+      const unsigned = result.unsigned;
+      if (unsigned) {
+        const range = unsigned.fromSeq === unsigned.toSeq ? `entry ${unsigned.fromSeq}` : `entries ${unsigned.fromSeq}–${unsigned.toSeq}`;
+        const after = unsigned.lastCheckpointSeq === null ? 'no signed checkpoint yet' : `after the last signed checkpoint (entry ${unsigned.lastCheckpointSeq})`;
+        io.out(`not yet signed: ${range}, ${after}; removed together with the head they would go unnoticed. Next time pass --expect ${result.head!.seq}:${result.head!.hash}`);
+      }
     } else {
       const problem = result.firstProblem!;
       io.err(`audit chain broken at entry ${problem.seq}: ${problem.problem} — ${problem.message}`);

@@ -38,7 +38,7 @@ export interface AuditServiceOptions {
   onError?: (error: unknown) => void;
 }
 
-export type AuditProblem = 'hash_mismatch' | 'broken_link' | 'missing_entry' | 'unexpected_entry' | 'checkpoint_mismatch' | 'bad_signature' | 'head_mismatch';
+export type AuditProblem = 'hash_mismatch' | 'broken_link' | 'missing_entry' | 'unexpected_entry' | 'checkpoint_mismatch' | 'bad_signature' | 'head_mismatch' | 'expected_mismatch';
 
 export interface AuditVerifyProgress {
   /** Entries verified so far. */
@@ -56,6 +56,12 @@ export interface AuditVerifyOptions {
   onProgress?: (progress: AuditVerifyProgress) => void;
   /** Entries read per query (default 5000). */
   batchSize?: number;
+  /**
+   * An entry an earlier verification ended at (its `head`), kept outside the database: it must
+   * still be there with this hash. This is what catches a tail cut back consistently (entries
+   * and head) to before the next signed checkpoint, which the chain alone cannot show.
+   */
+  expect?: { seq: number; hash: string };
 }
 
 export interface AuditVerifyResult {
@@ -65,6 +71,14 @@ export interface AuditVerifyResult {
   /** Checkpoints whose hash and signature were verified. */
   checkpoints: number;
   firstProblem?: { seq: number; problem: AuditProblem; message: string };
+  /** Intact chains: the last entry verified (pass it back as `expect` next time), or null when empty. */
+  head?: { seq: number; hash: string } | null;
+  /**
+   * Intact chains: the entries after the last signed checkpoint, or null when there are none.
+   * Removing these together with the head leaves a chain that verifies: only `expect`, or the
+   * next checkpoint signed before the removal, shows it.
+   */
+  unsigned?: { fromSeq: number; toSeq: number; lastCheckpointSeq: number | null } | null;
 }
 
 export interface AuditEntry {
@@ -451,10 +465,19 @@ export class AuditService implements AuditWriter {
     const fromSeq = Math.max(1, Math.floor(options.fromSeq ?? 1));
     let expected = fromSeq;
     let prevHash = GENESIS_HASH;
+    let lastCheckpointSeq: number | null = null;
+    if (options.expect) {
+      const { seq, hash } = options.expect;
+      const stored = await auditStore.entryHash(db, seq);
+      if (stored === undefined) {
+        return fail(seq, 'missing_entry', `entry ${seq}, where an earlier verification ended, is gone: the chain was cut back (entries and head) to before it`);
+      }
+      if (stored !== hash) return fail(seq, 'expected_mismatch', `entry ${seq} no longer has the hash an earlier verification recorded: the chain up to it was rewritten`);
+    }
     const startHead = (await auditStore.head(db))?.seq ?? 0;
     if (fromSeq > 1) {
       // Nothing to verify past the head (the head itself is checked by a full verification).
-      if (fromSeq - 1 > startHead) return { ok: true, entries, checkpoints };
+      if (fromSeq - 1 > startHead) return { ok: true, entries, checkpoints, head: null, unsigned: null };
       const anchor = await auditStore.entryHash(db, fromSeq - 1);
       if (anchor === undefined) return fail(fromSeq - 1, 'missing_entry', `entry ${fromSeq - 1} is missing, so entry ${fromSeq} has nothing to link to`);
       prevHash = anchor;
@@ -489,6 +512,7 @@ export class AuditService implements AuditWriter {
               return fail(seq, 'bad_signature', `the checkpoint at entry ${seq} is not validly signed by the audit key ${currentKeyId}${cp.key_id !== currentKeyId ? ` (it names key ${cp.key_id})` : ''}`);
             }
             checkpoints++;
+            lastCheckpointSeq = seq;
           }
           prevHash = row.hash;
           expected = seq + 1;
@@ -531,7 +555,16 @@ export class AuditService implements AuditWriter {
         return fail(expected, 'missing_entry', `a signed checkpoint covers entry ${beyond.seq}, but the chain ends at entry ${expected - 1}: entries were removed`);
       }
     }
-    return { ok: true, entries, checkpoints };
+    const last = expected - 1;
+    // Started past the chain's last checkpoint: the one before the start still counts.
+    if (lastCheckpointSeq === null && fromSeq > 1) lastCheckpointSeq = (await auditStore.latestCheckpointUpTo(db, last))?.seq ?? null;
+    return {
+      ok: true,
+      entries,
+      checkpoints,
+      head: last >= 1 ? { seq: last, hash: prevHash } : null,
+      unsigned: last > (lastCheckpointSeq ?? 0) ? { fromSeq: (lastCheckpointSeq ?? 0) + 1, toSeq: last, lastCheckpointSeq } : null,
+    };
   }
 
   /**

@@ -193,6 +193,11 @@ export const auditStore = {
     return executor.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
   },
 
+  /** The last checkpoint at or before `seq`. */
+  async latestCheckpointUpTo(executor: Executor, seq: number): Promise<AuditCheckpointRow | undefined> {
+    return executor.selectFrom('audit_checkpoints').selectAll().where('seq', '<=', seq).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  },
+
   /** The next `limit` entries after `afterSeq`, in chain order: the verifier's read. */
   async entriesAfter(executor: Executor, afterSeq: number, limit: number): Promise<AuditEntryRow[]> {
     return executor.selectFrom('audit_entries').select(ENTRY_COLUMNS).where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();

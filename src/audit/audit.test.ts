@@ -60,6 +60,11 @@ function event(index: number): AuditEvent {
   };
 }
 
+/** What a verification counted, without where it ended (head, unsigned). */
+function verifiedCounts(result: AuditVerifyResult): Pick<AuditVerifyResult, 'ok' | 'entries' | 'checkpoints'> {
+  return { ok: result.ok, entries: result.entries, checkpoints: result.checkpoints };
+}
+
 function bufferIO(): CommandIO & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
   const stderr: string[] = [];
@@ -128,7 +133,7 @@ for (const dialect of testDialects()) {
     test('an untouched chain verifies: contiguous seqs, links, checkpoints every 10 entries', async () => {
       await freshChain(50);
       const result = await verifyBoth();
-      assert.deepEqual(result, { ok: true, entries: 50, checkpoints: 5 });
+      assert.deepEqual(verifiedCounts(result), { ok: true, entries: 50, checkpoints: 5 });
       const seqs = (await database.db.selectFrom('audit_entries').select('seq').orderBy('seq').execute()).map((row) => row.seq);
       assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
       assert.equal(typeof seqs[0], 'number', 'seq comes back as a number');
@@ -148,7 +153,7 @@ for (const dialect of testDialects()) {
       await audit.record([
         { actor: { type: 'system', id: 'import/ünïcödé' }, action: 'data.import', target: { type: 'subject', id: 'sub_😀_\u2028' }, details: { quote: 'a"b\\c', slash: '/x/', emoji: '✓😀', mixed: ['\u2029', 'é'] } },
       ]);
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 1, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 1, checkpoints: 0 });
       const row = await entryRow(1);
       assert.equal(hashEntry(row), row.hash);
       assert.deepEqual((await audit.list()).entries[0]!.details, { emoji: '✓😀', mixed: ['\u2029', 'é'], quote: 'a"b\\c', slash: '/x/' });
@@ -156,7 +161,7 @@ for (const dialect of testDialects()) {
 
     test('an empty chain verifies', async () => {
       await freshChain(0);
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 0, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 0, checkpoints: 0 });
     });
 
     test('a changed details or action value: hash_mismatch at that entry', async () => {
@@ -225,6 +230,37 @@ for (const dialect of testDialects()) {
       await expectProblem(46, 'missing_entry');
     });
 
+    test('a tail cut back, with the head, to after the last checkpoint verifies: the report names the unsigned entries, and --expect catches the cut', async () => {
+      await freshChain(47);
+      const before = await verifyBoth();
+      assert.deepEqual(before.head, { seq: 47, hash: (await entryRow(47)).hash });
+      assert.deepEqual(before.unsigned, { fromSeq: 41, toSeq: 47, lastCheckpointSeq: 40 }, 'entries 41–47 are not covered by a signature');
+      assert.deepEqual((await audit.verify({ fromSeq: 45 })).unsigned, { fromSeq: 41, toSeq: 47, lastCheckpointSeq: 40 }, 'also when verifying from past the checkpoint');
+
+      await sql`delete from audit_entries where seq > ${43}`.execute(database.db);
+      await database.db.updateTable('audit_head').set({ seq: 43, hash: (await entryRow(43)).hash }).where('id', '=', 1).execute();
+      const cut = await verifyBoth();
+      assert.equal(cut.ok, true, 'the chain alone cannot show this cut');
+      assert.deepEqual(cut.unsigned, { fromSeq: 41, toSeq: 43, lastCheckpointSeq: 40 });
+
+      const expect = before.head!;
+      const caught = await audit.verify({ expect });
+      assert.deepEqual({ ok: caught.ok, ...caught.firstProblem, message: undefined }, { ok: false, seq: 47, problem: 'missing_entry', message: undefined });
+      await database.db.transaction().execute((trx) => audit.appendWithin(trx, [event(1), event(2), event(3), event(4)]));
+      const rewritten = await audit.verify({ expect });
+      assert.equal(rewritten.firstProblem?.problem, 'expected_mismatch', 'entries written again up to the same seq have other hashes');
+
+      const engine = async () => ({ audit, close: async () => {} });
+      const io = bufferIO();
+      assert.equal(await auditVerifyCommand(['--expect', `${expect.seq}:${expect.hash}`], io, engine), 1);
+      assert.match(io.stderr.join('\n'), /^audit chain broken at entry 47: expected_mismatch/);
+      await freshChain(25);
+      const intact = bufferIO();
+      assert.equal(await auditVerifyCommand([], intact, engine), 0);
+      assert.match(intact.stdout.join('\n'), /not yet signed: entries 21–25, after the last signed checkpoint \(entry 20\);.* --expect 25:[A-Za-z0-9_-]{43}$/);
+      await assert.rejects(auditVerifyCommand(['--expect', '25'], bufferIO(), engine), UsageError);
+    });
+
     test('a head whose hash differs from the last entry: head_mismatch at the last entry', async () => {
       await freshChain();
       await database.db.updateTable('audit_head').set({ hash: GENESIS_HASH }).where('id', '=', 1).execute();
@@ -286,9 +322,9 @@ for (const dialect of testDialects()) {
       await freshChain(50);
       const progress: number[] = [];
       const result = await audit.verify({ fromSeq: 31, batchSize: 8, onProgress: (report) => progress.push(report.seq) });
-      assert.deepEqual(result, { ok: true, entries: 20, checkpoints: 2 });
+      assert.deepEqual(verifiedCounts(result), { ok: true, entries: 20, checkpoints: 2 });
       assert.deepEqual(progress, [38, 46, 50]);
-      assert.deepEqual(await audit.verify({ fromSeq: 80 }), { ok: true, entries: 0, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await audit.verify({ fromSeq: 80 })), { ok: true, entries: 0, checkpoints: 0 });
       await sql`update audit_entries set action = ${'data.export'} where seq = ${10}`.execute(database.db);
       assert.equal((await audit.verify({ fromSeq: 31 })).ok, true, 'entries before fromSeq are not verified');
     });
@@ -302,7 +338,7 @@ for (const dialect of testDialects()) {
       assert.equal(stats.events - before.events, 200);
       const transactions = stats.transactions - before.transactions;
       assert.ok(transactions >= 1 && transactions < 200, `${transactions} transactions for 200 calls`);
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 200, checkpoints: 20 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 200, checkpoints: 20 });
       const counts = await database.db.selectFrom('audit_entries').select((eb) => [eb.fn.countAll().as('n'), eb.fn.max('seq').as('max')]).executeTakeFirstOrThrow();
       assert.deepEqual([Number(counts.n), Number(counts.max)], [200, 200]);
     });
@@ -317,7 +353,7 @@ for (const dialect of testDialects()) {
       } finally {
         await small.close();
       }
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 80, checkpoints: 8 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 80, checkpoints: 8 });
     });
 
     test('with a flush delay, a full batch commits without waiting for it', async () => {
@@ -330,7 +366,7 @@ for (const dialect of testDialects()) {
       } finally {
         await delayed.close();
       }
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 10, checkpoints: 1 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 10, checkpoints: 1 });
     });
 
     test('a record() whose transaction fails rejects, and nothing is written', async () => {
@@ -344,7 +380,7 @@ for (const dialect of testDialects()) {
       assert.equal(failing.stats().transactions, 1);
       await failing.close();
       await assert.rejects(failing.record([event(3)]), (error: unknown) => isPledgeError(error) && error.code === 'internal');
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 1, checkpoints: 0 }, 'only the entry committed before the failure');
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 1, checkpoints: 0 }, 'only the entry committed before the failure');
     });
 
     test('close() commits what is pending before it returns', async () => {
@@ -357,7 +393,7 @@ for (const dialect of testDialects()) {
       await closing.close();
       assert.equal(settled, true, 'the caller was answered before close() returned');
       await pending;
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 2, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 2, checkpoints: 0 });
     });
 
     test('appendWithin rolls back with the transaction it is in', async () => {
@@ -369,9 +405,9 @@ for (const dialect of testDialects()) {
         }),
         /the change failed/,
       );
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 5, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 5, checkpoints: 0 });
       await audit.record([event(6)]);
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 6, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 6, checkpoints: 0 });
     });
 
     test('details that could carry personal data are refused before anything is written', async () => {
@@ -398,7 +434,7 @@ for (const dialect of testDialects()) {
         await assert.rejects(database.db.transaction().execute((trx) => audit.appendWithin(trx, [event(1), bad])));
       }
       assert.doesNotThrow(() => validateAuditEvent({ actor: { type: 'system', id: 'retention' }, action: 'retention.sweep', details: { deleted: 3, categories: [], ok: true, code: 'x'.repeat(200) } }));
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: 0, checkpoints: 0 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 0, checkpoints: 0 });
     });
 
     test('checkpoints: forced, on the interval when entries were added, and the public key', async () => {
@@ -418,7 +454,7 @@ for (const dialect of testDialects()) {
         assert.equal(forced?.seq, 4);
         assert.equal(forced.keyId, audit.keyId, 'the key comes from the keyring: every instance signs with the same one');
         assert.match(timed.publicKeyPem(), /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----\n$/);
-        assert.deepEqual(await verifyBoth(), { ok: true, entries: 4, checkpoints: 2 });
+        assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 4, checkpoints: 2 });
       } finally {
         await timed.close();
       }
@@ -479,7 +515,7 @@ for (const dialect of testDialects()) {
           await first.close();
           await second.close();
         }
-        assert.deepEqual(await verifyBoth(), { ok: true, entries: 400, checkpoints: 40 });
+        assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 400, checkpoints: 40 });
       });
 
       test('an append is one statement hashing in the database, checked against Pledge\'s own hashing', async () => {
@@ -503,7 +539,7 @@ for (const dialect of testDialects()) {
           await own.close();
         }
         assert.deepEqual(statements, ['append', 'append', 'append'], 'one statement for each group commit and each appendWithin');
-        assert.deepEqual(await verifyBoth(), { ok: true, entries: 9, checkpoints: 2 });
+        assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 9, checkpoints: 2 });
         for (let seq = 1; seq <= 9; seq++) {
           const row = await entryRow(seq);
           assert.equal(hashEntry(row), row.hash, `entry ${seq} hashes as serializeEntry says`);
@@ -524,7 +560,7 @@ for (const dialect of testDialects()) {
           auditStore.appendPostgres = original;
           await own.close();
         }
-        assert.deepEqual(await verifyBoth(), { ok: true, entries: 5, checkpoints: 0 }, 'the checked attempt left nothing; the entries came through the other path');
+        assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 5, checkpoints: 0 }, 'the checked attempt left nothing; the entries came through the other path');
       });
     }
 
@@ -536,7 +572,7 @@ for (const dialect of testDialects()) {
       for (const worker of workers) worker.go();
       const results = await Promise.all(workers.map((worker) => worker.done));
       assert.deepEqual(results.map((result) => JSON.parse(result).written), [rounds * 8, rounds * 8]);
-      assert.deepEqual(await verifyBoth(), { ok: true, entries: rounds * 16, checkpoints: (rounds * 16) / 10 });
+      assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: rounds * 16, checkpoints: (rounds * 16) / 10 });
       const labels = await database.db.selectFrom('audit_entries').select('actor_id').distinct().orderBy('actor_id').execute();
       assert.deepEqual(labels.map((row) => row.actor_id), ['one', 'two']);
     });

@@ -5,6 +5,7 @@ import type { Keyring } from '../core/keyring.js';
 import { TtlCache } from '../core/ttl-cache.js';
 import type { KeystoreTables, SubjectFieldsTable } from './subjects.tables.js';
 import type { FieldValue } from './subjects.service.js';
+import { KeystoreShredder } from './keystore-shredder.js';
 
 const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string) =>
   db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId),
@@ -45,10 +46,14 @@ export class KeyStore {
    */
   private readonly recent = new TtlCache<string, SubjectKey>({ max: 10_000, ttlMs: 60_000 });
 
+  private readonly shredder: KeystoreShredder;
+
   constructor(
     private readonly database: Database<KeystoreTables>,
     private readonly keyring: Keyring,
-  ) {}
+  ) {
+    this.shredder = new KeystoreShredder(database);
+  }
 
   private context(subjectId: string): string {
     return `subject-key:${subjectId}`;
@@ -82,12 +87,18 @@ export class KeyStore {
     return row ? this.recent.set(subjectId, { key: this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId)), opened: new Map() }) : undefined;
   }
 
-  /** Destroys the keys (crypto-shredding). Returns how many existed. */
+  /**
+   * Destroys the keys (crypto-shredding). Returns how many existed. On SQLite it resolves once
+   * no copy of them is left in the key store's files either (KeystoreShredder).
+   */
   async destroy(subjectIds: readonly string[]): Promise<number> {
     if (subjectIds.length === 0) return 0;
     for (const subjectId of subjectIds) this.recent.delete(subjectId);
+    await this.shredder.beforeDelete();
     const result = await this.database.db.deleteFrom('subject_keys').where('subject_id', 'in', subjectIds).executeTakeFirst();
-    return Number(result.numDeletedRows);
+    const destroyed = Number(result.numDeletedRows);
+    if (destroyed > 0) await this.shredder.afterDelete();
+    return destroyed;
   }
 
   /** Keys still wrapped by another key-encryption key than the current one. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -169,6 +169,7 @@ for (const dialect of testDialects()) {
       const backupIdentities = await vault.database.db.selectFrom('subject_identities').selectAll().where('subject_id', '=', subject.id).execute();
       assert.ok(backupFields.length > 0 && backupIdentities.length > 0);
       assert.ok(await vault.keystore.get(subject.id), 'the key exists before');
+      const { wrapped } = await vault.keystoreDatabase.db.selectFrom('subject_keys').select('wrapped').where('subject_id', '=', subject.id).executeTakeFirstOrThrow();
 
       const erased = await vault.subjects.erase(officer, subject.id);
       assert.equal(erased.status, 'erased');
@@ -176,6 +177,15 @@ for (const dialect of testDialects()) {
       await rejects(vault.subjects.readData(officer, subject.id, 'order_fulfilment'), 'subject_erased');
       await rejects(vault.subjects.lookup(officer, { kind: 'email', value: 'erase.me@example.com' }), 'subject_not_found');
       assert.equal(await vault.keystore.get(subject.id), undefined, 'the data key is gone');
+      if (dialect === 'sqlite') {
+        // Gone from the key store's files too, not only from its table: with the master key, a
+        // copy of keys.db or of its write-ahead log would otherwise unwrap it.
+        const file = vault.keys.url.slice('sqlite:'.length);
+        for (const copy of [file, `${file}-wal`]) {
+          const bytes = existsSync(copy) ? readFileSync(copy) : Buffer.alloc(0);
+          assert.equal(bytes.indexOf(wrapped), -1, `the wrapped key is still in ${path.basename(copy)}`);
+        }
+      }
 
       // Restore the backup rows into the live database: still nothing can be read.
       await vault.database.db.insertInto('subject_fields').values(backupFields).execute();
