@@ -82,6 +82,20 @@ for (const dialect of testDialects()) {
       assert.equal(noWrite.statusCode, 403);
     });
 
+    test('a key scoped to other purposes cannot create with data for marketing, alone or in a batch', async () => {
+      const marketing = (email: string) => ({ ...customer(email), data: { purpose: 'marketing', source: 'person', fields: { 'user.name': 'Ada Lovelace' } } });
+      const single = await call('POST', '/v1/subjects', { body: marketing('scope-single@example.com') });
+      assert.equal(single.statusCode, 403, single.body);
+      assert.equal(single.json().code, 'purpose_not_permitted');
+      assert.equal(single.json().reason, 'api_key_scope');
+      const batch = await call('POST', '/v1/subjects/batch', { body: { subjects: [customer('scope-batch-0@example.com'), marketing('scope-batch-1@example.com')] } });
+      assert.equal(batch.statusCode, 403, batch.body);
+      assert.equal(batch.json().reason, 'api_key_scope');
+      for (const email of ['scope-single@example.com', 'scope-batch-0@example.com', 'scope-batch-1@example.com']) {
+        assert.equal((await call('POST', '/v1/subjects/lookup', { body: { kind: 'email', value: email } })).statusCode, 404, 'nothing was stored');
+      }
+    });
+
     test('malformed, unknown and oversized input is refused at the edge', async () => {
       const malformed = await call('POST', '/v1/subjects', { payload: '{"kinds": [' });
       assert.equal(malformed.statusCode, 400);

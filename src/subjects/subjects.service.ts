@@ -239,8 +239,20 @@ export class SubjectsService {
 
   // --- creation ----------------------------------------------------------------------------------
 
+  /**
+   * An API key writes only for the purposes it is scoped to, whichever route the data comes
+   * through. An undeclared purpose is left to prepareData, which names it as unknown.
+   */
+  private requirePurposeScope(actor: Actor, purposeIds: readonly string[]): void {
+    const refused = [...new Set(purposeIds)].filter((id) => this.policy.purposes.has(id) && !actorMayUsePurpose(actor, id));
+    if (refused.length === 0) return;
+    const named = refused.map((id) => `"${id}"`).join(', ');
+    throw new PledgeError('purpose_not_permitted', `this API key may not use purpose ${named}; nothing was stored`, { details: { reason: 'api_key_scope' } });
+  }
+
   async create(actor: Actor, input: CreateSubjectInput): Promise<SubjectSummary> {
     const now = this.deps.clock.now();
+    if (input.data) this.requirePurposeScope(actor, [input.data.purpose]);
     const prepared = this.prepareCreate(input, now);
     const [created] = await this.insertPrepared(actor, [prepared], now, (_index, error) => {
       throw error;
@@ -254,6 +266,8 @@ export class SubjectsService {
    */
   async createMany(actor: Actor, inputs: readonly CreateSubjectInput[]): Promise<SubjectSummary[]> {
     if (inputs.length > MAX_BATCH) throw new PledgeError('batch_rejected', `a batch holds at most ${MAX_BATCH} subjects, got ${inputs.length}`, { details: { errors: [] } });
+    // Out of the key's scope is a refusal of the whole request, as for a single write.
+    this.requirePurposeScope(actor, inputs.flatMap((input) => (input.data ? [input.data.purpose] : [])));
     const now = this.deps.clock.now();
     const errors: BatchItemError[] = [];
     const prepared: PreparedCreate[] = [];
@@ -413,9 +427,7 @@ export class SubjectsService {
   async writeData(actor: Actor, subjectId: string, write: DataWrite): Promise<{ categories: string[] }> {
     const now = this.deps.clock.now();
     const prepared = this.prepareData(write, now);
-    if (!actorMayUsePurpose(actor, prepared.purpose)) {
-      throw new PledgeError('purpose_not_permitted', `this API key may not use purpose "${prepared.purpose}"`, { details: { reason: 'api_key_scope' } });
-    }
+    this.requirePurposeScope(actor, [prepared.purpose]);
     await this.requireSubject(subjectId, { active: true });
     const key = await this.dataKey(subjectId);
     const stamp = now.toISOString();

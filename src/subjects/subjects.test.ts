@@ -144,6 +144,18 @@ for (const dialect of testDialects()) {
       assert.equal(error.details?.reason, 'api_key_scope');
     });
 
+    test('an API key writes only for the purposes it is scoped to: on create and in a batch, nothing stored', async () => {
+      const before = { subjects: await count('subjects'), fields: await count('subject_fields') };
+      const marketing = (email: string) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value: email }], data: { purpose: 'marketing', source: 'person' as const, fields: { 'user.name': 'Jane Doe' } } });
+      const single = await rejects(vault.subjects.create(shopKey, marketing('scope.create@example.com')), 'purpose_not_permitted', /may not use purpose "marketing"/);
+      assert.equal(single.details?.reason, 'api_key_scope');
+      const batch = await rejects(vault.subjects.createMany(shopKey, [{ kinds: ['customer'] }, marketing('scope.batch@example.com')]), 'purpose_not_permitted', /may not use purpose "marketing"/);
+      assert.equal(batch.details?.reason, 'api_key_scope');
+      assert.deepEqual({ subjects: await count('subjects'), fields: await count('subject_fields') }, before, 'nothing was stored');
+      // Staff, and keys scoped to every purpose, are not limited by a key's scope.
+      assert.equal((await vault.subjects.create(officer, marketing('scope.officer@example.com'))).status, 'active');
+    });
+
     test('a batch is all or nothing, with every failing item named', async () => {
       const before = await count('subjects');
       const items = [0, 1, 2].map((index) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value: `batch${index}@example.com` }] }));
