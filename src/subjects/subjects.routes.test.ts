@@ -130,6 +130,15 @@ for (const dialect of testDialects()) {
       assert.equal(tooMany.statusCode, 400);
     });
 
+    test('a rejected batch names every failing item in one answer, a taken identity included', async () => {
+      assert.equal((await call('POST', '/v1/subjects', { body: customer('jane-batch@example.com') })).statusCode, 201);
+      const rejected = await call('POST', '/v1/subjects/batch', { body: { subjects: [{ kinds: ['customer'], identities: [{ kind: 'email', value: 'jane-batch@example.com' }] }, { kinds: ['alien'] }] } });
+      assert.equal(rejected.statusCode, 422, rejected.body);
+      assert.equal(rejected.json().code, 'batch_rejected');
+      assert.deepEqual(rejected.json().errors.map((error: { index: number; code: string }) => [error.index, error.code]), [[0, 'identity_taken'], [1, 'unknown_subject_kind']]);
+      assert.ok(!rejected.body.includes('jane-batch'), 'the identity is not echoed');
+    });
+
     test('a tampered ciphertext answers a 500 problem that leaks nothing', async () => {
       const { id } = (await call('POST', '/v1/subjects', { body: customer('tampered@example.com') })).json();
       const row = await testApp.app.database.db.selectFrom('subject_fields').select('value').where('subject_id', '=', id).where('category', '=', 'user.name').executeTakeFirstOrThrow();

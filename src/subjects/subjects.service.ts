@@ -254,15 +254,18 @@ export class SubjectsService {
     const now = this.deps.clock.now();
     if (input.data) this.requirePurposeScope(actor, [input.data.purpose]);
     const prepared = this.prepareCreate(input, now);
-    const [created] = await this.insertPrepared(actor, [prepared], now, (_index, error) => {
-      throw error;
+    const [taken] = await this.identityConflicts([{ index: 0, item: prepared }]);
+    if (taken) throw new PledgeError('identity_taken', taken.message);
+    const [created] = await this.insertPrepared(actor, [prepared], now, async () => {
+      throw new PledgeError('identity_taken', 'an identity already belongs to another subject');
     });
     return created!;
   }
 
   /**
-   * Creates up to MAX_BATCH subjects in one transaction: every item is validated first, and if
-   * any fails nothing is written and each failure is reported by its index.
+   * Creates up to MAX_BATCH subjects in one transaction: every item is checked first — its
+   * own validity, then its identities against the rest of the batch and against the stored
+   * subjects — and if any fails nothing is written and every failure is reported by its index.
    */
   async createMany(actor: Actor, inputs: readonly CreateSubjectInput[]): Promise<SubjectSummary[]> {
     if (inputs.length > MAX_BATCH) throw new PledgeError('batch_rejected', `a batch holds at most ${MAX_BATCH} subjects, got ${inputs.length}`, { details: { errors: [] } });
@@ -270,56 +273,65 @@ export class SubjectsService {
     this.requirePurposeScope(actor, inputs.flatMap((input) => (input.data ? [input.data.purpose] : [])));
     const now = this.deps.clock.now();
     const errors: BatchItemError[] = [];
-    const prepared: PreparedCreate[] = [];
+    const valid: Array<{ index: number; item: PreparedCreate }> = [];
     inputs.forEach((input, index) => {
       try {
-        prepared.push(this.prepareCreate(input, now));
+        valid.push({ index, item: this.prepareCreate(input, now) });
       } catch (error) {
         if (!isPledgeError(error)) throw error;
         errors.push({ index, code: error.code, message: error.message });
       }
     });
-    // The same identity twice in one batch is as much a conflict as one already stored.
+    errors.push(...(await this.identityConflicts(valid)));
+    if (errors.length > 0) throw this.batchRejected(errors);
+    return this.insertPrepared(actor, valid.map(({ item }) => item), now, async () => {
+      const conflicts = await this.identityConflicts(valid);
+      throw conflicts.length > 0 ? this.batchRejected(conflicts) : new PledgeError('identity_taken', 'an identity of the batch already belongs to another subject');
+    });
+  }
+
+  /**
+   * Every identity of these items that another subject already holds, or that an earlier item
+   * of the same batch also gives: one error per item and identity, by the item's index.
+   */
+  private async identityConflicts(items: ReadonlyArray<{ index: number; item: PreparedCreate }>): Promise<BatchItemError[]> {
+    const byKind = new Map<IdentityKind, Set<string>>();
+    for (const { item } of items) {
+      for (const identity of item.identities) {
+        if (!byKind.has(identity.kind)) byKind.set(identity.kind, new Set());
+        byKind.get(identity.kind)!.add(identity.blindIndex);
+      }
+    }
+    const stored = new Set<string>();
+    for (const [kind, indexes] of byKind) {
+      for (const row of await store.findByIdentities(this.deps.database.db, kind, [...indexes])) stored.add(`${kind}:${row.blind_index}`);
+    }
+    const conflicts: BatchItemError[] = [];
     const owners = new Map<string, number>();
-    prepared.forEach((item, index) => {
+    for (const { index, item } of items) {
       for (const identity of item.identities) {
         const key = `${identity.kind}:${identity.blindIndex}`;
         const first = owners.get(key);
-        if (first !== undefined) errors.push({ index, code: 'identity_taken', message: `a ${identity.kind} identity of this item is also given to item ${first}` });
+        if (stored.has(key)) conflicts.push({ index, code: 'identity_taken', message: `this ${identity.kind} identity already belongs to another subject` });
+        else if (first !== undefined) conflicts.push({ index, code: 'identity_taken', message: `a ${identity.kind} identity of this item is also given to item ${first}` });
         else owners.set(key, index);
       }
-    });
-    if (errors.length > 0) throw this.batchRejected(errors);
-    return this.insertPrepared(actor, prepared, now, (index, error) => {
-      throw this.batchRejected([{ index, code: error.code, message: error.message }]);
-    });
+    }
+    return conflicts;
   }
 
   private batchRejected(errors: BatchItemError[]): PledgeError {
     errors.sort((a, b) => a.index - b.index);
-    return new PledgeError('batch_rejected', `${errors.length} item(s) of the batch are invalid; nothing was written`, { details: { errors } });
+    const failing = new Set(errors.map((error) => error.index)).size;
+    return new PledgeError('batch_rejected', `${failing} item(s) of the batch are invalid; nothing was written`, { details: { errors } });
   }
 
-  private async insertPrepared(
-    actor: Actor,
-    items: readonly PreparedCreate[],
-    now: Date,
-    onConflict: (index: number, error: PledgeError) => never,
-  ): Promise<SubjectSummary[]> {
+  /**
+   * Writes items already checked, identity conflicts included. `onIdentityRace` reports the
+   * identities another request took between that check and this insert.
+   */
+  private async insertPrepared(actor: Actor, items: readonly PreparedCreate[], now: Date, onIdentityRace: () => Promise<never>): Promise<SubjectSummary[]> {
     const { database, keystore, audit } = this.deps;
-    // Identities already held by other subjects.
-    const byKind = new Map<IdentityKind, Map<string, number>>();
-    items.forEach((item, index) => {
-      for (const identity of item.identities) {
-        if (!byKind.has(identity.kind)) byKind.set(identity.kind, new Map());
-        byKind.get(identity.kind)!.set(identity.blindIndex, index);
-      }
-    });
-    for (const [kind, indexes] of byKind) {
-      const taken = await store.findByIdentities(database.db, kind, [...indexes.keys()]);
-      if (taken.length > 0) onConflict(indexes.get(taken[0]!.blind_index)!, new PledgeError('identity_taken', `this ${kind} identity already belongs to another subject`));
-    }
-
     const stamp = now.toISOString();
     const ids = items.map(() => newId('sub', now.getTime()));
     const keys = await keystore.create(ids, now);
@@ -354,8 +366,7 @@ export class SubjectsService {
       });
     } catch (error) {
       await keystore.destroy(ids);
-      // Another request took an identity between the check and the insert.
-      if (isUniqueViolation(error)) onConflict(0, new PledgeError('identity_taken', 'an identity already belongs to another subject'));
+      if (isUniqueViolation(error)) await onIdentityRace();
       throw error;
     }
     return subjects.map(summary);

@@ -174,6 +174,27 @@ for (const dialect of testDialects()) {
       assert.deepEqual((taken.details?.errors as Array<{ index: number }>).map((item) => item.index), [1]);
     });
 
+    test('a rejected batch lists every failing item at once: invalid ones, taken identities and repeats, by their own index', async () => {
+      await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.held@example.com' }, { kind: 'phone', value: '+1 207 555 0111' }] });
+      const before = await count('subjects');
+      const error = await rejects(
+        vault.subjects.createMany(officer, [
+          { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.held@example.com' }] },
+          { kinds: ['alien'] },
+          { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.twice@example.com' }] },
+          { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.twice@example.com' }] },
+          { kinds: ['customer'], identities: [{ kind: 'phone', value: '+12075550111' }] },
+        ]),
+        'batch_rejected',
+        /^4 item\(s\)/,
+      );
+      assert.deepEqual(
+        (error.details?.errors as Array<{ index: number; code: string }>).map((item) => [item.index, item.code]),
+        [[0, 'identity_taken'], [1, 'unknown_subject_kind'], [3, 'identity_taken'], [4, 'identity_taken']],
+      );
+      assert.equal(await count('subjects'), before, 'nothing was written');
+    });
+
     test('erasure destroys the key: a copy of the database taken before yields no plaintext', async () => {
       const subject = await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'erase.me@example.com' }] });
       // The "backup": every row of the main database that holds this subject's data.
