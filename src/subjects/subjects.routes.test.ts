@@ -66,6 +66,11 @@ for (const dialect of testDialects()) {
       assert.equal(notCollected.statusCode, 422);
       assert.equal(notCollected.headers['content-type'], 'application/problem+json; charset=utf-8');
       assert.equal(notCollected.json().code, 'category_not_collected');
+      const visitor = (await call('POST', '/v1/subjects', { body: { kinds: ['visitor'] } })).json();
+      const notFromVisitors = await call('PATCH', `/v1/subjects/${visitor.id}/data`, { body: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Val' } } });
+      assert.equal(notFromVisitors.statusCode, 422, notFromVisitors.body);
+      assert.equal(notFromVisitors.json().code, 'category_not_collected');
+      assert.match(notFromVisitors.json().detail, /"user.name" about subjects of kind visitor/);
       const marketing = await call('GET', `/v1/subjects/${id}/data?purpose=marketing`, { key: readOnlyKey });
       assert.equal(marketing.statusCode, 403);
       assert.equal(marketing.json().code, 'purpose_not_permitted');

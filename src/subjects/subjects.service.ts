@@ -9,6 +9,7 @@ import { PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Keyring } from '../core/keyring.js';
 import type { Policy } from '../policy/policy.model.js';
+import type { CollectionEntry } from '../policy/policy.schema.js';
 import { covers } from '../policy/taxonomy.js';
 import { keptOnlyByException, RetentionRules } from '../retention/retention.rules.js';
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
@@ -133,6 +134,12 @@ function summary(row: SubjectsTable): SubjectSummary {
   };
 }
 
+/** Does a collection entry concern any of these subject kinds? An entry naming none concerns everyone. */
+function collectsAbout(entry: Pick<CollectionEntry, 'subjects'>, kinds: readonly string[]): boolean {
+  const concerned: readonly string[] | undefined = entry.subjects;
+  return !concerned || concerned.length === 0 || concerned.some((kind) => kinds.includes(kind));
+}
+
 /** Unique-constraint violations on SQLite and PostgreSQL. */
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
@@ -166,8 +173,11 @@ export class SubjectsService {
     return [...new Set(kinds)];
   }
 
-  /** Applies the policy to a write: purpose, source, categories, sizes and the age gate. */
-  private prepareData(write: DataWrite, now: Date): PreparedData {
+  /**
+   * Applies the policy to a write about a subject of `kinds`: purpose, source, categories
+   * (collected from these kinds of people, from this source), sizes and the age gate.
+   */
+  private prepareData(write: DataWrite, kinds: readonly string[], now: Date): PreparedData {
     const purpose = this.policy.purposes.get(write.purpose);
     if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${write.purpose}" is not declared in the policy`);
     const partner = write.source === 'partner' ? (write.partner ?? null) : null;
@@ -176,7 +186,7 @@ export class SubjectsService {
     }
     const fields: PreparedData['fields'] = [];
     for (const [category, value] of Object.entries(write.fields)) {
-      const refusal = this.categoryRefusal(purpose.id, write.source, partner, category);
+      const refusal = this.categoryRefusal(purpose.id, write.source, partner, kinds, category);
       if (refusal) throw new PledgeError(refusal.code, refusal.message);
       if (value === undefined) continue;
       const json = JSON.stringify(value);
@@ -188,18 +198,22 @@ export class SubjectsService {
   }
 
   /**
-   * Why the policy refuses `category` from `source` for `purposeId`, or undefined when it
-   * allows it. Remembered per combination: batch imports ask the same question many times.
+   * Why the policy refuses `category` from `source` about a subject of `kinds` (declared
+   * kinds) for `purposeId`, or undefined when it allows it. Remembered per combination:
+   * batch imports ask the same question many times.
    */
-  private categoryRefusal(purposeId: string, source: FieldSource, partner: string | null, category: string): { code: ErrorCode; message: string } | undefined {
-    const key = `${purposeId}\u0000${source}\u0000${partner ?? ''}\u0000${category}`;
+  private categoryRefusal(purposeId: string, source: FieldSource, partner: string | null, kinds: readonly string[], category: string): { code: ErrorCode; message: string } | undefined {
+    const key = `${purposeId}\u0000${source}\u0000${partner ?? ''}\u0000${[...kinds].sort().join(',')}\u0000${category}`;
     if (this.refusals.has(key)) return this.refusals.get(key);
     let refusal: { code: ErrorCode; message: string } | undefined;
-    const entries = this.policy.document.collection.filter((entry) => entry.categories.some((reference) => covers(reference, category)));
+    const collecting = this.policy.document.collection.filter((entry) => entry.categories.some((reference) => covers(reference, category)));
+    const entries = collecting.filter((entry) => collectsAbout(entry, kinds));
     if (!this.policy.categories.has(category)) {
       refusal = { code: 'category_not_collected', message: `"${category}" is not a data category of the policy` };
-    } else if (entries.length === 0) {
+    } else if (collecting.length === 0) {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}"` };
+    } else if (entries.length === 0) {
+      refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" about subjects of kind ${kinds.join(', ')}` };
     } else if (!entries.some((entry) => entry.source === source && (source !== 'partner' || entry.partner === partner))) {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" from source ${source}${partner ? ` (${partner})` : ''}` };
     } else if (!this.policy.purposeAllows(purposeId, category)) {
@@ -234,7 +248,7 @@ export class SubjectsService {
       if (seen.has(key)) throw new PledgeError('invalid_identity', `the same ${identity.kind} identity is given twice`);
       seen.add(key);
     }
-    return { kinds, identities, data: input.data ? this.prepareData(input.data, now) : undefined };
+    return { kinds, identities, data: input.data ? this.prepareData(input.data, kinds, now) : undefined };
   }
 
   // --- creation ----------------------------------------------------------------------------------
@@ -437,9 +451,9 @@ export class SubjectsService {
 
   async writeData(actor: Actor, subjectId: string, write: DataWrite): Promise<{ categories: string[] }> {
     const now = this.deps.clock.now();
-    const prepared = this.prepareData(write, now);
-    this.requirePurposeScope(actor, [prepared.purpose]);
-    await this.requireSubject(subjectId, { active: true });
+    this.requirePurposeScope(actor, [write.purpose]);
+    const subject = await this.requireSubject(subjectId, { active: true });
+    const prepared = this.prepareData(write, JSON.parse(subject.kinds) as string[], now);
     const key = await this.dataKey(subjectId);
     const stamp = now.toISOString();
     const categories = prepared.fields.map((field) => field.category);

@@ -87,6 +87,24 @@ for (const dialect of testDialects()) {
       assert.deepEqual(written.categories, ['user.name']);
     });
 
+    test('a category is stored only about the kinds of people the policy collects it from', async () => {
+      const before = { subjects: await count('subjects'), fields: await count('subject_fields') };
+      const write = (fields: Record<string, unknown>) => ({ purpose: 'order_fulfilment', source: 'person' as const, fields });
+      // The demo policy collects user.name and user.contact.address from customers only.
+      await rejects(vault.subjects.create(officer, { kinds: ['visitor'], data: write({ 'user.name': 'Val Visitor' }) }), 'category_not_collected', /does not collect "user.name" about subjects of kind visitor$/);
+      const batch = await rejects(
+        vault.subjects.createMany(officer, [{ kinds: ['customer'], data: write({ 'user.name': 'Cy Customer' }) }, { kinds: ['subscriber', 'visitor'], data: write({ 'user.contact.address': '1 Elm Street' }) }]),
+        'batch_rejected',
+      );
+      assert.deepEqual(batch.details?.errors, [{ index: 1, code: 'category_not_collected', message: 'the policy does not collect "user.contact.address" about subjects of kind subscriber, visitor' }]);
+      const subscriber = await vault.subjects.create(officer, { kinds: ['subscriber'] });
+      await rejects(vault.subjects.writeData(officer, subscriber.id, write({ 'user.contact.address': '1 Elm Street' })), 'category_not_collected', /about subjects of kind subscriber/);
+      assert.deepEqual({ subjects: await count('subjects'), fields: await count('subject_fields') }, { ...before, subjects: before.subjects + 1 }, 'no field was stored');
+      // One of the subject's kinds is enough: a customer who also subscribed gives an address.
+      const both = await vault.subjects.create(officer, { kinds: ['subscriber', 'customer'], data: write({ 'user.contact.address': '1 Elm Street' }) });
+      assert.deepEqual(Object.keys((await vault.subjects.readData(officer, both.id, 'order_fulfilment')).fields), ['user.contact.address']);
+    });
+
     test('identities are normalised, found through the blind index, and unique', async () => {
       const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
       const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
