@@ -157,7 +157,7 @@ export const ERROR_CATALOGUE = {
     status: 422,
     title: 'Category not collected',
     description:
-      'The policy does not collect this data category (from this source). Nothing was stored. Declare it under collection in pledge.yaml if you really collect it.',
+      "The policy does not collect this data category (from this source, or about any of the subject's kinds). Nothing was stored. Declare it under collection in pledge.yaml if you really collect it.",
   },
   category_not_permitted: {
     status: 422,

@@ -66,6 +66,11 @@ for (const dialect of testDialects()) {
       assert.equal(notCollected.statusCode, 422);
       assert.equal(notCollected.headers['content-type'], 'application/problem+json; charset=utf-8');
       assert.equal(notCollected.json().code, 'category_not_collected');
+      const visitor = (await call('POST', '/v1/subjects', { body: { kinds: ['visitor'] } })).json();
+      const notFromVisitors = await call('PATCH', `/v1/subjects/${visitor.id}/data`, { body: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Val' } } });
+      assert.equal(notFromVisitors.statusCode, 422, notFromVisitors.body);
+      assert.equal(notFromVisitors.json().code, 'category_not_collected');
+      assert.match(notFromVisitors.json().detail, /"user.name" about subjects of kind visitor/);
       const marketing = await call('GET', `/v1/subjects/${id}/data?purpose=marketing`, { key: readOnlyKey });
       assert.equal(marketing.statusCode, 403);
       assert.equal(marketing.json().code, 'purpose_not_permitted');
@@ -80,6 +85,20 @@ for (const dialect of testDialects()) {
       assert.ok(!taken.body.includes('refusals@'), 'the identity is not echoed');
       const noWrite = await call('POST', '/v1/subjects', { key: readOnlyKey, body: customer('nowrite@example.com') });
       assert.equal(noWrite.statusCode, 403);
+    });
+
+    test('a key scoped to other purposes cannot create with data for marketing, alone or in a batch', async () => {
+      const marketing = (email: string) => ({ ...customer(email), data: { purpose: 'marketing', source: 'person', fields: { 'user.name': 'Ada Lovelace' } } });
+      const single = await call('POST', '/v1/subjects', { body: marketing('scope-single@example.com') });
+      assert.equal(single.statusCode, 403, single.body);
+      assert.equal(single.json().code, 'purpose_not_permitted');
+      assert.equal(single.json().reason, 'api_key_scope');
+      const batch = await call('POST', '/v1/subjects/batch', { body: { subjects: [customer('scope-batch-0@example.com'), marketing('scope-batch-1@example.com')] } });
+      assert.equal(batch.statusCode, 403, batch.body);
+      assert.equal(batch.json().reason, 'api_key_scope');
+      for (const email of ['scope-single@example.com', 'scope-batch-0@example.com', 'scope-batch-1@example.com']) {
+        assert.equal((await call('POST', '/v1/subjects/lookup', { body: { kind: 'email', value: email } })).statusCode, 404, 'nothing was stored');
+      }
     });
 
     test('malformed, unknown and oversized input is refused at the edge', async () => {
@@ -114,6 +133,15 @@ for (const dialect of testDialects()) {
       assert.equal(accepted.json().subjects.length, 3);
       const tooMany = await call('POST', '/v1/subjects/batch', { body: { subjects: Array.from({ length: 1001 }, () => ({ kinds: ['customer'] })) } });
       assert.equal(tooMany.statusCode, 400);
+    });
+
+    test('a rejected batch names every failing item in one answer, a taken identity included', async () => {
+      assert.equal((await call('POST', '/v1/subjects', { body: customer('jane-batch@example.com') })).statusCode, 201);
+      const rejected = await call('POST', '/v1/subjects/batch', { body: { subjects: [{ kinds: ['customer'], identities: [{ kind: 'email', value: 'jane-batch@example.com' }] }, { kinds: ['alien'] }] } });
+      assert.equal(rejected.statusCode, 422, rejected.body);
+      assert.equal(rejected.json().code, 'batch_rejected');
+      assert.deepEqual(rejected.json().errors.map((error: { index: number; code: string }) => [error.index, error.code]), [[0, 'identity_taken'], [1, 'unknown_subject_kind']]);
+      assert.ok(!rejected.body.includes('jane-batch'), 'the identity is not echoed');
     });
 
     test('a tampered ciphertext answers a 500 problem that leaks nothing', async () => {

@@ -9,6 +9,7 @@ import { PledgeError, isPledgeError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Keyring } from '../core/keyring.js';
 import type { Policy } from '../policy/policy.model.js';
+import type { CollectionEntry } from '../policy/policy.schema.js';
 import { covers } from '../policy/taxonomy.js';
 import { keptOnlyByException, RetentionRules } from '../retention/retention.rules.js';
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
@@ -133,6 +134,12 @@ function summary(row: SubjectsTable): SubjectSummary {
   };
 }
 
+/** Does a collection entry concern any of these subject kinds? An entry naming none concerns everyone. */
+function collectsAbout(entry: Pick<CollectionEntry, 'subjects'>, kinds: readonly string[]): boolean {
+  const concerned: readonly string[] | undefined = entry.subjects;
+  return !concerned || concerned.length === 0 || concerned.some((kind) => kinds.includes(kind));
+}
+
 /** Unique-constraint violations on SQLite and PostgreSQL. */
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
@@ -166,8 +173,11 @@ export class SubjectsService {
     return [...new Set(kinds)];
   }
 
-  /** Applies the policy to a write: purpose, source, categories, sizes and the age gate. */
-  private prepareData(write: DataWrite, now: Date): PreparedData {
+  /**
+   * Applies the policy to a write about a subject of `kinds`: purpose, source, categories
+   * (collected from these kinds of people, from this source), sizes and the age gate.
+   */
+  private prepareData(write: DataWrite, kinds: readonly string[], now: Date): PreparedData {
     const purpose = this.policy.purposes.get(write.purpose);
     if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${write.purpose}" is not declared in the policy`);
     const partner = write.source === 'partner' ? (write.partner ?? null) : null;
@@ -176,7 +186,7 @@ export class SubjectsService {
     }
     const fields: PreparedData['fields'] = [];
     for (const [category, value] of Object.entries(write.fields)) {
-      const refusal = this.categoryRefusal(purpose.id, write.source, partner, category);
+      const refusal = this.categoryRefusal(purpose.id, write.source, partner, kinds, category);
       if (refusal) throw new PledgeError(refusal.code, refusal.message);
       if (value === undefined) continue;
       const json = JSON.stringify(value);
@@ -188,18 +198,22 @@ export class SubjectsService {
   }
 
   /**
-   * Why the policy refuses `category` from `source` for `purposeId`, or undefined when it
-   * allows it. Remembered per combination: batch imports ask the same question many times.
+   * Why the policy refuses `category` from `source` about a subject of `kinds` (declared
+   * kinds) for `purposeId`, or undefined when it allows it. Remembered per combination:
+   * batch imports ask the same question many times.
    */
-  private categoryRefusal(purposeId: string, source: FieldSource, partner: string | null, category: string): { code: ErrorCode; message: string } | undefined {
-    const key = `${purposeId}\u0000${source}\u0000${partner ?? ''}\u0000${category}`;
+  private categoryRefusal(purposeId: string, source: FieldSource, partner: string | null, kinds: readonly string[], category: string): { code: ErrorCode; message: string } | undefined {
+    const key = `${purposeId}\u0000${source}\u0000${partner ?? ''}\u0000${[...kinds].sort().join(',')}\u0000${category}`;
     if (this.refusals.has(key)) return this.refusals.get(key);
     let refusal: { code: ErrorCode; message: string } | undefined;
-    const entries = this.policy.document.collection.filter((entry) => entry.categories.some((reference) => covers(reference, category)));
+    const collecting = this.policy.document.collection.filter((entry) => entry.categories.some((reference) => covers(reference, category)));
+    const entries = collecting.filter((entry) => collectsAbout(entry, kinds));
     if (!this.policy.categories.has(category)) {
       refusal = { code: 'category_not_collected', message: `"${category}" is not a data category of the policy` };
-    } else if (entries.length === 0) {
+    } else if (collecting.length === 0) {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}"` };
+    } else if (entries.length === 0) {
+      refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" about subjects of kind ${kinds.join(', ')}` };
     } else if (!entries.some((entry) => entry.source === source && (source !== 'partner' || entry.partner === partner))) {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" from source ${source}${partner ? ` (${partner})` : ''}` };
     } else if (!this.policy.purposeAllows(purposeId, category)) {
@@ -234,78 +248,104 @@ export class SubjectsService {
       if (seen.has(key)) throw new PledgeError('invalid_identity', `the same ${identity.kind} identity is given twice`);
       seen.add(key);
     }
-    return { kinds, identities, data: input.data ? this.prepareData(input.data, now) : undefined };
+    return { kinds, identities, data: input.data ? this.prepareData(input.data, kinds, now) : undefined };
   }
 
   // --- creation ----------------------------------------------------------------------------------
 
+  /**
+   * An API key writes only for the purposes it is scoped to, whichever route the data comes
+   * through. An undeclared purpose is left to prepareData, which names it as unknown.
+   */
+  private requirePurposeScope(actor: Actor, purposeIds: readonly string[]): void {
+    const refused = [...new Set(purposeIds)].filter((id) => this.policy.purposes.has(id) && !actorMayUsePurpose(actor, id));
+    if (refused.length === 0) return;
+    const named = refused.map((id) => `"${id}"`).join(', ');
+    throw new PledgeError('purpose_not_permitted', `this API key may not use purpose ${named}; nothing was stored`, { details: { reason: 'api_key_scope' } });
+  }
+
   async create(actor: Actor, input: CreateSubjectInput): Promise<SubjectSummary> {
     const now = this.deps.clock.now();
+    if (input.data) this.requirePurposeScope(actor, [input.data.purpose]);
     const prepared = this.prepareCreate(input, now);
-    const [created] = await this.insertPrepared(actor, [prepared], now, (_index, error) => {
-      throw error;
+    const [taken] = await this.identityConflicts([{ index: 0, item: prepared }]);
+    if (taken) throw new PledgeError('identity_taken', taken.message);
+    const [created] = await this.insertPrepared(actor, [prepared], now, async () => {
+      throw new PledgeError('identity_taken', 'an identity already belongs to another subject');
     });
     return created!;
   }
 
   /**
-   * Creates up to MAX_BATCH subjects in one transaction: every item is validated first, and if
-   * any fails nothing is written and each failure is reported by its index.
+   * Creates up to MAX_BATCH subjects in one transaction: every item is checked first — its
+   * own validity, then its identities against the rest of the batch and against the stored
+   * subjects — and if any fails nothing is written and every failure is reported by its index.
    */
   async createMany(actor: Actor, inputs: readonly CreateSubjectInput[]): Promise<SubjectSummary[]> {
     if (inputs.length > MAX_BATCH) throw new PledgeError('batch_rejected', `a batch holds at most ${MAX_BATCH} subjects, got ${inputs.length}`, { details: { errors: [] } });
+    // Out of the key's scope is a refusal of the whole request, as for a single write.
+    this.requirePurposeScope(actor, inputs.flatMap((input) => (input.data ? [input.data.purpose] : [])));
     const now = this.deps.clock.now();
     const errors: BatchItemError[] = [];
-    const prepared: PreparedCreate[] = [];
+    const valid: Array<{ index: number; item: PreparedCreate }> = [];
     inputs.forEach((input, index) => {
       try {
-        prepared.push(this.prepareCreate(input, now));
+        valid.push({ index, item: this.prepareCreate(input, now) });
       } catch (error) {
         if (!isPledgeError(error)) throw error;
         errors.push({ index, code: error.code, message: error.message });
       }
     });
-    // The same identity twice in one batch is as much a conflict as one already stored.
+    errors.push(...(await this.identityConflicts(valid)));
+    if (errors.length > 0) throw this.batchRejected(errors);
+    return this.insertPrepared(actor, valid.map(({ item }) => item), now, async () => {
+      const conflicts = await this.identityConflicts(valid);
+      throw conflicts.length > 0 ? this.batchRejected(conflicts) : new PledgeError('identity_taken', 'an identity of the batch already belongs to another subject');
+    });
+  }
+
+  /**
+   * Every identity of these items that another subject already holds, or that an earlier item
+   * of the same batch also gives: one error per item and identity, by the item's index.
+   */
+  private async identityConflicts(items: ReadonlyArray<{ index: number; item: PreparedCreate }>): Promise<BatchItemError[]> {
+    const byKind = new Map<IdentityKind, Set<string>>();
+    for (const { item } of items) {
+      for (const identity of item.identities) {
+        if (!byKind.has(identity.kind)) byKind.set(identity.kind, new Set());
+        byKind.get(identity.kind)!.add(identity.blindIndex);
+      }
+    }
+    const stored = new Set<string>();
+    for (const [kind, indexes] of byKind) {
+      for (const row of await store.findByIdentities(this.deps.database.db, kind, [...indexes])) stored.add(`${kind}:${row.blind_index}`);
+    }
+    const conflicts: BatchItemError[] = [];
     const owners = new Map<string, number>();
-    prepared.forEach((item, index) => {
+    for (const { index, item } of items) {
       for (const identity of item.identities) {
         const key = `${identity.kind}:${identity.blindIndex}`;
         const first = owners.get(key);
-        if (first !== undefined) errors.push({ index, code: 'identity_taken', message: `a ${identity.kind} identity of this item is also given to item ${first}` });
+        if (stored.has(key)) conflicts.push({ index, code: 'identity_taken', message: `this ${identity.kind} identity already belongs to another subject` });
+        else if (first !== undefined) conflicts.push({ index, code: 'identity_taken', message: `a ${identity.kind} identity of this item is also given to item ${first}` });
         else owners.set(key, index);
       }
-    });
-    if (errors.length > 0) throw this.batchRejected(errors);
-    return this.insertPrepared(actor, prepared, now, (index, error) => {
-      throw this.batchRejected([{ index, code: error.code, message: error.message }]);
-    });
+    }
+    return conflicts;
   }
 
   private batchRejected(errors: BatchItemError[]): PledgeError {
     errors.sort((a, b) => a.index - b.index);
-    return new PledgeError('batch_rejected', `${errors.length} item(s) of the batch are invalid; nothing was written`, { details: { errors } });
+    const failing = new Set(errors.map((error) => error.index)).size;
+    return new PledgeError('batch_rejected', `${failing} item(s) of the batch are invalid; nothing was written`, { details: { errors } });
   }
 
-  private async insertPrepared(
-    actor: Actor,
-    items: readonly PreparedCreate[],
-    now: Date,
-    onConflict: (index: number, error: PledgeError) => never,
-  ): Promise<SubjectSummary[]> {
+  /**
+   * Writes items already checked, identity conflicts included. `onIdentityRace` reports the
+   * identities another request took between that check and this insert.
+   */
+  private async insertPrepared(actor: Actor, items: readonly PreparedCreate[], now: Date, onIdentityRace: () => Promise<never>): Promise<SubjectSummary[]> {
     const { database, keystore, audit } = this.deps;
-    // Identities already held by other subjects.
-    const byKind = new Map<IdentityKind, Map<string, number>>();
-    items.forEach((item, index) => {
-      for (const identity of item.identities) {
-        if (!byKind.has(identity.kind)) byKind.set(identity.kind, new Map());
-        byKind.get(identity.kind)!.set(identity.blindIndex, index);
-      }
-    });
-    for (const [kind, indexes] of byKind) {
-      const taken = await store.findByIdentities(database.db, kind, [...indexes.keys()]);
-      if (taken.length > 0) onConflict(indexes.get(taken[0]!.blind_index)!, new PledgeError('identity_taken', `this ${kind} identity already belongs to another subject`));
-    }
-
     const stamp = now.toISOString();
     const ids = items.map(() => newId('sub', now.getTime()));
     const keys = await keystore.create(ids, now);
@@ -340,8 +380,7 @@ export class SubjectsService {
       });
     } catch (error) {
       await keystore.destroy(ids);
-      // Another request took an identity between the check and the insert.
-      if (isUniqueViolation(error)) onConflict(0, new PledgeError('identity_taken', 'an identity already belongs to another subject'));
+      if (isUniqueViolation(error)) await onIdentityRace();
       throw error;
     }
     return subjects.map(summary);
@@ -412,11 +451,9 @@ export class SubjectsService {
 
   async writeData(actor: Actor, subjectId: string, write: DataWrite): Promise<{ categories: string[] }> {
     const now = this.deps.clock.now();
-    const prepared = this.prepareData(write, now);
-    if (!actorMayUsePurpose(actor, prepared.purpose)) {
-      throw new PledgeError('purpose_not_permitted', `this API key may not use purpose "${prepared.purpose}"`, { details: { reason: 'api_key_scope' } });
-    }
-    await this.requireSubject(subjectId, { active: true });
+    this.requirePurposeScope(actor, [write.purpose]);
+    const subject = await this.requireSubject(subjectId, { active: true });
+    const prepared = this.prepareData(write, JSON.parse(subject.kinds) as string[], now);
     const key = await this.dataKey(subjectId);
     const stamp = now.toISOString();
     const categories = prepared.fields.map((field) => field.category);

@@ -87,6 +87,24 @@ for (const dialect of testDialects()) {
       assert.deepEqual(written.categories, ['user.name']);
     });
 
+    test('a category is stored only about the kinds of people the policy collects it from', async () => {
+      const before = { subjects: await count('subjects'), fields: await count('subject_fields') };
+      const write = (fields: Record<string, unknown>) => ({ purpose: 'order_fulfilment', source: 'person' as const, fields });
+      // The demo policy collects user.name and user.contact.address from customers only.
+      await rejects(vault.subjects.create(officer, { kinds: ['visitor'], data: write({ 'user.name': 'Val Visitor' }) }), 'category_not_collected', /does not collect "user.name" about subjects of kind visitor$/);
+      const batch = await rejects(
+        vault.subjects.createMany(officer, [{ kinds: ['customer'], data: write({ 'user.name': 'Cy Customer' }) }, { kinds: ['subscriber', 'visitor'], data: write({ 'user.contact.address': '1 Elm Street' }) }]),
+        'batch_rejected',
+      );
+      assert.deepEqual(batch.details?.errors, [{ index: 1, code: 'category_not_collected', message: 'the policy does not collect "user.contact.address" about subjects of kind subscriber, visitor' }]);
+      const subscriber = await vault.subjects.create(officer, { kinds: ['subscriber'] });
+      await rejects(vault.subjects.writeData(officer, subscriber.id, write({ 'user.contact.address': '1 Elm Street' })), 'category_not_collected', /about subjects of kind subscriber/);
+      assert.deepEqual({ subjects: await count('subjects'), fields: await count('subject_fields') }, { ...before, subjects: before.subjects + 1 }, 'no field was stored');
+      // One of the subject's kinds is enough: a customer who also subscribed gives an address.
+      const both = await vault.subjects.create(officer, { kinds: ['subscriber', 'customer'], data: write({ 'user.contact.address': '1 Elm Street' }) });
+      assert.deepEqual(Object.keys((await vault.subjects.readData(officer, both.id, 'order_fulfilment')).fields), ['user.contact.address']);
+    });
+
     test('identities are normalised, found through the blind index, and unique', async () => {
       const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
       const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
@@ -144,6 +162,18 @@ for (const dialect of testDialects()) {
       assert.equal(error.details?.reason, 'api_key_scope');
     });
 
+    test('an API key writes only for the purposes it is scoped to: on create and in a batch, nothing stored', async () => {
+      const before = { subjects: await count('subjects'), fields: await count('subject_fields') };
+      const marketing = (email: string) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value: email }], data: { purpose: 'marketing', source: 'person' as const, fields: { 'user.name': 'Jane Doe' } } });
+      const single = await rejects(vault.subjects.create(shopKey, marketing('scope.create@example.com')), 'purpose_not_permitted', /may not use purpose "marketing"/);
+      assert.equal(single.details?.reason, 'api_key_scope');
+      const batch = await rejects(vault.subjects.createMany(shopKey, [{ kinds: ['customer'] }, marketing('scope.batch@example.com')]), 'purpose_not_permitted', /may not use purpose "marketing"/);
+      assert.equal(batch.details?.reason, 'api_key_scope');
+      assert.deepEqual({ subjects: await count('subjects'), fields: await count('subject_fields') }, before, 'nothing was stored');
+      // Staff, and keys scoped to every purpose, are not limited by a key's scope.
+      assert.equal((await vault.subjects.create(officer, marketing('scope.officer@example.com'))).status, 'active');
+    });
+
     test('a batch is all or nothing, with every failing item named', async () => {
       const before = await count('subjects');
       const items = [0, 1, 2].map((index) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value: `batch${index}@example.com` }] }));
@@ -160,6 +190,27 @@ for (const dialect of testDialects()) {
       assert.equal(created.length, 3);
       const taken = await rejects(vault.subjects.createMany(officer, [{ kinds: ['customer'], identities: [{ kind: 'email', value: 'fresh@example.com' }] }, items[1]!]), 'batch_rejected');
       assert.deepEqual((taken.details?.errors as Array<{ index: number }>).map((item) => item.index), [1]);
+    });
+
+    test('a rejected batch lists every failing item at once: invalid ones, taken identities and repeats, by their own index', async () => {
+      await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.held@example.com' }, { kind: 'phone', value: '+1 207 555 0111' }] });
+      const before = await count('subjects');
+      const error = await rejects(
+        vault.subjects.createMany(officer, [
+          { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.held@example.com' }] },
+          { kinds: ['alien'] },
+          { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.twice@example.com' }] },
+          { kinds: ['customer'], identities: [{ kind: 'email', value: 'all.errors.twice@example.com' }] },
+          { kinds: ['customer'], identities: [{ kind: 'phone', value: '+12075550111' }] },
+        ]),
+        'batch_rejected',
+        /^4 item\(s\)/,
+      );
+      assert.deepEqual(
+        (error.details?.errors as Array<{ index: number; code: string }>).map((item) => [item.index, item.code]),
+        [[0, 'identity_taken'], [1, 'unknown_subject_kind'], [3, 'identity_taken'], [4, 'identity_taken']],
+      );
+      assert.equal(await count('subjects'), before, 'nothing was written');
     });
 
     test('erasure destroys the key: a copy of the database taken before yields no plaintext', async () => {
