@@ -10,6 +10,12 @@ export interface MailConsent {
   mayReceive(subjectId: string, topicId: string, purposeId: string, trx?: Transaction<Tables>): Promise<boolean>;
   /** Told of every opt-out taken through an unsubscribe link (after comms has stored its own). */
   recordUnsubscribe(subjectId: string, topicId: string, evidence: UnsubscribeEvidence): Promise<void>;
+  /**
+   * Registers what comms does when a subject explicitly opts in to topics again: `lift` runs
+   * inside the transaction that records the opt-in and returns the topics whose opt-out it
+   * lifted. Without it, an unsubscribe could never be undone.
+   */
+  onOptIn?(lift: (trx: Transaction<Tables>, subjectId: string, topics: readonly string[], at: string) => Promise<string[]>): void;
 }
 
 export interface UnsubscribeEvidence {

@@ -156,6 +156,7 @@ export class CommsService {
     // the timeout); past it another process may take the message over.
     this.leaseMs = Math.max(4 * deps.mail.smtpTimeoutMs, 5000);
     this.worker = new OutboxWorker(() => this.step(), deps.mail.pollIntervalMs, (error) => deps.logger.error({ err: error }, 'outbox step failed'));
+    deps.consent.onOptIn?.((trx, subjectId, topics, at) => this.liftOptOuts(trx, subjectId, topics, at));
   }
 
   private topic(id: string): Topic {
@@ -414,7 +415,7 @@ export class CommsService {
     const stamp = now.toISOString();
     const changed = await this.deps.database.db.transaction().execute(async (trx) => {
       const index = (await this.deps.subjects.emailBlindIndexes(trx, [claims.subjectId])).get(claims.subjectId);
-      const added = await store.addOptOut(trx, { subjectId: claims.subjectId, topic: claims.topic, blindIndex: index, messageId: claims.messageId, source: method, now: stamp });
+      const added = await store.addOptOut(trx, { subjectId: claims.subjectId, topic: claims.topic, blindIndex: index, messageId: claims.messageId, messageCreatedAt: message.created_at, source: method, now: stamp });
       if (!added) return false;
       const dropped = await store.dropQueuedMarketing(trx, claims.subjectId, claims.topic, stamp);
       await this.deps.audit.appendWithin(trx, [
@@ -426,7 +427,24 @@ export class CommsService {
     return { topic: claims.topic, topicName: this.topics.get(claims.topic)?.name ?? claims.topic, changed };
   }
 
-  /** A subject's opted-out topics (the state comms keeps; the consent ledger keeps its own). */
+  /**
+   * A subject opted in to these marketing topics again (the consent ledger calls this inside the
+   * transaction that records the opt-in): the unsubscribe and the suppression of the subject's
+   * address for each topic are lifted in that same commit, so the next message goes out.
+   * Returns the topics where there was something to lift.
+   */
+  async liftOptOuts(trx: Transaction<Tables>, subjectId: string, topics: readonly string[], at: string): Promise<string[]> {
+    const marketing = topics.filter((topic) => this.topics.get(topic)?.kind === 'marketing');
+    if (marketing.length === 0) return [];
+    const index = (await this.deps.subjects.emailBlindIndexes(trx, [subjectId])).get(subjectId);
+    const lifted: string[] = [];
+    for (const topic of marketing) {
+      if (await store.liftOptOut(trx, { subjectId, topic, blindIndex: index, now: at })) lifted.push(topic);
+    }
+    return lifted;
+  }
+
+  /** A subject's topic states (the state comms keeps; the consent ledger keeps its own). */
   async topicStates(subjectId: string): Promise<Array<{ topic: string; state: string; updatedAt: string }>> {
     return (await store.topicStates(this.deps.database.db, subjectId)).map((row) => ({ topic: row.topic, state: row.state, updatedAt: row.updated_at }));
   }

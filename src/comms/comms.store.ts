@@ -121,14 +121,28 @@ export const commsStore = {
     return new Set(rows.map((row) => `${row.blind_index}\u0000${row.topic}`));
   },
 
-  /** Inserts the opt-out rows; returns whether anything was new (a replay adds nothing). */
-  async addOptOut(trx: Transaction<Tables>, input: { subjectId: string; topic: string; blindIndex: string | undefined; messageId: string; source: string; now: string }): Promise<boolean> {
+  /**
+   * Inserts the opt-out rows; returns whether anything was new (a replay adds nothing). After an
+   * opt-in (state `subscribed`), only the link of a message created after it unsubscribes again:
+   * an older link, a replayed one included, stands for the wish the opt-in replaced.
+   */
+  async addOptOut(trx: Transaction<Tables>, input: { subjectId: string; topic: string; blindIndex: string | undefined; messageId: string; messageCreatedAt: string; source: string; now: string }): Promise<boolean> {
     const state = await trx
       .insertInto('comms_topic_states')
       .values({ subject_id: input.subjectId, topic: input.topic, state: 'unsubscribed', message_id: input.messageId, updated_at: input.now })
-      .onConflict((conflict) => conflict.columns(['subject_id', 'topic']).doNothing())
+      .onConflict((conflict) =>
+        conflict
+          .columns(['subject_id', 'topic'])
+          .doUpdateSet({ state: 'unsubscribed', message_id: input.messageId, updated_at: input.now })
+          .where('comms_topic_states.state', '=', 'subscribed')
+          .where('comms_topic_states.updated_at', '<=', input.messageCreatedAt),
+      )
       .returning('subject_id')
       .execute();
+    if (state.length === 0) {
+      const current = await trx.selectFrom('comms_topic_states').select('state').where('subject_id', '=', input.subjectId).where('topic', '=', input.topic).executeTakeFirst();
+      if (current?.state !== 'unsubscribed') return false;
+    }
     let suppressed: unknown[] = [];
     if (input.blindIndex) {
       suppressed = await trx
@@ -139,6 +153,27 @@ export const commsStore = {
         .execute();
     }
     return state.length > 0 || suppressed.length > 0;
+  },
+
+  /**
+   * Undoes an unsubscribe after an explicit opt-in: the topic state becomes `subscribed` (kept,
+   * see addOptOut) and the address's suppression for the topic goes. Returns whether anything
+   * was lifted.
+   */
+  async liftOptOut(trx: Transaction<Tables>, input: { subjectId: string; topic: string; blindIndex: string | undefined; now: string }): Promise<boolean> {
+    const state = await trx
+      .updateTable('comms_topic_states')
+      .set({ state: 'subscribed', updated_at: input.now })
+      .where('subject_id', '=', input.subjectId)
+      .where('topic', '=', input.topic)
+      .where('state', '=', 'unsubscribed')
+      .executeTakeFirst();
+    let suppression = 0n;
+    if (input.blindIndex) {
+      const deleted = await trx.deleteFrom('comms_suppressions').where('blind_index', '=', input.blindIndex).where('topic', '=', input.topic).executeTakeFirst();
+      suppression = deleted.numDeletedRows;
+    }
+    return Number(state.numUpdatedRows) > 0 || suppression > 0n;
   },
 
   /** Marketing of this topic still waiting for this subject: dropped with the opt-out. */

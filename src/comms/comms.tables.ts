@@ -40,10 +40,16 @@ export interface CommsSuppressionsTable {
   created_at: string;
 }
 
+/**
+ * A subject's unsubscribe from a topic. `subscribed` once the person opted in again: the row
+ * stays, its updated_at the time of the opt-in, so that links in mail sent before it (a
+ * replayed token among them) cannot unsubscribe again.
+ */
 export interface CommsTopicStatesTable {
   subject_id: string;
   topic: string;
-  state: 'unsubscribed';
+  state: 'unsubscribed' | 'subscribed';
+  /** The message whose link unsubscribed. */
   message_id: string | null;
   updated_at: string;
 }

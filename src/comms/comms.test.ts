@@ -105,6 +105,57 @@ for (const dialect of testDialects()) {
       assert.ok(!sink.received.some((entry) => entry.messageId.includes(queued.id) || entry.messageId.includes(later.id)));
     });
 
+    test('re-subscribing after a one-click unsubscribe: the next newsletter is delivered, a replayed old link does not unsubscribe again, a newer one does', async () => {
+      const subjectId = await createSubject(mail, 'Returning@Example.test');
+      const { key } = await mail.app.staff.createApiKey(SYSTEM, { name: 'privacy center', permissions: ['consent:read', 'consent:write'], purposes: 'all' });
+      const auth = { authorization: `Bearer ${key}` };
+      const newsletter = async (issue: string) => {
+        mail.clock.advance(1000);
+        const queued = await mail.app.comms.enqueue({ topic: 'newsletter', subjectId, template: 'message', data: { subject: issue, body: 'Hello' }, idempotencyKey: issue });
+        await mail.app.comms.deliverBatch();
+        return { id: queued.id, row: await mail.app.comms.get(queued.id), received: sink.received.filter((entry) => entry.messageId.includes(queued.id)) };
+      };
+      const unsubscribe = (link: string) =>
+        mail.app.http.inject({ method: 'POST', url: link.slice('https://privacy.example.test'.length), headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' });
+
+      const first = await newsletter('return-1');
+      assert.equal(first.received.length, 1);
+      const oldLink = headerLink(first.received[0]!);
+      assert.equal((await unsubscribe(oldLink)).statusCode, 200);
+      assert.equal((await newsletter('return-2')).row.status, 'dropped');
+
+      mail.clock.advance(1000);
+      const patched = await mail.app.http.inject({ method: 'PATCH', url: `/v1/subjects/${subjectId}/preferences`, headers: auth, payload: { topics: { newsletter: true } } });
+      assert.equal(patched.statusCode, 200, patched.body);
+      const topic = patched.json().topics.find((entry: { id: string }) => entry.id === 'newsletter');
+      assert.equal(topic.subscribed, true);
+      assert.equal(topic.receives, true);
+      assert.equal(await mail.app.comms.isSuppressed('returning@example.test', 'newsletter'), false, 'the opt-in lifted the suppression');
+      assert.deepEqual((await mail.app.comms.topicStates(subjectId)).map((state) => [state.topic, state.state]), [['newsletter', 'subscribed']]);
+      const recorded = await mail.app.audit.list({ action: 'consent.recorded', targetId: subjectId });
+      assert.deepEqual(recorded.entries.at(-1)!.details.optOutsLifted, ['topic:newsletter'], 'the audit says the opt-in lifted the unsubscribe');
+      const history = await mail.app.http.inject({ method: 'GET', url: `/v1/consent/events?holder=${subjectId}`, headers: auth });
+      assert.deepEqual(history.json().events.map((event: { target: string; action: string; source: string }) => [event.target, event.action, event.source]), [['newsletter', 'withdrawn', 'email_link'], ['newsletter', 'granted', 'api']]);
+
+      const third = await newsletter('return-3');
+      assert.equal(third.row.status, 'sent', 'delivered after the opt-in');
+      assert.equal(third.received.length, 1);
+
+      // The old link again (a replay, or a mail client's retry): it answers the same and changes nothing.
+      const replay = await unsubscribe(oldLink);
+      assert.equal(replay.statusCode, 200);
+      assert.deepEqual(replay.json(), { status: 'unsubscribed', topic: 'newsletter' });
+      assert.equal(await mail.app.comms.isSuppressed('returning@example.test', 'newsletter'), false);
+      assert.equal((await mail.app.consent.decision(subjectId, 'marketing')).allowed, true);
+      assert.equal((await mail.app.consent.mayReceive(subjectId, 'newsletter')), true, 'no withdrawal was recorded for the replay');
+      assert.equal((await newsletter('return-4')).row.status, 'sent');
+
+      // The link of a message sent after the opt-in is a new decision.
+      assert.equal((await unsubscribe(headerLink(third.received[0]!))).statusCode, 200);
+      assert.equal(await mail.app.comms.isSuppressed('returning@example.test', 'newsletter'), true);
+      assert.equal((await newsletter('return-5')).row.status, 'dropped');
+    });
+
     test('one-click also takes a multipart/form-data body, and answers an HTML form post with a page', async () => {
       const subjectId = await createSubject(mail, 'multipart@example.test');
       const message = await mail.app.comms.enqueue({ topic: 'newsletter', subjectId, template: 'message', data: { subject: 's', body: 'b' }, idempotencyKey: 'mp-1' });

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { MailConsent } from '../comms/comms.consent.js';
 import type { Tables } from '../core/db.tables.js';
-import type { ConsentService } from './consent.service.js';
+import type { ConsentService, MailOptInHandler } from './consent.service.js';
 
 /**
  * The outbox's view of the ledger. Marketing mail is re-checked inside the transaction that
@@ -15,6 +15,10 @@ export class LedgerMailConsent implements MailConsent {
   async mayReceive(subjectId: string, topicId: string, purposeId: string, trx?: Transaction<Tables>): Promise<boolean> {
     if (this.consent.isMarketingTopic(topicId)) return this.consent.mayReceive(subjectId, topicId, trx);
     return (await this.consent.decide(subjectId, purposeId, trx)).allowed;
+  }
+
+  onOptIn(lift: MailOptInHandler): void {
+    this.consent.onMailOptIn(lift);
   }
 
   async recordUnsubscribe(subjectId: string, topicId: string): Promise<void> {

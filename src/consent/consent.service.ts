@@ -111,6 +111,13 @@ export interface HolderDecision extends ConsentDecision {
   decidedAt: string | null;
 }
 
+/**
+ * Told, inside the transaction that records them, of a subject's explicit opt-ins to mail
+ * topics, so the mail side can lift the opt-outs it keeps (its suppression list) in the same
+ * commit. Returns the topics whose opt-out it lifted, for the audit entry.
+ */
+export type MailOptInHandler = (trx: Transaction<Tables>, subjectId: string, topics: readonly string[], at: string) => Promise<string[]>;
+
 export interface ConsentServiceDeps {
   database: Database;
   policy: Policy;
@@ -154,6 +161,8 @@ interface PendingWrite {
   signals: Array<{ signal: 'gpc' | 'dnt'; purpose: string; eventId: string }> | undefined;
   /** The subject holder is checked in the batch's transaction (one query for the batch) rather than before queueing. */
   checkHolder?: boolean;
+  /** Topics the subject holder explicitly opted in to: the mail side lifts its opt-outs in the same transaction. */
+  optIns?: string[];
   resolve(kept: ConsentEventsTable[]): void;
   reject(error: unknown): void;
 }
@@ -176,8 +185,14 @@ function settle(write: PendingWrite, outcome: ConsentEventsTable[] | PledgeError
 export class ConsentService implements ConsentGate {
   private readonly queue: PendingWrite[] = [];
   private flushing = false;
+  private mailOptIns: MailOptInHandler | undefined;
 
   constructor(private readonly deps: ConsentServiceDeps) {}
+
+  /** The mail outbox registers here (it is built after the ledger, which it asks in turn). */
+  onMailOptIn(handler: MailOptInHandler): void {
+    this.mailOptIns = handler;
+  }
 
   /**
    * Group commit: the writes that arrive while a transaction is running are written together in
@@ -257,7 +272,8 @@ export class ConsentService implements ConsentGate {
    */
   private async writeInOneStatement(batch: readonly PendingWrite[]): Promise<Array<ConsentEventsTable[] | PledgeError> | undefined> {
     const statusesSql = this.deps.subjectStatusesSql!;
-    if (batch.some((write) => write.signals)) return undefined;
+    // Signals are conditional inserts, and opt-ins to mail run the outbox's own writes: both need a transaction.
+    if (batch.some((write) => write.signals || write.optIns)) return undefined;
     const outcomes = new Map<PendingWrite, ConsentEventsTable[] | PledgeError>();
     for (const write of batch) if (write.rows.length === 0) outcomes.set(write, []);
     let writes = batch.filter((write) => !outcomes.has(write));
@@ -318,9 +334,22 @@ export class ConsentService implements ConsentGate {
     if (rows.length === 0) return outcome;
     const written = batch.filter((_write, index) => kept[index]!.length > 0);
     await store.writeDecisions(trx, rows, rows.map((row) => this.stateRow(row)), written.map((write) => write.receipt));
+    const lifted = new Map<PendingWrite, string[]>();
+    for (const [index, write] of batch.entries()) {
+      if (!write.optIns || !this.mailOptIns || kept[index]!.length === 0) continue;
+      const topics = await this.mailOptIns(trx, write.holder, write.optIns, write.receipt.issued_at);
+      if (topics.length > 0) lifted.set(write, topics);
+    }
     await this.deps.audit.appendWithin(
       trx,
-      batch.flatMap((write, index) => (kept[index]!.length > 0 ? [this.auditEvent(write.actor, write.holder, write.auditAction, kept[index]!, write.receipt.id, write.auditDetails)] : [])),
+      batch.flatMap((write, index) => {
+        if (kept[index]!.length === 0) return [];
+        const event = this.auditEvent(write.actor, write.holder, write.auditAction, kept[index]!, write.receipt.id, write.auditDetails);
+        // The opt-in also ended an unsubscribe (and the address's suppression) for these topics.
+        const topics = lifted.get(write);
+        if (topics) event.details = { ...event.details, optOutsLifted: topics.map((topic) => `topic:${topic}`) };
+        return [event];
+      }),
     );
     return outcome;
   }
@@ -534,7 +563,7 @@ export class ConsentService implements ConsentGate {
   }
 
   /** Writes events, their projection, the receipt and the audit entry in one transaction (shared, see enqueue). */
-  private commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: PendingWrite['signals']; auditDetails?: Record<string, string>; checkHolder?: boolean } = {}): Promise<ConsentEventsTable[]> {
+  private commit(actor: Actor, holder: string, rows: ConsentEventsTable[], receipt: KantaraReceipt, auditAction: string, now: Date, extra: { signals?: PendingWrite['signals']; auditDetails?: Record<string, string>; checkHolder?: boolean; optIns?: string[] } = {}): Promise<ConsentEventsTable[]> {
     return this.enqueue({
       actor,
       holder,
@@ -544,6 +573,7 @@ export class ConsentService implements ConsentGate {
       auditDetails: extra.auditDetails,
       signals: extra.signals,
       checkHolder: extra.checkHolder ?? false,
+      ...(extra.optIns ? { optIns: extra.optIns } : {}),
     });
   }
 
@@ -566,7 +596,9 @@ export class ConsentService implements ConsentGate {
     const source = input.source ?? this.defaultSource(actor);
     const receipt = this.receipt(input.holder, now, source, entries);
     const rows = entries.map((entry) => this.eventRow(input.holder, entry, source, input.evidence, receipt.consentReceiptID, now));
-    await this.commit(actor, input.holder, rows, receipt, 'consent.recorded', now, { checkHolder: checkInBatch });
+    // An explicit opt-in to a mail topic undoes an earlier unsubscribe, suppression included.
+    const optIns = holderKind(input.holder) === 'subject' ? entries.filter((entry) => entry.kind === 'topic' && entry.action === 'granted').map((entry) => entry.target) : [];
+    await this.commit(actor, input.holder, rows, receipt, 'consent.recorded', now, { checkHolder: checkInBatch, ...(optIns.length > 0 ? { optIns } : {}) });
     return this.recorded(input.holder, receipt.consentReceiptID, rows);
   }
 
