@@ -98,12 +98,11 @@ interface TransformInput {
  */
 export function documentRoute({ schema, url, route }: TransformInput): { schema: FastifySchema; url: string } {
   const access = routeAccess(route.url, route.config);
-  const method = Array.isArray(route.method) ? route.method[0]! : route.method;
+  // A route with several methods is one operation per method, all sharing this schema.
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  const statuses = [...new Set(methods.flatMap((method) => errorStatuses(method, route.url, schema, access)))].sort((a, b) => a - b);
   const open = access?.kind === 'public' || access?.kind === 'documentation';
-  return {
-    url,
-    schema: { ...schema, ...(open ? { security: [] } : {}), [ERRORS_KEY]: errorStatuses(method, route.url, schema, access) } as FastifySchema,
-  };
+  return { url, schema: { ...schema, ...(open ? { security: [] } : {}), [ERRORS_KEY]: statuses } as FastifySchema };
 }
 
 type Operation = { responses?: Record<string, unknown>; [ERRORS_KEY]?: number[] };
