@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import swagger from '@fastify/swagger';
+import swagger, { type SwaggerTransformObject } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
@@ -9,6 +9,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { trackRoutes } from './auth.js';
 import { registerBodyParsers } from './body-parsers.js';
+import { documentErrors, documentRoute } from './openapi.js';
 import { registerProblemHandlers } from './problem.js';
 import { lazyChildLogger } from './request-logger.js';
 import { registerSecurityHeaders } from './security-headers.js';
@@ -103,6 +104,7 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
         { name: 'consent', description: 'The consent ledger: choices per purpose and mail topic, browser signals, preferences, visitors and Kantara receipts.' },
         { name: 'comms', description: 'The outbox, one-click unsubscribe and policy acceptances.' },
         { name: 'retention', description: 'Retention sweeps (dry run and run) and legal holds.' },
+        { name: 'requests', description: 'Data-subject requests: intake, verification, review, execution, deadlines and download packages.' },
       ],
       components: {
         securitySchemes: {
@@ -112,6 +114,10 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
       },
       security: [{ apiKey: [] }, { session: [] }],
     },
+    // Error answers (one Problem schema) and `security: []` on public routes: see openapi.ts.
+    transform: documentRoute,
+    // The plugin types the document for each OpenAPI and Swagger version; this is OpenAPI 3.1.
+    transformObject: documentErrors as unknown as SwaggerTransformObject,
   });
   return app;
 }
