@@ -511,7 +511,15 @@ export async function migrate<T>(database: Database<T>, migrations: Record<strin
   return db.connection().execute(async (lockConnection) => {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`.execute(lockConnection);
     try {
-      return await run(db);
+      // Kysely's look for its tables scans every schema the role can see, and fails (3F000)
+      // when another schema — another tenant's, a finished test's — is dropped during the scan.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await run(db);
+        } catch (error) {
+          if (attempt >= 3 || (error as { cause?: { code?: string } }).cause?.code !== '3F000') throw error;
+        }
+      }
     } finally {
       await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.execute(lockConnection);
     }
