@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
+import { holderSignals } from '../consent/consent.signals.js';
 import { escapeHtml } from '../core/html.js';
 import { isPledgeError, PledgeError } from '../core/errors.js';
 import type { Actor } from '../staff/permissions.js';
@@ -63,6 +64,7 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
 
   app.post<{ Params: Static<typeof SubjectIdParams>; Body: Static<typeof AcceptanceBodySchema> }>('/v1/subjects/:id/acceptances', {
     config: { permission: 'policy:accept' },
+    preHandler: holderSignals,
     schema: {
       tags,
       summary: 'Record that a person accepted a policy version',

@@ -226,6 +226,42 @@ for (const dialect of testDialects()) {
       assert.equal(receipt.json().collectionMethod, 'Global Privacy Control browser signal');
     });
 
+    test('Sec-GPC on any route that names a subject or a visitor is applied before the route, as on the consent routes', async () => {
+      const gpc = { 'sec-gpc': '1' };
+      const signalled = async (holder: string) => (await history(holder)).filter((event) => event.source === 'gpc').map((event) => `${event.target} ${event.action}`).sort();
+
+      // Without the header: the opt-out purpose is read, nothing is recorded.
+      const plain = await newSubject();
+      assert.equal((await readData(plain, 'analytics')).statusCode, 200);
+      assert.deepEqual(await history(plain), []);
+
+      const reader = await newSubject();
+      const refused = await call('GET', `/v1/subjects/${reader}/data?purpose=analytics`, { key: shopKey, headers: gpc });
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal(refused.json().code, 'purpose_not_permitted');
+      assert.equal(refused.json().reason, 'consent');
+      assert.deepEqual(await signalled(reader), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+
+      const looked = await newSubject();
+      const summary = await call('GET', `/v1/subjects/${looked}`, { key: shopKey, headers: gpc });
+      assert.equal(summary.statusCode, 200, summary.body);
+      assert.deepEqual(await signalled(looked), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      await call('GET', `/v1/subjects/${looked}`, { key: shopKey, headers: gpc });
+      assert.equal((await signalled(looked)).length, 2, 'once per purpose, as everywhere');
+
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      const account = await newSubject();
+      const identified = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: account }, headers: gpc });
+      assert.equal(identified.statusCode, 200, identified.body);
+      assert.deepEqual(await signalled(visitor), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      assert.deepEqual(await signalled(account), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      assert.equal((await decision(account, 'analytics')).allowed, false);
+
+      const unknown = await call('GET', '/v1/subjects/sub_00000000000000000000000000', { key: shopKey, headers: gpc });
+      assert.equal(unknown.statusCode, 404, 'the route answers for an unknown subject');
+      assert.equal(unknown.json().code, 'subject_not_found');
+    });
+
     test('DNT applies only where the policy honours it, to the purposes it names', async () => {
       const id = await newSubject();
       await decision(id, 'analytics', { dnt: '1' });
