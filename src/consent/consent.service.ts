@@ -24,6 +24,10 @@ import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSo
  *   await consent.record(actor, { holder: 'sub_…', source: 'banner', choices: [{ purpose: 'marketing', action: 'granted' }] });
  *   await consent.decide('sub_…', 'marketing'); // { allowed: true, … }
  */
+/**
+ * `withdrawn` is accepted without an earlier grant in the ledger (history imported from another
+ * system may not carry the grant); it then refuses the purpose as `denied` would.
+ */
 export type Decision = 'granted' | 'denied' | 'withdrawn';
 export type BodySource = Exclude<ConsentSource, 'gpc' | 'dnt'>;
 
@@ -493,15 +497,17 @@ export class ConsentService implements ConsentGate {
       if ((choice.purpose === undefined) === (choice.topic === undefined)) throw new PledgeError('validation_failed', 'each choice names either a purpose or a topic');
       const kind: ConsentTargetKind = choice.purpose !== undefined ? 'purpose' : 'topic';
       const target = (choice.purpose ?? choice.topic)!;
+      // Nothing is recorded for what the person cannot decide, a grant included: a receipt
+      // would otherwise present a necessary purpose as consent given "until withdrawn".
       if (kind === 'purpose') {
         const purpose = this.purpose(target);
-        if (!this.isOptional(purpose) && choice.action !== 'granted') {
-          throw new PledgeError('consent_not_optional', `purpose "${target}" is ${purpose.legal_basis === 'legal_obligation' ? 'a legal obligation' : 'necessary'}: there is no choice to refuse or withdraw`);
+        if (!this.isOptional(purpose)) {
+          throw new PledgeError('consent_not_optional', `purpose "${target}" is ${purpose.legal_basis === 'legal_obligation' ? 'a legal obligation' : 'necessary'}: there is no choice to grant, refuse or withdraw`, { details: { target: `purpose:${target}` } });
         }
       } else {
         const topic = this.topic(target);
-        if (!this.topicIsOptional(topic) && choice.action !== 'granted') {
-          throw new PledgeError('consent_not_optional', `topic "${target}" is ${topic.kind} mail, which is always sent: it cannot be refused`);
+        if (!this.topicIsOptional(topic)) {
+          throw new PledgeError('consent_not_optional', `topic "${target}" is ${topic.kind} mail, which is always sent: there is no choice to grant or refuse`, { details: { target: `topic:${target}` } });
         }
       }
       const key = `${kind}:${target}`;

@@ -171,6 +171,31 @@ for (const dialect of testDialects()) {
       assert.equal((await history(id)).length, 1);
     });
 
+    test('a necessary purpose, a legal obligation or service mail cannot be granted either: 422, no event, no receipt', async () => {
+      const id = await newSubject();
+      for (const choice of [{ purpose: 'security', action: 'granted' }, { purpose: 'legal_compliance', action: 'granted' }, { topic: 'order_updates', action: 'granted' }]) {
+        const refused = await record(id, [{ purpose: 'analytics', action: 'denied' }, choice]);
+        assert.equal(refused.statusCode, 422, JSON.stringify(choice));
+        assert.equal(refused.headers['content-type'], 'application/problem+json; charset=utf-8');
+        assert.equal(refused.json().code, 'consent_not_optional');
+        assert.equal(refused.json().target, choice.purpose ? `purpose:${choice.purpose}` : `topic:${choice.topic}`);
+      }
+      const patched = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { purposes: { security: true } } });
+      assert.equal(patched.statusCode, 422);
+      assert.equal(patched.json().code, 'consent_not_optional');
+      assert.deepEqual(await history(id), [], 'nothing was stored, so no receipt was issued');
+      assert.equal((await decision(id, 'security')).decision, null);
+    });
+
+    test('withdrawn without an earlier grant is recorded (imported history), and refuses the purpose', async () => {
+      const id = await newSubject();
+      const withdrawn = await record(id, [{ purpose: 'analytics', action: 'withdrawn' }], { source: 'import' });
+      assert.equal(withdrawn.statusCode, 201, withdrawn.body);
+      const state = await decision(id, 'analytics');
+      assert.equal(state.allowed, false);
+      assert.equal(state.decision, 'withdrawn');
+    });
+
     test('bad input: unknown purpose or topic, contradictory choices — precise problem, nothing stored', async () => {
       const id = await newSubject();
       const unknown = await record(id, [{ purpose: 'marketing', action: 'granted' }, { purpose: 'telepathy', action: 'granted' }]);

@@ -236,7 +236,7 @@ export const ERROR_CATALOGUE = {
     status: 422,
     title: 'No choice to record',
     description:
-      'The person cannot refuse or withdraw this: the purpose is necessary (choice none) or a legal obligation, or the topic is service mail that is always sent. Nothing was stored.',
+      'The person has no choice to make about this, so none can be granted, refused or withdrawn: the purpose is necessary (choice none) or a legal obligation, or the topic is service mail that is always sent. `target` names it. Nothing was stored.',
   },
   consent_conflict: {
     status: 422,
