@@ -173,6 +173,9 @@ interface PendingWrite {
 
 const GROUP_LIMIT = 256;
 
+/** A visitor id is one browser before sign-in: once it is someone, it cannot become someone else. */
+const VISITOR_TAKEN = () => new PledgeError('visitor_already_identified', 'this visitor id was already identified as another subject; issue a new visitor id (POST /v1/visitors) for this browser');
+
 const ERASED_HOLDER = () => new PledgeError('subject_erased', 'the subject was erased; no consent can be recorded for it');
 
 /** Why a subject holder with this status (undefined or null: no such subject) takes no choice, if it does not. */
@@ -803,6 +806,8 @@ export class ConsentService implements ConsentGate {
     await this.requireSubject(subjectId);
     const { db } = this.deps.database;
     const now = this.deps.clock.now();
+    const owner = await store.visitorSubject(db, visitorId);
+    if (owner !== undefined && owner !== subjectId) throw VISITOR_TAKEN();
     const [visitorStates, subjectStates, visitorEvents, visitorSignals] = await Promise.all([
       store.statesOf(db, visitorId),
       store.statesOf(db, subjectId),
@@ -822,6 +827,8 @@ export class ConsentService implements ConsentGate {
       return this.eventRow(subjectId, { kind: state.target_kind, target: state.target, action: state.action }, state.source, evidence, receipt.consentReceiptID, now, { decidedAt: state.decided_at, mergedFrom: visitorId, policyVersion: state.policy_version });
     });
     await db.transaction().execute(async (trx) => {
+      // The first write of the transaction, and the authority: of two identifications racing, one wins.
+      if ((await store.identifyVisitor(trx, { visitor: visitorId, subject_id: subjectId, identified_at: now.toISOString() })) !== subjectId) throw VISITOR_TAKEN();
       for (const signal of visitorSignals) await store.insertSignal(trx, { ...signal, holder: subjectId });
       if (rows.length > 0) {
         await store.insertEvents(trx, rows);

@@ -327,6 +327,33 @@ for (const dialect of testDialects()) {
       assert.equal(again.json().merged, 0, 'identifying twice takes over nothing new');
     });
 
+    test('a visitor identified as one subject cannot be identified as another: 409, nothing copied; the same subject again is a no-op', async () => {
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      await record(visitor, [{ purpose: 'marketing', action: 'granted' }], { source: 'banner' });
+      const first = await newSubject();
+      const second = await newSubject();
+      assert.equal((await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: first } })).json().merged, 1);
+
+      const other = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: second } });
+      assert.equal(other.statusCode, 409, other.body);
+      assert.equal(other.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.equal(other.json().code, 'visitor_already_identified');
+      assert.ok(!other.body.includes(first), 'the problem does not name the other subject');
+      assert.deepEqual(await history(second), [], "the first person's choices were not copied");
+      assert.equal((await decision(second, 'marketing')).allowed, false);
+
+      const same = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: first } });
+      assert.equal(same.statusCode, 200, same.body);
+      assert.equal(same.json().merged, 0);
+
+      // A visitor with no choice yet is tied to its subject all the same.
+      const blank = (await call('POST', '/v1/visitors')).json().id as string;
+      assert.equal((await call('POST', `/v1/visitors/${blank}/identify`, { body: { subjectId: first } })).statusCode, 200);
+      await record(blank, [{ purpose: 'analytics', action: 'denied' }]);
+      assert.equal((await call('POST', `/v1/visitors/${blank}/identify`, { body: { subjectId: second } })).json().code, 'visitor_already_identified');
+      assert.deepEqual(await history(second), []);
+    });
+
     test('a signal a visitor already sent is not applied again over the subject\'s later opt-in', async () => {
       const visitor = (await call('POST', '/v1/visitors')).json().id as string;
       await decision(visitor, 'marketing', { 'sec-gpc': '1' });

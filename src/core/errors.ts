@@ -243,6 +243,11 @@ export const ERROR_CATALOGUE = {
     title: 'Contradictory consent choices',
     description: 'One request decides the same purpose or topic two ways (e.g. grants and denies it). Send one decision per purpose or topic; nothing was stored. `target` names it.',
   },
+  visitor_already_identified: {
+    status: 409,
+    title: 'Visitor already identified',
+    description: 'This visitor id was already identified as another subject, and its choices joined that person\'s. A visitor id is identified as one subject only: issue a new visitor id for the browser. Nothing was changed.',
+  },
   receipt_not_found: {
     status: 404,
     title: 'Consent receipt not found',
