@@ -62,6 +62,18 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
     schema: { tags, summary: 'One outbox message', params: MessageIdParams, response: { 200: MessageSummarySchema } },
   }, async (request) => comms.get(request.params.id));
 
+  app.post<{ Params: Static<typeof MessageIdParams> }>('/v1/outbox/:id/retry', {
+    config: { permission: 'comms:write' },
+    schema: {
+      tags,
+      summary: 'Retry a failed message',
+      description:
+        'Puts a message that failed after its last attempt back in the queue, due now, with its attempts counted from zero (same id and Message-ID). Audited. Marketing is checked against the person\'s choices when it is sent, as always. 409 message_not_failed for a message in any other state.',
+      params: MessageIdParams,
+      response: { 200: MessageSummarySchema },
+    },
+  }, async (request) => comms.retry(actorOf(request), request.params.id));
+
   app.post<{ Params: Static<typeof SubjectIdParams>; Body: Static<typeof AcceptanceBodySchema> }>('/v1/subjects/:id/acceptances', {
     config: { permission: 'policy:accept' },
     preHandler: holderSignals,

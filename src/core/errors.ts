@@ -269,6 +269,11 @@ export const ERROR_CATALOGUE = {
     title: 'Message not found',
     description: 'No outbox message has this id.',
   },
+  message_not_failed: {
+    status: 409,
+    title: 'Message has not failed',
+    description: 'Only a message that failed after its last attempt can be retried; this one is queued, being sent, sent, stored or dropped. `status` says which.',
+  },
   unknown_template: {
     status: 422,
     title: 'Unknown mail template',
