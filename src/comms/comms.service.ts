@@ -612,7 +612,7 @@ export class CommsService {
     if (!before) throw new PledgeError('message_not_found', 'no outbox message has this id');
     if ((await this.retryFailed(actor, [id])).length === 0) {
       const now = await store.get(this.deps.database.db, id);
-      throw new PledgeError('message_not_failed', `only a failed message can be retried; this one is ${now?.status ?? before.status}`, { details: { status: now?.status ?? before.status } });
+      throw new PledgeError('message_not_failed', `only a failed message can be retried; this one is ${now?.status ?? before.status}`, { details: { messageStatus: now?.status ?? before.status } });
     }
     return this.get(id);
   }

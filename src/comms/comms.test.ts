@@ -394,7 +394,8 @@ for (const dialect of testDialects()) {
       assert.equal(twice.statusCode, 409);
       assert.equal(twice.headers['content-type'], 'application/problem+json; charset=utf-8');
       assert.equal(twice.json().code, 'message_not_failed');
-      assert.equal(twice.json().status, 'queued');
+      assert.equal(twice.json().status, 409);
+      assert.equal(twice.json().messageStatus, 'queued');
       assert.equal((await retry('msg_00000000000000000000000000')).json().code, 'message_not_found');
 
       // The person opted out of the newsletter while it was failing: retried, it is dropped when claimed.
@@ -409,7 +410,7 @@ for (const dialect of testDialects()) {
       assert.equal(sink.received.filter((entry) => entry.messageId.includes(order.id)).length, 1, 'delivered once');
       assert.ok(!sink.received.some((entry) => entry.messageId.includes(news.id)));
       assert.equal((await mail.app.comms.deliverBatch()).claimed, 0);
-      assert.equal((await retry(order.id)).json().status, 'sent', 'a sent message is not retried');
+      assert.equal((await retry(order.id)).json().messageStatus, 'sent', 'a sent message is not retried');
 
       const audited = await mail.app.audit.list({ action: 'comms.retried', targetId: subjectId });
       assert.deepEqual(audited.entries.map((entry) => entry.details.message).sort(), [news.id, order.id].sort());

@@ -272,7 +272,7 @@ export const ERROR_CATALOGUE = {
   message_not_failed: {
     status: 409,
     title: 'Message has not failed',
-    description: 'Only a message that failed after its last attempt can be retried; this one is queued, being sent, sent, stored or dropped. `status` says which.',
+    description: 'Only a message that failed after its last attempt can be retried; this one is queued, being sent, sent, stored or dropped. `messageStatus` says which.',
   },
   unknown_template: {
     status: 422,
