@@ -44,6 +44,8 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
 
   app.post<{ Body: Static<typeof QueueMessageBodySchema> }>('/v1/outbox', {
     config: { permission: 'comms:write' },
+    // Names the subject in its body: a browser signal relayed with it is applied first.
+    preHandler: holderSignals,
     schema: {
       tags,
       summary: 'Queue a message to a subject',

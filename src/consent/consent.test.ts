@@ -282,6 +282,12 @@ for (const dialect of testDialects()) {
       assert.deepEqual(await signalled(account), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
       assert.equal((await decision(account, 'analytics')).allowed, false);
 
+      const mailer = (await testApp.app.staff.createApiKey(system, { name: 'mailer', permissions: ['comms:write'], purposes: 'all' })).key;
+      const recipient = await newSubject();
+      const queued = await call('POST', '/v1/outbox', { key: mailer, headers: gpc, body: { topic: 'order_updates', subjectId: recipient, subject: 's', body: 'b', idempotencyKey: 'gpc-1' } });
+      assert.equal(queued.statusCode, 201, queued.body);
+      assert.deepEqual(await signalled(recipient), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal'], 'a subject named in the body counts too');
+
       const unknown = await call('GET', '/v1/subjects/sub_00000000000000000000000000', { key: shopKey, headers: gpc });
       assert.equal(unknown.statusCode, 404, 'the route answers for an unknown subject');
       assert.equal(unknown.json().code, 'subject_not_found');
