@@ -3,7 +3,7 @@ import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { auditVerifyCommand } from './audit/audit.commands.js';
-import { policyPublishCommand } from './comms/comms.commands.js';
+import { outboxRetryCommand, policyPublishCommand } from './comms/comms.commands.js';
 import { commandSecrets, loadConfig } from './core/config.js';
 import { createEngine } from './engine.js';
 import { serveCommand } from './serve.js';
@@ -26,6 +26,7 @@ Usage:
   pledge policy schema [--out FILE]
   pledge policy categories [FILE] [--json]
   pledge policy publish FILE [--effective YYYY-MM-DD]
+  pledge outbox retry ID… | --all-failed
   pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]
   pledge keys rotate [--batch 1000] [--json]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
@@ -115,6 +116,9 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
           throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema, categories or publish`);
       }
     }
+    case 'outbox':
+      if (rest[0] !== 'retry') throw usageError('outbox');
+      return outboxRetryCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'audit':
       if (rest[0] !== 'verify') throw usageError('audit');
       return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { EXIT, UsageError, parseCommandArgs, type CommandIO } from '../cli/io.js';
+import { isId } from '../core/ids.js';
 import type { Engine } from '../engine.js';
 import { formatReport } from '../policy/policy.issues.js';
 import { loadPolicyFile } from '../policy/policy.load.js';
@@ -38,6 +39,40 @@ export async function policyPublishCommand(args: string[], io: CommandIO, openEn
     // A running server keeps the policy it started with (its pages, checks and receipts).
     io.out(`servers enforce the policy file they were started with: restart them with ${positionals[0]} on ${result.version.effectiveDate}`);
     return EXIT.ok;
+  } finally {
+    await engine.close();
+  }
+}
+
+/**
+ * `pledge outbox retry ID… | --all-failed`: failed messages back in the queue, due now, with
+ * their attempts counted from zero (audited); `pledge serve`'s worker sends them. Exit 1 when a
+ * named message does not exist or has not failed (the others are requeued all the same).
+ */
+export async function outboxRetryCommand(args: string[], io: CommandIO, openEngine: () => Promise<Engine>): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { 'all-failed': { type: 'boolean' } });
+  const all = values['all-failed'] === true;
+  if (all === (positionals.length > 0)) throw new UsageError('usage: pledge outbox retry ID… | --all-failed');
+  const malformed = positionals.find((id) => !isId(id, 'msg'));
+  if (malformed !== undefined) throw new UsageError(`"${malformed}" is not a message id (msg_…)`);
+  const engine = await openEngine();
+  try {
+    const actor = { type: 'system', id: 'cli' } as const;
+    if (all) {
+      io.out(`requeued ${await engine.comms.retryAllFailed(actor)} failed message(s); pledge serve sends them`);
+      return EXIT.ok;
+    }
+    const ids = [...new Set(positionals)];
+    const requeued = new Set(await engine.comms.retryFailed(actor, ids));
+    let skipped = 0;
+    for (const id of ids) {
+      if (requeued.has(id)) continue;
+      skipped += 1;
+      const status = await engine.comms.get(id).then((row) => row.status, () => undefined);
+      io.err(status === undefined ? `${id}: no outbox message has this id` : `${id}: not retried, it is ${status} (only failed messages are)`);
+    }
+    io.out(`requeued ${requeued.size} failed message(s); pledge serve sends them`);
+    return skipped > 0 ? EXIT.invalid : EXIT.ok;
   } finally {
     await engine.close();
   }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
+import { holderSignals } from '../consent/consent.signals.js';
 import { escapeHtml } from '../core/html.js';
 import { isPledgeError, PledgeError } from '../core/errors.js';
 import type { Actor } from '../staff/permissions.js';
@@ -43,6 +44,8 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
 
   app.post<{ Body: Static<typeof QueueMessageBodySchema> }>('/v1/outbox', {
     config: { permission: 'comms:write' },
+    // Names the subject in its body: a browser signal relayed with it is applied first.
+    preHandler: holderSignals,
     schema: {
       tags,
       summary: 'Queue a message to a subject',
@@ -61,8 +64,21 @@ export function registerCommsRoutes(app: FastifyInstance, comms: CommsService): 
     schema: { tags, summary: 'One outbox message', params: MessageIdParams, response: { 200: MessageSummarySchema } },
   }, async (request) => comms.get(request.params.id));
 
+  app.post<{ Params: Static<typeof MessageIdParams> }>('/v1/outbox/:id/retry', {
+    config: { permission: 'comms:write' },
+    schema: {
+      tags,
+      summary: 'Retry a failed message',
+      description:
+        'Puts a message that failed after its last attempt back in the queue, due now, with its attempts counted from zero (same id and Message-ID). Audited. Marketing is checked against the person\'s choices when it is sent, as always. 409 message_not_failed for a message in any other state.',
+      params: MessageIdParams,
+      response: { 200: MessageSummarySchema },
+    },
+  }, async (request) => comms.retry(actorOf(request), request.params.id));
+
   app.post<{ Params: Static<typeof SubjectIdParams>; Body: Static<typeof AcceptanceBodySchema> }>('/v1/subjects/:id/acceptances', {
     config: { permission: 'policy:accept' },
+    preHandler: holderSignals,
     schema: {
       tags,
       summary: 'Record that a person accepted a policy version',

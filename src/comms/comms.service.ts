@@ -577,6 +577,58 @@ export class CommsService {
     });
   }
 
+  // --- retrying failed mail ---------------------------------------------------------------------
+
+  /**
+   * Gives failed messages a new round of attempts (POST /v1/outbox/{id}/retry, `pledge outbox
+   * retry`): each goes back to the queue, due now, its attempts counted from zero, keeping its
+   * id and Message-ID, and is audited (comms.retried). Nothing else changes: marketing is still
+   * checked against the person's choices when it is claimed, so a person who opted out since
+   * gets nothing. Returns the ids requeued; a message not failed is skipped.
+   */
+  async retryFailed(actor: Actor, ids: readonly string[]): Promise<string[]> {
+    const stamp = this.deps.clock.now().toISOString();
+    return this.deps.database.db.transaction().execute(async (trx) => {
+      const requeued = await store.requeueFailed(trx, ids, stamp);
+      if (requeued.length > 0) {
+        await this.deps.audit.appendWithin(
+          trx,
+          requeued.map((row) => ({
+            actor,
+            action: 'comms.retried',
+            target: row.subject_id ? { type: 'subject', id: row.subject_id } : { type: 'message', id: row.id },
+            ...(row.purpose ? { purpose: row.purpose } : {}),
+            details: { message: row.id, topic: row.topic },
+          })),
+        );
+      }
+      return requeued.map((row) => row.id);
+    });
+  }
+
+  /** Retries one failed message; refused when there is no such message, or it has not failed. */
+  async retry(actor: Actor, id: string): Promise<MessageSummary> {
+    const before = await store.get(this.deps.database.db, id);
+    if (!before) throw new PledgeError('message_not_found', 'no outbox message has this id');
+    if ((await this.retryFailed(actor, [id])).length === 0) {
+      const now = await store.get(this.deps.database.db, id);
+      throw new PledgeError('message_not_failed', `only a failed message can be retried; this one is ${now?.status ?? before.status}`, { details: { messageStatus: now?.status ?? before.status } });
+    }
+    return this.get(id);
+  }
+
+  /** Every failed message, a page at a time; returns how many were requeued. */
+  async retryAllFailed(actor: Actor, page = 500): Promise<number> {
+    let after = '';
+    let requeued = 0;
+    for (;;) {
+      const ids = await store.failedIds(this.deps.database.db, after, page);
+      if (ids.length === 0) return requeued;
+      requeued += (await this.retryFailed(actor, ids)).length;
+      after = ids.at(-1)!;
+    }
+  }
+
   // --- reading the outbox ----------------------------------------------------------------------
 
   async list(filter: OutboxFilter): Promise<MessageSummary[]> {

@@ -109,6 +109,26 @@ export const commsStore = {
       .execute();
   },
 
+  /**
+   * Puts failed messages back in the queue, due now, with their attempts counted from zero.
+   * Only failed ones (a message sent, dropped or still queued is left as it is); returns the
+   * rows requeued, with the attempts they had.
+   */
+  async requeueFailed(trx: Transaction<Tables>, ids: readonly string[], now: string): Promise<Array<{ id: string; topic: string; subject_id: string | null; purpose: string | null }>> {
+    if (ids.length === 0) return [];
+    return trx
+      .updateTable('comms_outbox')
+      .set({ status: 'queued', attempts: 0, next_attempt_at: now, claim_token: null, claimed_until: null, updated_at: now })
+      .where('id', 'in', [...ids])
+      .where('status', '=', 'failed')
+      .returning(['id', 'topic', 'subject_id', 'purpose'])
+      .execute();
+  },
+
+  /** Ids of failed messages, in id order, after `after`: `pledge outbox retry --all-failed` pages through them. */
+  failedIds: async (executor: Executor, after: string, limit: number) =>
+    (await executor.selectFrom('comms_outbox').select('id').where('status', '=', 'failed').where('id', '>', after).orderBy('id').limit(limit).execute()).map((row) => row.id),
+
   async unsubscribedTopics(executor: Executor, subjectIds: readonly string[]): Promise<Set<string>> {
     if (subjectIds.length === 0) return new Set();
     const rows = await executor.selectFrom('comms_topic_states').select(['subject_id', 'topic']).where('subject_id', 'in', [...subjectIds]).where('state', '=', 'unsubscribed').execute();

@@ -363,6 +363,63 @@ for (const dialect of testDialects()) {
       assert.ok(!listed.body.includes('unlucky@'), 'no address in the list');
     });
 
+    test('a failed message is retried once the server recovers (POST /v1/outbox/{id}/retry): requeued now, audited, delivered once; marketing is re-checked when sent', async () => {
+      const subjectId = await createSubject(mail, 'second-chance@example.test');
+      const { key } = await mail.app.staff.createApiKey(SYSTEM, { name: 'mail operator', permissions: ['comms:read', 'comms:write'], purposes: 'all' });
+      const retry = (id: string) => mail.app.http.inject({ method: 'POST', url: `/v1/outbox/${id}/retry`, headers: { authorization: `Bearer ${key}` } });
+      const order = await mail.app.comms.enqueue({ topic: 'order_updates', subjectId, template: 'message', data: { subject: 'Your invoice', body: 'b' }, idempotencyKey: 'invoice-1' });
+      const news = await mail.app.comms.enqueue({ topic: 'newsletter', subjectId, template: 'message', data: { subject: 'News', body: 'b' }, idempotencyKey: 'news-failed-1' });
+      sink.mode = 'refuse';
+      try {
+        for (let attempt = 1; attempt <= 5; attempt++) {
+          await mail.app.comms.deliverBatch();
+          const rows = await Promise.all([order.id, news.id].map((id) => mail.app.comms.get(id)));
+          mail.clock.set(rows.map((row) => row.nextAttemptAt).sort().at(-1)!);
+        }
+        assert.equal((await mail.app.comms.get(order.id)).status, 'failed');
+        assert.equal((await mail.app.comms.get(news.id)).status, 'failed');
+        // Still refusing: the same key again answers the failed row and sends nothing.
+        const again = await mail.app.comms.enqueue({ topic: 'order_updates', subjectId, template: 'message', data: { subject: 'Your invoice', body: 'b' }, idempotencyKey: 'invoice-1' });
+        assert.equal(again.id, order.id);
+        assert.equal(again.created, false);
+      } finally {
+        sink.mode = 'ok';
+      }
+
+      const retried = await retry(order.id);
+      assert.equal(retried.statusCode, 200, retried.body);
+      assert.equal(retried.json().status, 'queued');
+      assert.equal(retried.json().attempts, 0);
+      assert.equal(retried.json().nextAttemptAt, mail.clock.now().toISOString(), 'due now');
+      const twice = await retry(order.id);
+      assert.equal(twice.statusCode, 409);
+      assert.equal(twice.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.equal(twice.json().code, 'message_not_failed');
+      assert.equal(twice.json().status, 409);
+      assert.equal(twice.json().messageStatus, 'queued');
+      assert.equal((await retry('msg_00000000000000000000000000')).json().code, 'message_not_found');
+
+      // The person opted out of the newsletter while it was failing: retried, it is dropped when claimed.
+      await mail.app.consent.record(SYSTEM, { holder: subjectId, source: 'privacy_center', choices: [{ topic: 'newsletter', action: 'withdrawn' }] });
+      assert.equal((await retry(news.id)).statusCode, 200);
+
+      const report = await mail.app.comms.deliverBatch();
+      assert.equal(report.delivered, 1);
+      assert.equal(report.dropped, 1);
+      assert.equal((await mail.app.comms.get(order.id)).status, 'sent');
+      assert.equal((await mail.app.comms.get(news.id)).lastError, 'not_allowed');
+      assert.equal(sink.received.filter((entry) => entry.messageId.includes(order.id)).length, 1, 'delivered once');
+      assert.ok(!sink.received.some((entry) => entry.messageId.includes(news.id)));
+      assert.equal((await mail.app.comms.deliverBatch()).claimed, 0);
+      assert.equal((await retry(order.id)).json().messageStatus, 'sent', 'a sent message is not retried');
+
+      const audited = await mail.app.audit.list({ action: 'comms.retried', targetId: subjectId });
+      assert.deepEqual(audited.entries.map((entry) => entry.details.message).sort(), [news.id, order.id].sort());
+      assert.ok(!JSON.stringify(audited.entries).includes('second-chance'), 'ids only');
+      const readOnly = await mail.app.http.inject({ method: 'POST', url: `/v1/outbox/${order.id}/retry`, headers: { authorization: `Bearer ${apiKey}` } });
+      assert.equal(readOnly.statusCode, 403, 'comms:write is needed');
+    });
+
     test('publishing a materially changed policy queues one notice per registered subject; acceptances are recorded', async () => {
       const registered = await Promise.all(['n1@example.test', 'n2@example.test', 'n3@example.test'].map((email) => createSubject(mail, email)));
       const noEmail = await mail.app.subjects.create(SYSTEM, { kinds: ['customer'], identities: [{ kind: 'user_id', value: 'u-1' }] });

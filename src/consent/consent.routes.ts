@@ -21,6 +21,7 @@ import {
   VisitorSchema,
 } from './consent.schema.js';
 import type { ConsentService } from './consent.service.js';
+import { holderSignals, provideSignalApplier } from './consent.signals.js';
 
 function actorOf(request: FastifyRequest): Actor {
   if (!request.actor) throw new PledgeError('unauthenticated', 'sign in, or send an API key');
@@ -41,6 +42,9 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
     const signals = signalsFrom(request.headers);
     if (signals.gpc || signals.dnt) await consent.applySignals(actorOf(request), holder, signals, evidence(request, bannerVersion));
   };
+
+  // The same application for the other routes that name a holder (holderSignals).
+  provideSignalApplier(app, (request, holder, signals) => consent.applySignals(actorOf(request), holder, signals, evidence(request)));
 
   app.post('/v1/visitors', {
     config: { permission: 'consent:write' },
@@ -98,10 +102,12 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
 
   app.post<{ Params: IdParams; Body: Static<typeof IdentifyBodySchema> }>('/v1/visitors/:id/identify', {
     config: { permission: 'consent:write' },
+    // Names a visitor and a subject: the signals apply to both before they are joined.
+    preHandler: holderSignals,
     schema: {
       tags,
       summary: 'Join a visitor\'s choices to the subject it turned out to be',
-      description: 'Per purpose and topic the later decision wins; each choice taken over is recorded on the subject, naming the visitor. Calling it again takes over nothing new.',
+      description: `Per purpose and topic the later decision wins; each choice taken over is recorded on the subject, naming the visitor. Calling it again takes over nothing new. ${SIGNALS}`,
       params: VisitorIdParams,
       body: IdentifyBodySchema,
       response: { 200: IdentifiedSchema },

@@ -12,7 +12,7 @@ export const VisitorPurposeParams = Type.Object({ id: Type.String({ pattern: VIS
 export const ReceiptIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'consentReceiptID of the receipt.' }) }, { additionalProperties: false });
 export const HolderQuery = Type.Object({ holder: Type.String({ pattern: `${SUBJECT_ID}|${VISITOR_ID}`, description: 'A subject id (sub_…) or visitor id (vis_…).' }) }, { additionalProperties: false });
 
-const Action = Type.Enum(['granted', 'denied', 'withdrawn'], { description: 'granted, denied (refused when asked) or withdrawn (after a grant).' });
+const Action = Type.Enum(['granted', 'denied', 'withdrawn'], { description: 'granted, denied (refused when asked) or withdrawn (consent taken back; recorded even with no earlier grant in the ledger, e.g. imported history, and then refuses like denied). Necessary purposes, legal obligations and service mail take no choice at all.' });
 const Source = Type.Enum(['banner', 'privacy_center', 'api', 'email_link', 'staff', 'import'], {
   description: 'Where the choice was made. Default: staff for a signed-in staff member, api for an API key. Browser signals (GPC, DNT) are read from the request headers, never sent here.',
 });

@@ -24,6 +24,10 @@ import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSo
  *   await consent.record(actor, { holder: 'sub_…', source: 'banner', choices: [{ purpose: 'marketing', action: 'granted' }] });
  *   await consent.decide('sub_…', 'marketing'); // { allowed: true, … }
  */
+/**
+ * `withdrawn` is accepted without an earlier grant in the ledger (history imported from another
+ * system may not carry the grant); it then refuses the purpose as `denied` would.
+ */
 export type Decision = 'granted' | 'denied' | 'withdrawn';
 export type BodySource = Exclude<ConsentSource, 'gpc' | 'dnt'>;
 
@@ -168,6 +172,9 @@ interface PendingWrite {
 }
 
 const GROUP_LIMIT = 256;
+
+/** A visitor id is one browser before sign-in: once it is someone, it cannot become someone else. */
+const VISITOR_TAKEN = () => new PledgeError('visitor_already_identified', 'this visitor id was already identified as another subject; issue a new visitor id (POST /v1/visitors) for this browser');
 
 const ERASED_HOLDER = () => new PledgeError('subject_erased', 'the subject was erased; no consent can be recorded for it');
 
@@ -493,15 +500,17 @@ export class ConsentService implements ConsentGate {
       if ((choice.purpose === undefined) === (choice.topic === undefined)) throw new PledgeError('validation_failed', 'each choice names either a purpose or a topic');
       const kind: ConsentTargetKind = choice.purpose !== undefined ? 'purpose' : 'topic';
       const target = (choice.purpose ?? choice.topic)!;
+      // Nothing is recorded for what the person cannot decide, a grant included: a receipt
+      // would otherwise present a necessary purpose as consent given "until withdrawn".
       if (kind === 'purpose') {
         const purpose = this.purpose(target);
-        if (!this.isOptional(purpose) && choice.action !== 'granted') {
-          throw new PledgeError('consent_not_optional', `purpose "${target}" is ${purpose.legal_basis === 'legal_obligation' ? 'a legal obligation' : 'necessary'}: there is no choice to refuse or withdraw`);
+        if (!this.isOptional(purpose)) {
+          throw new PledgeError('consent_not_optional', `purpose "${target}" is ${purpose.legal_basis === 'legal_obligation' ? 'a legal obligation' : 'necessary'}: there is no choice to grant, refuse or withdraw`, { details: { target: `purpose:${target}` } });
         }
       } else {
         const topic = this.topic(target);
-        if (!this.topicIsOptional(topic) && choice.action !== 'granted') {
-          throw new PledgeError('consent_not_optional', `topic "${target}" is ${topic.kind} mail, which is always sent: it cannot be refused`);
+        if (!this.topicIsOptional(topic)) {
+          throw new PledgeError('consent_not_optional', `topic "${target}" is ${topic.kind} mail, which is always sent: there is no choice to grant or refuse`, { details: { target: `topic:${target}` } });
         }
       }
       const key = `${kind}:${target}`;
@@ -797,6 +806,8 @@ export class ConsentService implements ConsentGate {
     await this.requireSubject(subjectId);
     const { db } = this.deps.database;
     const now = this.deps.clock.now();
+    const owner = await store.visitorSubject(db, visitorId);
+    if (owner !== undefined && owner !== subjectId) throw VISITOR_TAKEN();
     const [visitorStates, subjectStates, visitorEvents, visitorSignals] = await Promise.all([
       store.statesOf(db, visitorId),
       store.statesOf(db, subjectId),
@@ -816,6 +827,8 @@ export class ConsentService implements ConsentGate {
       return this.eventRow(subjectId, { kind: state.target_kind, target: state.target, action: state.action }, state.source, evidence, receipt.consentReceiptID, now, { decidedAt: state.decided_at, mergedFrom: visitorId, policyVersion: state.policy_version });
     });
     await db.transaction().execute(async (trx) => {
+      // The first write of the transaction, and the authority: of two identifications racing, one wins.
+      if ((await store.identifyVisitor(trx, { visitor: visitorId, subject_id: subjectId, identified_at: now.toISOString() })) !== subjectId) throw VISITOR_TAKEN();
       for (const signal of visitorSignals) await store.insertSignal(trx, { ...signal, holder: subjectId });
       if (rows.length > 0) {
         await store.insertEvents(trx, rows);

@@ -207,5 +207,18 @@ export const consentStore = {
     for (let start = 0; start < rows.length; start += 500) await executor.insertInto('consent_receipts').values(rows.slice(start, start + 500)).execute();
   },
 
+  /** The subject a visitor id was identified as, if it was. */
+  visitorSubject: async (executor: Executor, visitor: string) =>
+    (await executor.selectFrom('consent_visitors').select('subject_id').where('visitor', '=', visitor).executeTakeFirst())?.subject_id,
+
+  /**
+   * Ties a visitor id to a subject unless it is tied already; returns the subject it is tied to
+   * (another one when an identification into another subject came first).
+   */
+  async identifyVisitor(trx: Transaction<Tables>, row: { visitor: string; subject_id: string; identified_at: string }): Promise<string> {
+    await trx.insertInto('consent_visitors').values(row).onConflict((conflict) => conflict.column('visitor').doNothing()).execute();
+    return (await consentStore.visitorSubject(trx, row.visitor))!;
+  },
+
   getReceipt: (executor: Executor, id: string) => executor.selectFrom('consent_receipts').selectAll().where('id', '=', id).executeTakeFirst(),
 };

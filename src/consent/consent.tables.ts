@@ -60,9 +60,17 @@ export interface ConsentReceiptsTable {
   body: string;
 }
 
+/** The subject an identified visitor id became; a visitor id is identified as one subject only. */
+export interface ConsentVisitorsTable {
+  visitor: string;
+  subject_id: string;
+  identified_at: string;
+}
+
 export interface ConsentTables {
   consent_events: ConsentEventsTable;
   consent_state: ConsentStateTable;
   consent_signals: ConsentSignalsTable;
   consent_receipts: ConsentReceiptsTable;
+  consent_visitors: ConsentVisitorsTable;
 }

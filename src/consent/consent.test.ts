@@ -171,6 +171,31 @@ for (const dialect of testDialects()) {
       assert.equal((await history(id)).length, 1);
     });
 
+    test('a necessary purpose, a legal obligation or service mail cannot be granted either: 422, no event, no receipt', async () => {
+      const id = await newSubject();
+      for (const choice of [{ purpose: 'security', action: 'granted' }, { purpose: 'legal_compliance', action: 'granted' }, { topic: 'order_updates', action: 'granted' }]) {
+        const refused = await record(id, [{ purpose: 'analytics', action: 'denied' }, choice]);
+        assert.equal(refused.statusCode, 422, JSON.stringify(choice));
+        assert.equal(refused.headers['content-type'], 'application/problem+json; charset=utf-8');
+        assert.equal(refused.json().code, 'consent_not_optional');
+        assert.equal(refused.json().target, choice.purpose ? `purpose:${choice.purpose}` : `topic:${choice.topic}`);
+      }
+      const patched = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { purposes: { security: true } } });
+      assert.equal(patched.statusCode, 422);
+      assert.equal(patched.json().code, 'consent_not_optional');
+      assert.deepEqual(await history(id), [], 'nothing was stored, so no receipt was issued');
+      assert.equal((await decision(id, 'security')).decision, null);
+    });
+
+    test('withdrawn without an earlier grant is recorded (imported history), and refuses the purpose', async () => {
+      const id = await newSubject();
+      const withdrawn = await record(id, [{ purpose: 'analytics', action: 'withdrawn' }], { source: 'import' });
+      assert.equal(withdrawn.statusCode, 201, withdrawn.body);
+      const state = await decision(id, 'analytics');
+      assert.equal(state.allowed, false);
+      assert.equal(state.decision, 'withdrawn');
+    });
+
     test('bad input: unknown purpose or topic, contradictory choices — precise problem, nothing stored', async () => {
       const id = await newSubject();
       const unknown = await record(id, [{ purpose: 'marketing', action: 'granted' }, { purpose: 'telepathy', action: 'granted' }]);
@@ -226,6 +251,48 @@ for (const dialect of testDialects()) {
       assert.equal(receipt.json().collectionMethod, 'Global Privacy Control browser signal');
     });
 
+    test('Sec-GPC on any route that names a subject or a visitor is applied before the route, as on the consent routes', async () => {
+      const gpc = { 'sec-gpc': '1' };
+      const signalled = async (holder: string) => (await history(holder)).filter((event) => event.source === 'gpc').map((event) => `${event.target} ${event.action}`).sort();
+
+      // Without the header: the opt-out purpose is read, nothing is recorded.
+      const plain = await newSubject();
+      assert.equal((await readData(plain, 'analytics')).statusCode, 200);
+      assert.deepEqual(await history(plain), []);
+
+      const reader = await newSubject();
+      const refused = await call('GET', `/v1/subjects/${reader}/data?purpose=analytics`, { key: shopKey, headers: gpc });
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal(refused.json().code, 'purpose_not_permitted');
+      assert.equal(refused.json().reason, 'consent');
+      assert.deepEqual(await signalled(reader), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+
+      const looked = await newSubject();
+      const summary = await call('GET', `/v1/subjects/${looked}`, { key: shopKey, headers: gpc });
+      assert.equal(summary.statusCode, 200, summary.body);
+      assert.deepEqual(await signalled(looked), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      await call('GET', `/v1/subjects/${looked}`, { key: shopKey, headers: gpc });
+      assert.equal((await signalled(looked)).length, 2, 'once per purpose, as everywhere');
+
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      const account = await newSubject();
+      const identified = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: account }, headers: gpc });
+      assert.equal(identified.statusCode, 200, identified.body);
+      assert.deepEqual(await signalled(visitor), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      assert.deepEqual(await signalled(account), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      assert.equal((await decision(account, 'analytics')).allowed, false);
+
+      const mailer = (await testApp.app.staff.createApiKey(system, { name: 'mailer', permissions: ['comms:write'], purposes: 'all' })).key;
+      const recipient = await newSubject();
+      const queued = await call('POST', '/v1/outbox', { key: mailer, headers: gpc, body: { topic: 'order_updates', subjectId: recipient, subject: 's', body: 'b', idempotencyKey: 'gpc-1' } });
+      assert.equal(queued.statusCode, 201, queued.body);
+      assert.deepEqual(await signalled(recipient), ['analytics opted_out_by_signal', 'marketing opted_out_by_signal'], 'a subject named in the body counts too');
+
+      const unknown = await call('GET', '/v1/subjects/sub_00000000000000000000000000', { key: shopKey, headers: gpc });
+      assert.equal(unknown.statusCode, 404, 'the route answers for an unknown subject');
+      assert.equal(unknown.json().code, 'subject_not_found');
+    });
+
     test('DNT applies only where the policy honours it, to the purposes it names', async () => {
       const id = await newSubject();
       await decision(id, 'analytics', { dnt: '1' });
@@ -264,6 +331,33 @@ for (const dialect of testDialects()) {
 
       const again = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: id } });
       assert.equal(again.json().merged, 0, 'identifying twice takes over nothing new');
+    });
+
+    test('a visitor identified as one subject cannot be identified as another: 409, nothing copied; the same subject again is a no-op', async () => {
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      await record(visitor, [{ purpose: 'marketing', action: 'granted' }], { source: 'banner' });
+      const first = await newSubject();
+      const second = await newSubject();
+      assert.equal((await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: first } })).json().merged, 1);
+
+      const other = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: second } });
+      assert.equal(other.statusCode, 409, other.body);
+      assert.equal(other.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.equal(other.json().code, 'visitor_already_identified');
+      assert.ok(!other.body.includes(first), 'the problem does not name the other subject');
+      assert.deepEqual(await history(second), [], "the first person's choices were not copied");
+      assert.equal((await decision(second, 'marketing')).allowed, false);
+
+      const same = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: first } });
+      assert.equal(same.statusCode, 200, same.body);
+      assert.equal(same.json().merged, 0);
+
+      // A visitor with no choice yet is tied to its subject all the same.
+      const blank = (await call('POST', '/v1/visitors')).json().id as string;
+      assert.equal((await call('POST', `/v1/visitors/${blank}/identify`, { body: { subjectId: first } })).statusCode, 200);
+      await record(blank, [{ purpose: 'analytics', action: 'denied' }]);
+      assert.equal((await call('POST', `/v1/visitors/${blank}/identify`, { body: { subjectId: second } })).json().code, 'visitor_already_identified');
+      assert.deepEqual(await history(second), []);
     });
 
     test('a signal a visitor already sent is not applied again over the subject\'s later opt-in', async () => {

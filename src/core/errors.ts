@@ -236,12 +236,17 @@ export const ERROR_CATALOGUE = {
     status: 422,
     title: 'No choice to record',
     description:
-      'The person cannot refuse or withdraw this: the purpose is necessary (choice none) or a legal obligation, or the topic is service mail that is always sent. Nothing was stored.',
+      'The person has no choice to make about this, so none can be granted, refused or withdrawn: the purpose is necessary (choice none) or a legal obligation, or the topic is service mail that is always sent. `target` names it. Nothing was stored.',
   },
   consent_conflict: {
     status: 422,
     title: 'Contradictory consent choices',
     description: 'One request decides the same purpose or topic two ways (e.g. grants and denies it). Send one decision per purpose or topic; nothing was stored. `target` names it.',
+  },
+  visitor_already_identified: {
+    status: 409,
+    title: 'Visitor already identified',
+    description: 'This visitor id was already identified as another subject, and its choices joined that person\'s. A visitor id is identified as one subject only: issue a new visitor id for the browser. Nothing was changed.',
   },
   receipt_not_found: {
     status: 404,
@@ -263,6 +268,11 @@ export const ERROR_CATALOGUE = {
     status: 404,
     title: 'Message not found',
     description: 'No outbox message has this id.',
+  },
+  message_not_failed: {
+    status: 409,
+    title: 'Message has not failed',
+    description: 'Only a message that failed after its last attempt can be retried; this one is queued, being sent, sent, stored or dropped. `messageStatus` says which.',
   },
   unknown_template: {
     status: 422,

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
+import { holderSignals } from '../consent/consent.signals.js';
 import { PledgeError } from '../core/errors.js';
 import { actorAllows, type Actor } from '../staff/permissions.js';
 import {
@@ -70,31 +71,37 @@ export function registerSubjectRoutes(app: FastifyInstance, subjects: SubjectsSe
 
   app.get<{ Params: Params }>('/v1/subjects/:id', {
     config: { permission: 'subjects:read' },
+    preHandler: holderSignals,
     schema: { tags, summary: "A subject's metadata (no personal data)", params: SubjectIdParams, response: { 200: SubjectSummarySchema } },
   }, async (request) => subjects.get(request.params.id));
 
   app.patch<{ Params: Params; Body: Static<typeof UpdateSubjectSchema> }>('/v1/subjects/:id', {
     config: { permission: 'subjects:write' },
+    preHandler: holderSignals,
     schema: { tags, summary: 'Change kinds or add identities', params: SubjectIdParams, body: UpdateSubjectSchema, response: { 200: SubjectSummarySchema } },
   }, async (request) => subjects.update(actorOf(request), request.params.id, request.body));
 
   app.post<{ Params: Params }>('/v1/subjects/:id/close', {
     config: { permission: 'subjects:write' },
+    preHandler: holderSignals,
     schema: { tags, summary: 'Close the account (retention rules with trigger account_closed start)', params: SubjectIdParams, response: { 200: SubjectSummarySchema } },
   }, async (request) => subjects.close(actorOf(request), request.params.id));
 
   app.post<{ Params: Params; Body: Static<typeof RestrictionSchema> }>('/v1/subjects/:id/restriction', {
     config: { permission: 'subjects:write' },
+    preHandler: holderSignals,
     schema: { tags, summary: 'Restrict or lift the restriction of processing', params: SubjectIdParams, body: RestrictionSchema, response: { 200: SubjectSummarySchema } },
   }, async (request) => subjects.setRestricted(actorOf(request), request.params.id, request.body.restricted));
 
   app.delete<{ Params: Params }>('/v1/subjects/:id', {
     config: { permission: 'subjects:erase' },
+    preHandler: holderSignals,
     schema: { tags, summary: 'Erase a subject', description: 'Destroys the data key (crypto-shredding): no copy of the data, backups included, can be read afterwards.', params: SubjectIdParams, response: { 200: SubjectSummarySchema } },
   }, async (request) => subjects.erase(actorOf(request), request.params.id));
 
   app.get<{ Params: Params; Querystring: Static<typeof PurposeQuery> }>('/v1/subjects/:id/data', {
     config: { permission: 'data:read' },
+    preHandler: holderSignals,
     // Field values are free-form JSON: the schema-compiled serializer would hand each of them
     // to JSON.stringify anyway, after extra work; the schema stays for the documentation.
     serializerCompiler: () => (data) => purposeReadJson(data as PurposeRead),
@@ -115,6 +122,7 @@ export function registerSubjectRoutes(app: FastifyInstance, subjects: SubjectsSe
 
   app.patch<{ Params: Params; Body: Static<typeof DataWriteSchema> }>('/v1/subjects/:id/data', {
     config: { permission: 'data:write' },
+    preHandler: holderSignals,
     schema: { tags, summary: "Write a subject's data for a purpose", description: 'Refused, with nothing stored, when the policy does not collect a category from that source or the purpose may not use it.', params: SubjectIdParams, body: DataWriteSchema, response: { 200: DataWrittenSchema } },
   }, async (request) => subjects.writeData(actorOf(request), request.params.id, request.body));
 }

@@ -8,6 +8,7 @@ import * as comms from './0006-comms.js';
 import * as requests from './0007-requests.js';
 import * as retention from './0008-retention.js';
 import * as retentionByPerson from './0009-retention-by-person.js';
+import * as consentVisitors from './0010-consent-visitors.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -24,4 +25,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0007-requests': requests,
   '0008-retention': retention,
   '0009-retention-by-person': retentionByPerson,
+  '0010-consent-visitors': consentVisitors,
 };
