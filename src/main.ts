@@ -4,7 +4,7 @@ import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { auditVerifyCommand } from './audit/audit.commands.js';
 import { policyPublishCommand } from './comms/comms.commands.js';
-import { commandSecrets, loadConfig } from './core/config.js';
+import { commandSecrets, loadConfig, type Config, type ConfigFlags } from './core/config.js';
 import { createEngine } from './engine.js';
 import { serveCommand } from './serve.js';
 import { keysRotateCommand } from './subjects/keys.commands.js';
@@ -133,7 +133,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       );
     case 'keys':
       if (rest[0] !== 'rotate') throw usageError('keys');
-      return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
+      return keysRotateCommand(rest.slice(1), io, (adjust) => openEngineFor(io, {}, adjust));
     case 'requests':
       return requestsCommand(rest, io, () => openEngineFor(io));
     case 'retention':
@@ -146,10 +146,10 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
 }
 
 /** The engine as `pledge serve` would build it (same configuration), for maintenance commands. */
-async function openEngineFor(io: CommandIO) {
-  const { config, warnings } = loadConfig(undefined, {}, io.cwd);
+async function openEngineFor(io: CommandIO, flags: ConfigFlags = {}, adjust: (config: Config) => Config = (config) => config) {
+  const { config, warnings } = loadConfig(undefined, flags, io.cwd);
   for (const warning of warnings) io.err(`warning: ${warning}`);
-  return createEngine(config, { warn: (message) => io.err(`warning: ${message}`) });
+  return createEngine(adjust(config), { warn: (message) => io.err(`warning: ${message}`) });
 }
 
 run(process.argv.slice(2), processIO).then(
