@@ -27,7 +27,8 @@ Usage:
   pledge policy categories [FILE] [--json]
   pledge policy publish FILE [--effective YYYY-MM-DD]
   pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]
-  pledge keys rotate [--batch 1000] [--json]
+                     [--data-dir .pledge] [--database-url postgres://…]
+  pledge keys rotate [--batch 1000] [--json] [--data-dir .pledge] [--database-url postgres://…]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
                    [--data-dir .pledge] [--database-url postgres://…]   (the password: PLEDGE_STAFF_PASSWORD, stdin or a prompt)
   pledge requests create|list|show|verify|override|approve|deny|cancel|extend|dry-run|run|links …
@@ -117,7 +118,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     }
     case 'audit':
       if (rest[0] !== 'verify') throw usageError('audit');
-      return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));
+      return auditVerifyCommand(rest.slice(1), io, (flags) => openEngineFor(io, flags));
     case 'staff':
       if (rest[0] !== 'add') throw usageError('staff');
       return staffAddCommand(
@@ -133,7 +134,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       );
     case 'keys':
       if (rest[0] !== 'rotate') throw usageError('keys');
-      return keysRotateCommand(rest.slice(1), io, (adjust) => openEngineFor(io, {}, adjust));
+      return keysRotateCommand(rest.slice(1), io, (flags, adjust) => openEngineFor(io, flags, adjust));
     case 'requests':
       return requestsCommand(rest, io, () => openEngineFor(io));
     case 'retention':

@@ -86,8 +86,8 @@ describe('master key rotation in development (the key in the data directory)', (
   test('writes the new key to master.key (mode 600) once everything is re-wrapped; a server running meanwhile and a plain start afterwards both work', async () => {
     const directory = temporaryDirectory('pledge-dev-rotate-');
     const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
-    const open = (adjust: (config: Config) => Config = (config) => config) =>
-      createEngine(adjust(loadConfig({}, { dataDir: directory.path }, directory.path).config), { policy, logger: createLogger('silent') });
+    const open = (flags: { dataDir?: string } = {}, adjust: (config: Config) => Config = (config) => config) =>
+      createEngine(adjust(loadConfig({}, { dataDir: directory.path, ...flags }, directory.path).config), { policy, logger: createLogger('silent') });
     const keyFile = path.join(directory.path, 'master.key');
     try {
       const server = await open();

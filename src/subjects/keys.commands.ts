@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { EXIT, UsageError, parseCommandArgs, processIO, writeFileAtomic, type CommandIO } from '../cli/io.js';
+import { ENGINE_OPTIONS, EXIT, UsageError, engineFlags, parseCommandArgs, processIO, writeFileAtomic, type CommandIO } from '../cli/io.js';
 import type { Config } from '../core/config.js';
 import { MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, parseMasterKey } from '../core/crypto.js';
 import { KEK_REFRESH_MS } from '../core/keyring.js';
@@ -57,14 +57,18 @@ export async function rotateMasterKey(
  * interrupted later resumes with it), renamed over master.key once everything is. A server
  * running meanwhile picks both files up.
  */
-export async function keysRotateCommand(args: string[], io: CommandIO, openEngine: (adjust: (config: Config) => Config) => Promise<Engine>): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, { batch: { type: 'string' }, json: { type: 'boolean' } });
-  if (positionals.length > 0) throw new UsageError('usage: pledge keys rotate [--batch 1000] [--json]');
+export async function keysRotateCommand(
+  args: string[],
+  io: CommandIO,
+  openEngine: (flags: { dataDir?: string; databaseUrl?: string }, adjust: (config: Config) => Config) => Promise<Engine>,
+): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { batch: { type: 'string' }, json: { type: 'boolean' }, ...ENGINE_OPTIONS });
+  if (positionals.length > 0) throw new UsageError('usage: pledge keys rotate [--batch 1000] [--json] [--data-dir DIR] [--database-url URL]');
   const batch = values.batch === undefined ? 1000 : Number(values.batch);
   if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new UsageError('--batch must be a whole number from 1 to 100000');
 
   let keyFiles: { current: string; next: string } | undefined;
-  const engine = await openEngine((config) => {
+  const engine = await openEngine(engineFlags(values), (config) => {
     const files = developmentKeyFiles(config);
     if (!files) return config;
     keyFiles = files;
