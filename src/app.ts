@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { registerAuditRoutes } from './audit/audit.routes.js';
 import { registerCommsRoutes } from './comms/comms.routes.js';
 import { registerConsentRoutes } from './consent/consent.routes.js';
 import type { Config } from './core/config.js';
@@ -41,6 +42,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     registerCommsRoutes(http, engine.comms);
     registerRequestRoutes(http, engine.requests);
     registerRetentionRoutes(http, engine.retention);
+    registerAuditRoutes(http, engine.audit);
     await http.ready();
     return Object.assign(Object.create(null) as object, engine, {
       http,

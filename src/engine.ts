@@ -4,7 +4,7 @@ import { LedgerMailConsent } from './consent/consent.mail.js';
 import { ConsentService } from './consent/consent.service.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { datasetEnv, type Config } from './core/config.js';
-import { loadMasterKey, parseMasterKey } from './core/crypto.js';
+import { loadMasterKey, parseMasterKey, readMasterKeyFiles } from './core/crypto.js';
 import { migrate, openDatabase, type Database } from './core/db.js';
 import { Keyring } from './core/keyring.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -93,7 +93,9 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
   try {
     await migrate(database);
     await migrate(keystoreDatabase, KEYSTORE_MIGRATIONS, 'keystore_');
-    const keyring = await Keyring.open(database, masterKey.key, previousMasterKeys, clock);
+    // Development: a rotation may be replacing the key file while this process runs.
+    const reload = masterKey.source === 'environment' ? undefined : () => readMasterKeyFiles(config.dataDir);
+    const keyring = await Keyring.open(database, masterKey.key, [...previousMasterKeys, ...(reload?.() ?? [])], clock, reload ? { reload } : {});
     const audit = new AuditService(database, keyring, clock, { onError: (error) => logger.error({ err: error }, 'audit checkpoint failed') });
     const policyService = new PolicyService(policy, database, clock);
     await policyService.recordFirstVersion(audit);

@@ -4,7 +4,7 @@ import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { auditVerifyCommand } from './audit/audit.commands.js';
 import { outboxRetryCommand, policyPublishCommand } from './comms/comms.commands.js';
-import { commandSecrets, loadConfig } from './core/config.js';
+import { commandSecrets, loadConfig, type Config, type ConfigFlags } from './core/config.js';
 import { createEngine } from './engine.js';
 import { serveCommand } from './serve.js';
 import { keysRotateCommand } from './subjects/keys.commands.js';
@@ -28,7 +28,8 @@ Usage:
   pledge policy publish FILE [--effective YYYY-MM-DD]
   pledge outbox retry ID… | --all-failed
   pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]
-  pledge keys rotate [--batch 1000] [--json]
+                     [--data-dir .pledge] [--database-url postgres://…]
+  pledge keys rotate [--batch 1000] [--json] [--data-dir .pledge] [--database-url postgres://…]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
                    [--data-dir .pledge] [--database-url postgres://…]   (the password: PLEDGE_STAFF_PASSWORD, stdin or a prompt)
   pledge requests create|list|show|verify|override|approve|deny|cancel|extend|dry-run|run|links …
@@ -121,7 +122,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       return outboxRetryCommand(rest.slice(1), io, () => openEngineFor(io));
     case 'audit':
       if (rest[0] !== 'verify') throw usageError('audit');
-      return auditVerifyCommand(rest.slice(1), io, () => openEngineFor(io));
+      return auditVerifyCommand(rest.slice(1), io, (flags) => openEngineFor(io, flags));
     case 'staff':
       if (rest[0] !== 'add') throw usageError('staff');
       return staffAddCommand(
@@ -137,7 +138,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       );
     case 'keys':
       if (rest[0] !== 'rotate') throw usageError('keys');
-      return keysRotateCommand(rest.slice(1), io, () => openEngineFor(io));
+      return keysRotateCommand(rest.slice(1), io, (flags, adjust) => openEngineFor(io, flags, adjust));
     case 'requests':
       return requestsCommand(rest, io, () => openEngineFor(io));
     case 'retention':
@@ -150,10 +151,10 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
 }
 
 /** The engine as `pledge serve` would build it (same configuration), for maintenance commands. */
-async function openEngineFor(io: CommandIO) {
-  const { config, warnings } = loadConfig(undefined, {}, io.cwd);
+async function openEngineFor(io: CommandIO, flags: ConfigFlags = {}, adjust: (config: Config) => Config = (config) => config) {
+  const { config, warnings } = loadConfig(undefined, flags, io.cwd);
   for (const warning of warnings) io.err(`warning: ${warning}`);
-  return createEngine(config, { warn: (message) => io.err(`warning: ${message}`) });
+  return createEngine(adjust(config), { warn: (message) => io.err(`warning: ${message}`) });
 }
 
 run(process.argv.slice(2), processIO).then(

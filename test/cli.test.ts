@@ -13,7 +13,7 @@ const noStackTrace = (text: string) => assert.doesNotMatch(text, /^\s+at .+:\d+:
 describe('pledge help', () => {
   test('--help after any command prints that command\'s usage and changes nothing (exit 0)', () => {
     const cases: Array<[string[], RegExp]> = [
-      [['keys', 'rotate', '--help'], /^ {2}pledge keys rotate \[--batch 1000\] \[--json\]$/m],
+      [['keys', 'rotate', '--help'], /^ {2}pledge keys rotate \[--batch 1000\] \[--json\] \[--data-dir \.pledge\] \[--database-url postgres:\/\/…\]$/m],
       [['audit', 'verify', '-h'], /^ {2}pledge audit verify .*--progress/m],
       [['policy', 'render', 'x.yaml', '--help'], /^ {2}pledge policy render FILE/m],
       [['serve', '--port', '1', '--help'], /^ {15}\[--workers 1\|N\|auto\]$/m],
@@ -37,6 +37,29 @@ describe('pledge help', () => {
     const overview = runPledge(['--help']).stdout;
     for (const command of new Set([...overview.matchAll(/^ {2}pledge ([a-z]+)/gm)].map((match) => match[1]!))) {
       assert.equal(runPledge([command, '--help']).status, 0, command);
+    }
+  });
+});
+
+describe('the options every engine command takes', () => {
+  test('audit verify and keys rotate work on the data directory --data-dir names, as staff add and serve do', () => {
+    const directory = temporaryDirectory();
+    try {
+      const options = { cwd: directory.path, env: { PLEDGE_POLICY: DEMO } };
+      const verified = runPledge(['audit', 'verify', '--data-dir', 'state'], options);
+      assert.equal(verified.status, 0, verified.stderr);
+      assert.match(verified.stdout, /^audit chain intact: /);
+      assert.ok(existsSync(path.join(directory.path, 'state', 'pledge.db')), 'the named data directory was used');
+      assert.ok(!existsSync(path.join(directory.path, '.pledge')), 'not the default one');
+      const key = readFileSync(path.join(directory.path, 'state', 'master.key'), 'utf8');
+      const rotated = runPledge(['keys', 'rotate', '--json', '--data-dir', 'state'], options);
+      assert.equal(rotated.status, 0, rotated.stderr);
+      assert.notEqual(readFileSync(path.join(directory.path, 'state', 'master.key'), 'utf8'), key, 'the development key was rotated in place');
+      const again = runPledge(['audit', 'verify', '--json', '--data-dir', 'state'], options);
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(JSON.parse(again.stdout).ok, true);
+    } finally {
+      directory.remove();
     }
   });
 });

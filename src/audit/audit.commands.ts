@@ -1,7 +1,7 @@
-import { EXIT, UsageError, parseCommandArgs, processIO, type CommandIO } from '../cli/io.js';
+import { ENGINE_OPTIONS, EXIT, UsageError, engineFlags, parseCommandArgs, processIO, type CommandIO } from '../cli/io.js';
 import type { AuditService, AuditVerifyProgress } from './audit.service.js';
 
-const USAGE = 'usage: pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]';
+const USAGE = 'usage: pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress] [--data-dir DIR] [--database-url URL]';
 
 /**
  * `pledge audit verify [--from SEQ] [--json] [--progress]`: walks the whole chain (or from
@@ -22,13 +22,14 @@ const USAGE = 'usage: pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--js
 export async function auditVerifyCommand(
   args: string[],
   io: CommandIO,
-  openEngine: () => Promise<{ audit: AuditService; close(): Promise<void> }>,
+  openEngine: (flags: { dataDir?: string; databaseUrl?: string }) => Promise<{ audit: AuditService; close(): Promise<void> }>,
 ): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
     json: { type: 'boolean' },
     from: { type: 'string' },
     progress: { type: 'boolean' },
     expect: { type: 'string' },
+    ...ENGINE_OPTIONS,
   });
   if (positionals.length > 0) throw new UsageError(USAGE);
   let fromSeq: number | undefined;
@@ -44,7 +45,7 @@ export async function auditVerifyCommand(
   }
   const showProgress = values.progress ?? (io === processIO && process.stderr.isTTY === true && !values.json);
 
-  const engine = await openEngine();
+  const engine = await openEngine(engineFlags(values));
   try {
     const started = performance.now();
     let lastPrinted = started;

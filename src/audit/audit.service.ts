@@ -62,6 +62,11 @@ export interface AuditVerifyOptions {
    * and head) to before the next signed checkpoint, which the chain alone cannot show.
    */
   expect?: { seq: number; hash: string };
+  /**
+   * Stop after the batch during which this many milliseconds have passed, answering
+   * `complete: false` and where to go on from (an HTTP request must not run for an hour).
+   */
+  budgetMs?: number;
 }
 
 export interface AuditVerifyResult {
@@ -79,6 +84,12 @@ export interface AuditVerifyResult {
    * next checkpoint signed before the removal, shows it.
    */
   unsigned?: { fromSeq: number; toSeq: number; lastCheckpointSeq: number | null } | null;
+  /**
+   * Present, false, when `budgetMs` ran out: no problem up to `nextSeq` − 1; verify again from
+   * `nextSeq` for the rest (the head and the checkpoints past the end are checked at the end).
+   */
+  complete?: false;
+  nextSeq?: number;
 }
 
 export interface AuditEntry {
@@ -456,6 +467,7 @@ export class AuditService implements AuditWriter {
   async verify(options: AuditVerifyOptions = {}): Promise<AuditVerifyResult> {
     const db = this.database.db;
     const batchSize = Math.max(1, options.batchSize ?? 5000);
+    const started = performance.now();
     const publicKey = this.key.publicKey;
     const currentKeyId = this.key.keyId;
     let entries = 0;
@@ -519,6 +531,9 @@ export class AuditService implements AuditWriter {
           entries++;
         }
         options.onProgress?.({ entries, seq: expected - 1, headSeq: startHead });
+        if (rows.length === batchSize && options.budgetMs !== undefined && performance.now() - started >= options.budgetMs) {
+          return { ok: true, entries, checkpoints, complete: false, nextSeq: expected };
+        }
         if (rows.length === batchSize) {
           rows = await auditStore.chainAfter(this.database, expected - 1, batchSize);
           continue;

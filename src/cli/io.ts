@@ -29,6 +29,20 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options'
 }
 
 /**
+ * The options every command that opens the engine accepts, as `pledge serve` and
+ * `pledge staff add` do: which data directory and database to work on.
+ */
+export const ENGINE_OPTIONS = { 'data-dir': { type: 'string' }, 'database-url': { type: 'string' } } as const;
+
+/** The config flags ENGINE_OPTIONS parsed into. */
+export function engineFlags(values: { 'data-dir'?: string | undefined; 'database-url'?: string | undefined }): { dataDir?: string; databaseUrl?: string } {
+  return {
+    ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+    ...(values['database-url'] === undefined ? {} : { databaseUrl: values['database-url'] }),
+  };
+}
+
+/**
  * Writes a file whole or not at all: to a temporary name first, then renamed over the
  * target, so an interrupted command never leaves half a file.
  */

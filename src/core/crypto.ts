@@ -10,6 +10,26 @@ import { secureRandomBytes } from './random.js';
  * manager); a development install gets one generated into its data directory.
  */
 export const MASTER_KEY_FILE = 'master.key';
+/**
+ * Development only: the key a `pledge keys rotate` in progress re-wraps under. Written before
+ * anything is re-wrapped and renamed over master.key once everything is, so an interrupted
+ * rotation never leaves keys wrapped under a key that exists nowhere.
+ */
+export const NEXT_MASTER_KEY_FILE = 'master.key.next';
+
+/** Development: the master keys found in the data directory now (the key file, and a rotation's next key). */
+export function readMasterKeyFiles(dataDir: string): Buffer[] {
+  const keys: Buffer[] = [];
+  for (const name of [MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE]) {
+    const file = path.join(dataDir, name);
+    try {
+      keys.push(parseMasterKey(readFileSync(file, 'utf8'), file));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return keys;
+}
 
 export function parseMasterKey(text: string, source: string): Buffer {
   const value = text.trim();

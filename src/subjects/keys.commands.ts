@@ -1,39 +1,127 @@
-import { EXIT, UsageError, parseCommandArgs, processIO, type CommandIO } from '../cli/io.js';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import { ENGINE_OPTIONS, EXIT, UsageError, engineFlags, parseCommandArgs, processIO, writeFileAtomic, type CommandIO } from '../cli/io.js';
+import type { Config } from '../core/config.js';
+import { MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, parseMasterKey } from '../core/crypto.js';
+import { KEK_REFRESH_MS } from '../core/keyring.js';
 import type { Engine } from '../engine.js';
+
+/** How many walks over the key store a rotation makes before it reports keys left behind. */
+const MAX_PASSES = 3;
+
+export interface RotationResult {
+  kekId: string;
+  /** Keyring secrets re-wrapped (0 when an earlier run already switched them). */
+  secrets: number;
+  dataKeys: number;
+  /** Data keys still wrapped under another KEK at the end: a process runs without the new master key. */
+  remaining: number;
+}
+
+/**
+ * Re-wraps everything under PLEDGE_MASTER_KEY's KEK while other processes keep serving:
+ * 1. the keyring's secrets first — that is the switch: every process holding the new KEK
+ *    starts wrapping new data keys under it within KEK_REFRESH_MS (see Keyring);
+ * 2. after waiting for them to notice, every data key still under another KEK;
+ * 3. walks again while keys wrapped under an old KEK keep appearing (wrapped just before the
+ *    switch), and reports what is left: keys a process without the new key keeps making.
+ */
+export async function rotateMasterKey(
+  engine: Pick<Engine, 'keyring' | 'keystore' | 'database'>,
+  options: { batch: number; settleMs?: number; onProgress?: (rotated: number) => void },
+): Promise<RotationResult> {
+  const settleMs = options.settleMs ?? 2 * KEK_REFRESH_MS;
+  const secrets = await engine.keyring.rewrapSecrets(engine.database);
+  if (secrets > 0) await sleep(settleMs);
+  let dataKeys = 0;
+  let remaining = 0;
+  for (let pass = 1; pass <= MAX_PASSES; pass++) {
+    const before = dataKeys;
+    dataKeys += await engine.keystore.rotateAll(options.batch, (rotated) => options.onProgress?.(before + rotated));
+    remaining = await engine.keystore.countToRotate();
+    if (remaining === 0 || pass === MAX_PASSES) break;
+    await sleep(settleMs);
+  }
+  return { kekId: engine.keyring.kekId, secrets, dataKeys, remaining };
+}
 
 /**
  * `pledge keys rotate [--batch 1000]`: after PLEDGE_MASTER_KEY was replaced (the old key moved
- * to PLEDGE_PREVIOUS_MASTER_KEYS), re-wraps every subject's data key and the keyring's secrets
- * under the new master key. Field ciphertexts are not touched. Each batch commits on its own,
- * so an interrupted rotation resumes where it stopped when run again.
+ * to PLEDGE_PREVIOUS_MASTER_KEYS) on every process, re-wraps every subject's data key and the
+ * keyring's secrets under the new master key. Field ciphertexts are not touched. Each batch
+ * commits on its own, so an interrupted rotation resumes where it stopped when run again.
+ *
+ * In development (no PLEDGE_MASTER_KEY: the key is the data directory's master.key) it makes
+ * the new key itself: written to master.key.next before anything is re-wrapped (a run
+ * interrupted later resumes with it), renamed over master.key once everything is. A server
+ * running meanwhile picks both files up.
  */
-export async function keysRotateCommand(args: string[], io: CommandIO, openEngine: () => Promise<Engine>): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, { batch: { type: 'string' }, json: { type: 'boolean' } });
-  if (positionals.length > 0) throw new UsageError('usage: pledge keys rotate [--batch 1000] [--json]');
+export async function keysRotateCommand(
+  args: string[],
+  io: CommandIO,
+  openEngine: (flags: { dataDir?: string; databaseUrl?: string }, adjust: (config: Config) => Config) => Promise<Engine>,
+): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { batch: { type: 'string' }, json: { type: 'boolean' }, ...ENGINE_OPTIONS });
+  if (positionals.length > 0) throw new UsageError('usage: pledge keys rotate [--batch 1000] [--json] [--data-dir DIR] [--database-url URL]');
   const batch = values.batch === undefined ? 1000 : Number(values.batch);
   if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new UsageError('--batch must be a whole number from 1 to 100000');
 
-  const engine = await openEngine();
+  let keyFiles: { current: string; next: string } | undefined;
+  const engine = await openEngine(engineFlags(values), (config) => {
+    const files = developmentKeyFiles(config);
+    if (!files) return config;
+    keyFiles = files;
+    if (!existsSync(files.next)) writeFileAtomic(files.next, `${randomBytes(32).toString('hex')}\n`, 0o600);
+    const current = readFileSync(files.current, 'utf8');
+    const next = readFileSync(files.next, 'utf8');
+    parseMasterKey(next, files.next);
+    return { ...config, masterKey: next.trim(), previousMasterKeys: [current.trim(), ...config.previousMasterKeys] };
+  });
   try {
     const started = performance.now();
-    const secrets = await engine.keyring.rewrapSecrets(engine.database);
     const total = await engine.keystore.countToRotate();
     const showProgress = io === processIO && process.stderr.isTTY === true && !values.json;
-    const done = await engine.keystore.rotateAll(batch, (rotated) => {
-      if (!showProgress) return;
-      const width = 30;
-      const filled = total === 0 ? width : Math.round((rotated / total) * width);
-      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${rotated}/${total} data keys`);
+    const result = await rotateMasterKey(engine, {
+      batch,
+      onProgress: (rotated) => {
+        if (!showProgress) return;
+        const width = 30;
+        const filled = Math.min(width, total === 0 ? width : Math.round((rotated / total) * width));
+        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${rotated}/${total} data keys`);
+      },
     });
     if (showProgress) process.stderr.write('\n');
     await engine.audit.record([
-      { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { kekId: engine.keyring.kekId, dataKeys: done, secrets } },
+      { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { kekId: result.kekId, dataKeys: result.dataKeys, secrets: result.secrets, remaining: result.remaining } },
     ]);
+    // Only now is the old key file safe to replace: nothing needs the old key any more.
+    if (keyFiles && result.remaining === 0) renameSync(keyFiles.next, keyFiles.current);
     const seconds = (performance.now() - started) / 1000;
-    if (values.json) io.out(JSON.stringify({ kekId: engine.keyring.kekId, dataKeys: done, secrets, seconds }));
-    else io.out(`re-wrapped ${done} data key(s) and ${secrets} keyring secret(s) under key ${engine.keyring.kekId} in ${seconds.toFixed(1)} s; PLEDGE_PREVIOUS_MASTER_KEYS can now be removed`);
+    if (values.json) io.out(JSON.stringify({ ...result, seconds }));
+    else io.out(`re-wrapped ${result.dataKeys} data key(s) and ${result.secrets} keyring secret(s) under key ${result.kekId} in ${seconds.toFixed(1)} s`);
+    if (result.remaining > 0) {
+      io.err(
+        `${result.remaining} data key(s) are still wrapped under another master key: a process sharing the database runs without the new one and keeps wrapping under its own. Restart every process with the new PLEDGE_MASTER_KEY and the old one in PLEDGE_PREVIOUS_MASTER_KEYS, then run pledge keys rotate again. Keep the old key until it reports none left.`,
+      );
+      return EXIT.invalid;
+    }
+    if (keyFiles) io.out(`the new master key is in ${keyFiles.current}`);
+    else if (!values.json) io.out('every process may now be restarted without PLEDGE_PREVIOUS_MASTER_KEYS');
     return EXIT.ok;
   } finally {
     await engine.close();
   }
+}
+
+/** The key files a development rotation replaces, or undefined when the key comes from PLEDGE_MASTER_KEY. */
+function developmentKeyFiles(config: Config): { current: string; next: string } | undefined {
+  if (config.masterKey !== undefined || config.environment === 'production') return undefined;
+  const current = path.join(config.dataDir, MASTER_KEY_FILE);
+  if (!existsSync(current)) throw new UsageError(`there is no master key to rotate: neither PLEDGE_MASTER_KEY nor ${current} is set`);
+  return { current, next: path.join(config.dataDir, NEXT_MASTER_KEY_FILE) };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -62,6 +62,8 @@ export class KeyStore {
   /** Creates and stores a fresh data key for each subject id. */
   async create(subjectIds: readonly string[], now: Date): Promise<Map<string, Buffer>> {
     const keys = new Map<string, Buffer>();
+    // Under the KEK every process sharing the database can open, also in the middle of a rotation.
+    await this.keyring.refresh();
     const rows = subjectIds.map((subjectId) => {
       const key = randomBytes(32);
       keys.set(subjectId, key);
@@ -130,8 +132,7 @@ export class KeyStore {
       let rotated = 0;
       for (const row of rows) {
         if (row.kek_id === this.keyring.kekId) continue;
-        const key = this.keyring.unwrap(row.kek_id, row.wrapped, this.context(row.subject_id));
-        const { kekId, wrapped } = this.keyring.wrap(key, this.context(row.subject_id));
+        const { kekId, wrapped } = this.keyring.rewrap(row.kek_id, row.wrapped, this.context(row.subject_id));
         await trx.updateTable('subject_keys').set({ kek_id: kekId, wrapped }).where('subject_id', '=', row.subject_id).execute();
         rotated += 1;
       }

@@ -37,7 +37,7 @@ export interface TestVault {
 export async function createTestVault<C extends Clock = ReturnType<typeof manualClock>>(
   dialect: TestDialect,
   /** `sharing`: a second engine (another `pledge serve` process) over the databases of this one. */
-  options: { policy?: Policy; masterKey?: Buffer; clock?: C; sharing?: TestVault } = {},
+  options: { policy?: Policy; masterKey?: Buffer; previousMasterKeys?: readonly Buffer[]; clock?: C; sharing?: TestVault } = {},
 ): Promise<TestVault & { clock: C }> {
   const owned = !options.sharing;
   const main = options.sharing?.main ?? (await createTestDatabase(dialect));
@@ -47,7 +47,11 @@ export async function createTestVault<C extends Clock = ReturnType<typeof manual
   const policy = options.policy ?? requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
   const masterKey = options.masterKey ?? options.sharing?.masterKey ?? randomBytes(32);
   const { config } = loadConfig(
-    { PLEDGE_MASTER_KEY: masterKey.toString('hex'), PLEDGE_KEYSTORE_URL: keys.url },
+    {
+      PLEDGE_MASTER_KEY: masterKey.toString('hex'),
+      PLEDGE_KEYSTORE_URL: keys.url,
+      ...(options.previousMasterKeys ? { PLEDGE_PREVIOUS_MASTER_KEYS: options.previousMasterKeys.map((key) => key.toString('hex')).join(',') } : {}),
+    },
     { dataDir: directory.path, databaseUrl: main.url },
   );
   const engine = await createEngine(config, { policy, clock, logger: createLogger('silent') });
