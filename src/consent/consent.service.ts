@@ -619,6 +619,11 @@ export class ConsentService implements ConsentGate {
    * A signal seen for the first time after a grant does opt out (the later expression wins).
    */
   async applySignals(actor: Actor, holder: string, signals: Signals, evidence?: ConsentEvidence): Promise<Recorded> {
+    // A staff member's browser speaks for the staff member, not for the person whose record
+    // they open: a support agent with GPC switched on must not opt out everyone they look at.
+    // The person's signal reaches Pledge through the company's services (API keys), which
+    // forward their visitors' headers, or from the person themselves.
+    if (actor.type === 'staff') return { holder, receiptId: null, events: [] };
     const wanted: Array<{ signal: 'gpc' | 'dnt'; purposes: readonly string[] }> = [];
     const document = this.policy.document.signals;
     if (signals.gpc && document?.gpc?.honoured) wanted.push({ signal: 'gpc', purposes: document.gpc.opts_out_of ?? [] });

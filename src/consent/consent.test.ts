@@ -251,6 +251,16 @@ for (const dialect of testDialects()) {
       assert.equal(receipt.json().collectionMethod, 'Global Privacy Control browser signal');
     });
 
+    test("a staff member's own browser signal opts nobody out: it is theirs, not the person's", async () => {
+      const id = await newSubject();
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      const agent = { type: 'staff' as const, id: 'stf_support', role: 'support' as const };
+      const applied = await testApp.app.consent.applySignals(agent, id, { gpc: true, dnt: true });
+      assert.deepEqual(applied.events, []);
+      assert.equal((await decision(id, 'marketing')).allowed, true);
+      assert.deepEqual((await history(id)).filter((event) => event.source === 'gpc' || event.source === 'dnt'), []);
+    });
+
     test('Sec-GPC on any route that names a subject or a visitor is applied before the route, as on the consent routes', async () => {
       const gpc = { 'sec-gpc': '1' };
       const signalled = async (holder: string) => (await history(holder)).filter((event) => event.source === 'gpc').map((event) => `${event.target} ${event.action}`).sort();
