@@ -182,7 +182,7 @@ export const ERROR_CATALOGUE = {
   below_minimum_age: {
     status: 422,
     title: 'Below the minimum age',
-    description: "The data shows the person is younger than the policy's minimum age. Nothing was stored.",
+    description: "The data shows the person is younger than the policy's minimum age: a birth date, birth year, age or age range, as a category or as a key anywhere in a field's value (docs/vault.md, the age gate). Nothing was stored.",
   },
   subject_not_found: {
     status: 404,

@@ -311,6 +311,52 @@ describe('the vault with a policy that collects dates of birth', () => {
   });
 });
 
+for (const dialect of testDialects()) {
+  describe(`the age gate on ${dialect}, with a policy that collects demographics`, () => {
+    let vault: TestVault;
+    before(async () => {
+      const text = DEMO.replace(
+        'categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials]',
+        'categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials, user.demographic]',
+      )
+        .replace('categories: [user.name, user.contact.email, user.account, user.authorization]\n', 'categories: [user.name, user.contact.email, user.account, user.authorization, user.demographic]\n')
+        .replace('categories: [user.name, user.contact, user.account, user.authorization]\n    duration: 30 days', 'categories: [user.name, user.contact, user.account, user.authorization, user.demographic]\n    duration: 30 days');
+      // The clock says 2026-03-01; the demo policy's minimum age is 13.
+      vault = await createTestVault(dialect, { policy: requirePolicy(loadPolicyText(text, 'demographics.yaml')) });
+    });
+    after(() => vault.close());
+
+    const fieldCount = async () => Number((await vault.database.db.selectFrom('subject_fields').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const write = (fields: Record<string, unknown>) => ({ purpose: 'account', source: 'person' as const, fields });
+
+    test('finds a birth date or an age wherever the write carries it, and stores nothing', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await fieldCount();
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], data: write({ 'user.demographic': { date_of_birth: '2020-05-01' } }) }), 'below_minimum_age', /^"user.demographic" \(key dateofbirth\) shows/);
+      const refused: Array<Record<string, unknown>> = [
+        { 'user.demographic.age_range': '0-9' },
+        { 'user.demographic.age_range': 'under 13' },
+        { 'user.demographic': { age: 9 } },
+        { 'user.demographic': { profile: { DOB: '2019-01-01' } } },
+        { 'user.demographic': { 'birth-date': '2014-03-02' } },
+        { 'user.demographic': { birthdate: ['1980-01-01', '2016-01-01'] } },
+        { 'user.demographic': { birth_year: 2016 } },
+        { 'user.demographic': { AgeRange: [0, 9] } },
+      ];
+      for (const fields of refused) await rejects(vault.subjects.writeData(officer, subject.id, write(fields)), 'below_minimum_age', undefined);
+      await rejects(vault.subjects.writeData(officer, subject.id, write({ 'user.demographic': { birthDate: '01/05/2020' } })), 'invalid_field_value', /date of birth in "user.demographic" \(key birthdate\) must be a past date written YYYY-MM-DD/);
+      const batch = await rejects(vault.subjects.createMany(officer, [{ kinds: ['customer'] }, { kinds: ['customer'], data: write({ 'user.demographic': { dob: '2020-05-01' } }) }]), 'batch_rejected');
+      assert.deepEqual((batch.details?.errors as Array<{ index: number; code: string }>).map((item) => [item.index, item.code]), [[1, 'below_minimum_age']]);
+      assert.equal(await fieldCount(), before, 'nothing was stored');
+
+      // What shows the minimum age is reached, or says nothing of it, goes through.
+      await vault.subjects.create(officer, { kinds: ['customer'], data: write({ 'user.demographic': { date_of_birth: '2013-03-01', age_range: '10-14', gender: 'f' } }) });
+      for (const range of ['13+', '13', 'prefer not to say', '30-39 years']) await vault.subjects.writeData(officer, subject.id, write({ 'user.demographic.age_range': range }));
+      await vault.subjects.writeData(officer, subject.id, write({ 'user.demographic': { birth_year: 2013, age: null } }));
+    });
+  });
+}
+
 describe('master key rotation', () => {
   test('re-wraps every data key without touching field ciphertexts; the old key can then go', async () => {
     const vault = await createTestVault('sqlite');
