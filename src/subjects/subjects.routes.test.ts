@@ -117,6 +117,10 @@ for (const dialect of testDialects()) {
       const huge = await call('POST', '/v1/subjects', { payload: JSON.stringify({ kinds: ['customer'], pad: 'x'.repeat(2 * 1024 * 1024) }) });
       assert.equal(huge.statusCode, 413);
       assert.equal(huge.json().code, 'payload_too_large');
+      const { id } = (await call('POST', '/v1/subjects', { body: { kinds: ['customer'] } })).json();
+      const deep = await call('PATCH', `/v1/subjects/${id}/data`, { payload: `{"purpose":"order_fulfilment","source":"person","fields":{"user.contact.address":${'['.repeat(20_000)}${']'.repeat(20_000)}}}` });
+      assert.equal(deep.statusCode, 422, deep.body);
+      assert.equal(deep.json().code, 'invalid_field_value');
       const badId = await call('GET', '/v1/subjects/not-an-id/data?purpose=order_fulfilment');
       assert.equal(badId.statusCode, 400);
     });

@@ -14,6 +14,7 @@ import { covers } from '../policy/taxonomy.js';
 import { keptOnlyByException, RetentionRules } from '../retention/retention.rules.js';
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
 import { checkAgeGate } from './age-gate.js';
+import { requireShallowValue } from './field-values.js';
 import type { ConsentGate } from './consent-gate.js';
 import { normalizeIdentity, type IdentityKind } from './identities.js';
 import type { KeyStore, OpenedField, SubjectKey } from './keystore.js';
@@ -178,6 +179,8 @@ export class SubjectsService {
    * (collected from these kinds of people, from this source), sizes and the age gate.
    */
   private prepareData(write: DataWrite, kinds: readonly string[], now: Date): PreparedData {
+    // First of all: every later check, and the serialisation, reads the values recursively.
+    for (const [category, value] of Object.entries(write.fields)) requireShallowValue(category, value);
     const purpose = this.policy.purposes.get(write.purpose);
     if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${write.purpose}" is not declared in the policy`);
     const partner = write.source === 'partner' ? (write.partner ?? null) : null;
@@ -711,6 +714,7 @@ export class SubjectsService {
         notHeld.push(category);
         continue;
       }
+      requireShallowValue(category, value);
       const json = JSON.stringify(value);
       if (json === undefined || Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the corrected value of "${category}" is missing or larger than ${MAX_FIELD_BYTES / 1024} KB`);
       checkAgeGate(category, value, this.policy.document.children?.minimum_age, now);

@@ -105,6 +105,18 @@ for (const dialect of testDialects()) {
       assert.deepEqual(Object.keys((await vault.subjects.readData(officer, both.id, 'order_fulfilment')).fields), ['user.contact.address']);
     });
 
+    test('a value nested deeper than 32 levels is refused before anything reads it', async () => {
+      const nested = (depth: number): unknown => JSON.parse('['.repeat(depth) + ']'.repeat(depth));
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await count('subject_fields');
+      const write = (value: unknown) => vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Deep', 'user.contact.address': value } });
+      await rejects(write(nested(20_000)), 'invalid_field_value', /^the value of "user.contact.address" nests objects and arrays more than 32 levels deep$/);
+      await rejects(write({ lines: nested(32) }), 'invalid_field_value');
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.contact.address': nested(20_000) } } }), 'invalid_field_value');
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      await write(nested(32));
+    });
+
     test('identities are normalised, found through the blind index, and unique', async () => {
       const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
       const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
