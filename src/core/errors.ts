@@ -167,7 +167,7 @@ export const ERROR_CATALOGUE = {
   invalid_identity: {
     status: 422,
     title: 'Invalid identity',
-    description: 'An email address, phone number, user id, external id or cookie id is malformed. The value is never echoed.',
+    description: 'An email address, phone number, user id, external id or cookie id is malformed, or holds control or invisible formatting characters. The value is never echoed.',
   },
   invalid_field_value: {
     status: 422,

@@ -131,6 +131,26 @@ for (const dialect of testDialects()) {
       await rejects(vault.subjects.create(officer, { kinds: ['alien'] }), 'unknown_subject_kind');
     });
 
+    test('an identity with invisible characters is refused; an email domain counts in its ASCII form; a local part holds 64 bytes', async () => {
+      const email = (value: string) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value }] });
+      await vault.subjects.create(officer, email('zero.width@example.com'));
+      const before = await count('subject_identities');
+      for (const hidden of ['zero.width\u200b@example.com', '\u200dzero.width@example.com', 'zero.width@exam\u00adple.com', 'zero\u202e.width@example.com']) {
+        await rejects(vault.subjects.create(officer, email(hidden)), 'invalid_identity', /^the email identity is not valid: it contains invisible formatting characters$/);
+      }
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'user_id', value: 'u-1\u2060' }] }), 'invalid_identity', /invisible/);
+
+      const idn = await vault.subjects.create(officer, email('user@Bücher.de'));
+      await rejects(vault.subjects.create(officer, email('user@xn--bcher-kva.de')), 'identity_taken');
+      assert.equal((await vault.subjects.lookup(officer, { kind: 'email', value: 'USER@XN--BCHER-KVA.DE' })).id, idn.id);
+      assert.deepEqual(await vault.subjects.identities(officer, idn.id), [{ kind: 'email', value: 'user@xn--bcher-kva.de' }], 'kept in the form mail servers accept');
+
+      await rejects(vault.subjects.create(officer, email(`${'a'.repeat(65)}@example.com`)), 'invalid_identity', /longer than 64 bytes/);
+      await rejects(vault.subjects.create(officer, email(`${'ü'.repeat(33)}@example.com`)), 'invalid_identity', /longer than 64 bytes/);
+      assert.equal(await count('subject_identities'), before + 1, 'only the address in Unicode was stored');
+      assert.equal((await vault.subjects.create(officer, email(`${'a'.repeat(64)}@example.com`))).status, 'active');
+    });
+
     test('nothing personal is stored in clear: not in fields, identities, or the audit log', async () => {
       await vault.subjects.create(officer, { ...jane(), identities: [{ kind: 'email', value: 'clear.text@example.com' }] });
       const fields = await vault.database.db.selectFrom('subject_fields').selectAll().execute();
