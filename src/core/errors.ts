@@ -164,6 +164,12 @@ export const ERROR_CATALOGUE = {
     title: 'Category not allowed for the purpose',
     description: 'The purpose the data is written for may not use this category under the policy. Nothing was stored.',
   },
+  unexpected_partner: {
+    status: 422,
+    title: 'Partner without a partner source',
+    description:
+      'A write names a `partner` but its `source` is not `partner`, so the data would not be recorded as coming from that partner. Send `source: partner` with the partner\'s id from the policy\'s sources, or leave `partner` out. `field` names the member. Nothing was stored.',
+  },
   invalid_identity: {
     status: 422,
     title: 'Invalid identity',

@@ -71,6 +71,10 @@ for (const dialect of testDialects()) {
       assert.equal(notFromVisitors.statusCode, 422, notFromVisitors.body);
       assert.equal(notFromVisitors.json().code, 'category_not_collected');
       assert.match(notFromVisitors.json().detail, /"user.name" about subjects of kind visitor/);
+      const partnerIgnored = await call('PATCH', `/v1/subjects/${id}/data`, { body: { purpose: 'order_fulfilment', source: 'person', partner: 'payment_gateway', fields: { 'user.name': 'Ada' } } });
+      assert.equal(partnerIgnored.statusCode, 422, partnerIgnored.body);
+      assert.equal(partnerIgnored.json().code, 'unexpected_partner');
+      assert.equal(partnerIgnored.json().field, 'partner');
       const marketing = await call('GET', `/v1/subjects/${id}/data?purpose=marketing`, { key: readOnlyKey });
       assert.equal(marketing.statusCode, 403);
       assert.equal(marketing.json().code, 'purpose_not_permitted');

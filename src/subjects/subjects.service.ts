@@ -183,6 +183,10 @@ export class SubjectsService {
     for (const [category, value] of Object.entries(write.fields)) requireShallowValue(category, value);
     const purpose = this.policy.purposes.get(write.purpose);
     if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${write.purpose}" is not declared in the policy`);
+    // Ignored, it would leave the caller believing the partner was recorded.
+    if (write.partner !== undefined && write.source !== 'partner') {
+      throw new PledgeError('unexpected_partner', `"partner" is accepted only with source "partner", not "${write.source}"; nothing was stored`, { details: { field: 'partner' } });
+    }
     const partner = write.source === 'partner' ? (write.partner ?? null) : null;
     if (write.source === 'partner' && (!partner || !this.policy.document.sources?.some((source) => source.id === partner))) {
       throw new PledgeError('category_not_collected', `source: partner needs a partner declared under sources in the policy`);

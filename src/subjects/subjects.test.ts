@@ -117,6 +117,25 @@ for (const dialect of testDialects()) {
       await write(nested(32));
     });
 
+    test('a partner is accepted only with source partner, never silently dropped', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await count('subject_fields');
+      for (const source of ['person', 'automatic', 'other_person', 'staff'] as const) {
+        const error = await rejects(
+          vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source, partner: 'payment_gateway', fields: { 'user.name': 'Jane Doe' } }),
+          'unexpected_partner',
+          new RegExp(`^"partner" is accepted only with source "partner", not "${source}"`),
+        );
+        assert.equal(error.details?.field, 'partner');
+      }
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', partner: 'payment_gateway', fields: { 'user.name': 'Jane Doe' } } }), 'unexpected_partner');
+      const batch = await rejects(vault.subjects.createMany(officer, [{ kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', partner: 'payment_gateway', fields: { 'user.name': 'Jane Doe' } } }]), 'batch_rejected');
+      assert.deepEqual((batch.details?.errors as Array<{ code: string }>).map((item) => item.code), ['unexpected_partner']);
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      await vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'partner', partner: 'payment_gateway', fields: { 'user.payment': { outcome: 'paid' } } });
+      assert.equal((await vault.subjects.readData(officer, subject.id, 'order_fulfilment')).fields['user.payment']!.partner, 'payment_gateway');
+    });
+
     test('identities are normalised, found through the blind index, and unique', async () => {
       const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
       const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
