@@ -178,7 +178,7 @@ export const ERROR_CATALOGUE = {
   invalid_field_value: {
     status: 422,
     title: 'Invalid field value',
-    description: 'A field value is not acceptable (larger than 64 KB, nested more than 32 levels deep, or not the expected form, e.g. a date of birth that is not YYYY-MM-DD). Nothing was stored.',
+    description: 'A field value is not acceptable (larger than 64 KB, nested more than 32 levels deep, or not the expected form, e.g. a date of birth that is not YYYY-MM-DD, or a user.contact.email that is not an email address). Nothing was stored.',
   },
   identity_taken: {
     status: 409,

@@ -1,4 +1,6 @@
 import { PledgeError } from '../core/errors.js';
+import { covers } from '../policy/taxonomy.js';
+import { emailAddressProblem } from './identities.js';
 
 /**
  * Checks on the shape of a field value that the vault makes before anything else reads it.
@@ -19,4 +21,18 @@ export function requireShallowValue(category: string, value: unknown): void {
     if (depth > MAX_FIELD_DEPTH) throw new PledgeError('invalid_field_value', `the value of "${category}" nests objects and arrays more than ${MAX_FIELD_DEPTH} levels deep`);
     for (const child of Array.isArray(next.value) ? next.value : Object.values(next.value)) pending.push({ value: child, depth });
   }
+}
+
+const EMAIL_CATEGORY = 'user.contact.email';
+
+/**
+ * An email address stored as a field must be one that could be written to: the same rules as
+ * an email identity (a domain name, at most 64 bytes before the @, no invisible characters).
+ * Applies to user.contact.email and the categories a policy declares under it.
+ */
+export function requireValidEmailField(category: string, value: unknown): void {
+  if (!covers(EMAIL_CATEGORY, category)) return;
+  const problem = typeof value === 'string' ? emailAddressProblem(value) : 'it is not text';
+  // The value itself is never put in the message: it is personal data.
+  if (problem) throw new PledgeError('invalid_field_value', `the value of "${category}" is not an email address: ${problem}`);
 }

@@ -12,9 +12,30 @@ const EMAIL = /^[^\s@"<>()[\]\\,;:]+@[^\s@"<>()[\]\\,;:]+\.[^\s@"<>()[\]\\,;:.]{
 /** RFC 5321 4.5.3.1.1: a local part is at most 64 octets. */
 const MAX_LOCAL_PART_BYTES = 64;
 
+/** Carries the reason alone too, for callers that check a value which is not an identity. */
+class InvalidIdentity extends PledgeError {
+  constructor(
+    kind: IdentityKind,
+    readonly why: string,
+  ) {
+    // The value itself is never put in the message: it is personal data.
+    super('invalid_identity', `the ${kind} identity is not valid: ${why}`);
+  }
+}
+
 function invalid(kind: IdentityKind, why: string): never {
-  // The value itself is never put in the message: it is personal data.
-  throw new PledgeError('invalid_identity', `the ${kind} identity is not valid: ${why}`);
+  throw new InvalidIdentity(kind, why);
+}
+
+/** Why `raw` is not an email address as an email identity must be, or undefined when it is one. */
+export function emailAddressProblem(raw: string): string | undefined {
+  try {
+    normalizeIdentity('email', raw);
+    return undefined;
+  } catch (error) {
+    if (error instanceof InvalidIdentity) return error.why;
+    throw error;
+  }
 }
 
 /**

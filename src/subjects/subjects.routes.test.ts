@@ -75,6 +75,10 @@ for (const dialect of testDialects()) {
       assert.equal(partnerIgnored.statusCode, 422, partnerIgnored.body);
       assert.equal(partnerIgnored.json().code, 'unexpected_partner');
       assert.equal(partnerIgnored.json().field, 'partner');
+      const notAnEmail = await call('PATCH', `/v1/subjects/${id}/data`, { body: { purpose: 'account', source: 'person', fields: { 'user.contact.email': 'not an email at all' } } });
+      assert.equal(notAnEmail.statusCode, 422, notAnEmail.body);
+      assert.equal(notAnEmail.json().code, 'invalid_field_value');
+      assert.ok(!notAnEmail.body.includes('at all'), 'the value is not echoed');
       const marketing = await call('GET', `/v1/subjects/${id}/data?purpose=marketing`, { key: readOnlyKey });
       assert.equal(marketing.statusCode, 403);
       assert.equal(marketing.json().code, 'purpose_not_permitted');

@@ -14,7 +14,7 @@ import { covers } from '../policy/taxonomy.js';
 import { keptOnlyByException, RetentionRules } from '../retention/retention.rules.js';
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
 import { checkAgeGate } from './age-gate.js';
-import { requireShallowValue } from './field-values.js';
+import { requireShallowValue, requireValidEmailField } from './field-values.js';
 import type { ConsentGate } from './consent-gate.js';
 import { normalizeIdentity, type IdentityKind } from './identities.js';
 import type { KeyStore, OpenedField, SubjectKey } from './keystore.js';
@@ -196,6 +196,7 @@ export class SubjectsService {
       const refusal = this.categoryRefusal(purpose.id, write.source, partner, kinds, category);
       if (refusal) throw new PledgeError(refusal.code, refusal.message);
       if (value === undefined) continue;
+      requireValidEmailField(category, value);
       const json = JSON.stringify(value);
       if (Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the value of "${category}" is larger than ${MAX_FIELD_BYTES / 1024} KB`);
       checkAgeGate(category, value, this.policy.document.children?.minimum_age, now);
@@ -719,6 +720,7 @@ export class SubjectsService {
         continue;
       }
       requireShallowValue(category, value);
+      requireValidEmailField(category, value);
       const json = JSON.stringify(value);
       if (json === undefined || Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the corrected value of "${category}" is missing or larger than ${MAX_FIELD_BYTES / 1024} KB`);
       checkAgeGate(category, value, this.policy.document.children?.minimum_age, now);

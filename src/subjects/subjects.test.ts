@@ -136,6 +136,21 @@ for (const dialect of testDialects()) {
       assert.equal((await vault.subjects.readData(officer, subject.id, 'order_fulfilment')).fields['user.payment']!.partner, 'payment_gateway');
     });
 
+    test('an email address stored as a field is checked as an email identity is', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await count('subject_fields');
+      const write = (value: unknown) => vault.subjects.writeData(officer, subject.id, { purpose: 'account', source: 'person', fields: { 'user.name': 'Jane Doe', 'user.contact.email': value } });
+      await rejects(write('not an email at all'), 'invalid_field_value', /^the value of "user.contact.email" is not an email address: expected an address such as name@example.com$/);
+      await rejects(write('jane\u200b@example.com'), 'invalid_field_value', /invisible formatting characters/);
+      await rejects(write(`${'a'.repeat(65)}@example.com`), 'invalid_field_value', /longer than 64 bytes/);
+      await rejects(write({ address: 'jane@example.com' }), 'invalid_field_value', /is not an email address: it is not text$/);
+      await rejects(vault.subjects.create(officer, { kinds: ['subscriber'], data: { purpose: 'marketing', source: 'person', fields: { 'user.contact.email': 'nobody-at-example' } } }), 'invalid_field_value');
+      const batch = await rejects(vault.subjects.createMany(officer, [{ kinds: ['subscriber'], data: { purpose: 'marketing', source: 'person', fields: { 'user.contact.email': 'nobody-at-example' } } }]), 'batch_rejected');
+      assert.deepEqual((batch.details?.errors as Array<{ code: string }>).map((item) => item.code), ['invalid_field_value']);
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      await write(' Jane.Doe@Bücher.de ');
+    });
+
     test('identities are normalised, found through the blind index, and unique', async () => {
       const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
       const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
