@@ -164,15 +164,21 @@ export const ERROR_CATALOGUE = {
     title: 'Category not allowed for the purpose',
     description: 'The purpose the data is written for may not use this category under the policy. Nothing was stored.',
   },
+  unexpected_partner: {
+    status: 422,
+    title: 'Partner without a partner source',
+    description:
+      'A write names a `partner` but its `source` is not `partner`, so the data would not be recorded as coming from that partner. Send `source: partner` with the partner\'s id from the policy\'s sources, or leave `partner` out. `field` names the member. Nothing was stored.',
+  },
   invalid_identity: {
     status: 422,
     title: 'Invalid identity',
-    description: 'An email address, phone number, user id, external id or cookie id is malformed. The value is never echoed.',
+    description: 'An email address, phone number, user id, external id or cookie id is malformed, or holds control or invisible formatting characters. The value is never echoed.',
   },
   invalid_field_value: {
     status: 422,
     title: 'Invalid field value',
-    description: 'A field value is not acceptable (too large, or not the expected form, e.g. a date of birth that is not YYYY-MM-DD).',
+    description: 'A field value is not acceptable (larger than 64 KB, nested more than 32 levels deep, or not the expected form, e.g. a date of birth that is not YYYY-MM-DD, or a user.contact.email that is not an email address). Nothing was stored.',
   },
   identity_taken: {
     status: 409,
@@ -182,7 +188,7 @@ export const ERROR_CATALOGUE = {
   below_minimum_age: {
     status: 422,
     title: 'Below the minimum age',
-    description: "The data shows the person is younger than the policy's minimum age. Nothing was stored.",
+    description: "The data shows the person is younger than the policy's minimum age: a birth date, birth year, age or age range, as a category or as a key anywhere in a field's value (docs/vault.md, the age gate). Nothing was stored.",
   },
   subject_not_found: {
     status: 404,

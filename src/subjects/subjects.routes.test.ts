@@ -71,6 +71,14 @@ for (const dialect of testDialects()) {
       assert.equal(notFromVisitors.statusCode, 422, notFromVisitors.body);
       assert.equal(notFromVisitors.json().code, 'category_not_collected');
       assert.match(notFromVisitors.json().detail, /"user.name" about subjects of kind visitor/);
+      const partnerIgnored = await call('PATCH', `/v1/subjects/${id}/data`, { body: { purpose: 'order_fulfilment', source: 'person', partner: 'payment_gateway', fields: { 'user.name': 'Ada' } } });
+      assert.equal(partnerIgnored.statusCode, 422, partnerIgnored.body);
+      assert.equal(partnerIgnored.json().code, 'unexpected_partner');
+      assert.equal(partnerIgnored.json().field, 'partner');
+      const notAnEmail = await call('PATCH', `/v1/subjects/${id}/data`, { body: { purpose: 'account', source: 'person', fields: { 'user.contact.email': 'not an email at all' } } });
+      assert.equal(notAnEmail.statusCode, 422, notAnEmail.body);
+      assert.equal(notAnEmail.json().code, 'invalid_field_value');
+      assert.ok(!notAnEmail.body.includes('at all'), 'the value is not echoed');
       const marketing = await call('GET', `/v1/subjects/${id}/data?purpose=marketing`, { key: readOnlyKey });
       assert.equal(marketing.statusCode, 403);
       assert.equal(marketing.json().code, 'purpose_not_permitted');
@@ -117,6 +125,10 @@ for (const dialect of testDialects()) {
       const huge = await call('POST', '/v1/subjects', { payload: JSON.stringify({ kinds: ['customer'], pad: 'x'.repeat(2 * 1024 * 1024) }) });
       assert.equal(huge.statusCode, 413);
       assert.equal(huge.json().code, 'payload_too_large');
+      const { id } = (await call('POST', '/v1/subjects', { body: { kinds: ['customer'] } })).json();
+      const deep = await call('PATCH', `/v1/subjects/${id}/data`, { payload: `{"purpose":"order_fulfilment","source":"person","fields":{"user.contact.address":${'['.repeat(20_000)}${']'.repeat(20_000)}}}` });
+      assert.equal(deep.statusCode, 422, deep.body);
+      assert.equal(deep.json().code, 'invalid_field_value');
       const badId = await call('GET', '/v1/subjects/not-an-id/data?purpose=order_fulfilment');
       assert.equal(badId.statusCode, 400);
     });

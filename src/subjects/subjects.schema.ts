@@ -8,7 +8,7 @@ export const SubjectIdParams = Type.Object({ id: Type.String({ pattern: '^sub_[0
 export const IdentityInputSchema = Type.Object(
   {
     kind: Type.Enum([...IDENTITY_KINDS], { description: 'email, user_id, phone, external_id or cookie_id' }),
-    value: Type.String({ minLength: 1, maxLength: 320, description: 'Normalised before use (emails: case, spaces, Unicode NFC).' }),
+    value: Type.String({ minLength: 1, maxLength: 320, description: 'Normalised before use (emails: case, spaces, Unicode NFC, the domain in ASCII).' }),
   },
   { additionalProperties: false },
 );

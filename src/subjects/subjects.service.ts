@@ -13,6 +13,8 @@ import type { CollectionEntry } from '../policy/policy.schema.js';
 import { covers } from '../policy/taxonomy.js';
 import { keptOnlyByException, RetentionRules } from '../retention/retention.rules.js';
 import { actorMayUsePurpose, JUSTIFICATION_REQUIRED, type Actor } from '../staff/permissions.js';
+import { checkAgeGate } from './age-gate.js';
+import { requireShallowValue, requireValidEmailField } from './field-values.js';
 import type { ConsentGate } from './consent-gate.js';
 import { normalizeIdentity, type IdentityKind } from './identities.js';
 import type { KeyStore, OpenedField, SubjectKey } from './keystore.js';
@@ -87,7 +89,6 @@ export interface BatchItemError {
 
 export const MAX_BATCH = 1000;
 const MAX_FIELD_BYTES = 64 * 1024;
-const DATE_OF_BIRTH = 'user.demographic.date_of_birth';
 
 interface PreparedIdentity {
   kind: IdentityKind;
@@ -178,8 +179,14 @@ export class SubjectsService {
    * (collected from these kinds of people, from this source), sizes and the age gate.
    */
   private prepareData(write: DataWrite, kinds: readonly string[], now: Date): PreparedData {
+    // First of all: every later check, and the serialisation, reads the values recursively.
+    for (const [category, value] of Object.entries(write.fields)) requireShallowValue(category, value);
     const purpose = this.policy.purposes.get(write.purpose);
     if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${write.purpose}" is not declared in the policy`);
+    // Ignored, it would leave the caller believing the partner was recorded.
+    if (write.partner !== undefined && write.source !== 'partner') {
+      throw new PledgeError('unexpected_partner', `"partner" is accepted only with source "partner", not "${write.source}"; nothing was stored`, { details: { field: 'partner' } });
+    }
     const partner = write.source === 'partner' ? (write.partner ?? null) : null;
     if (write.source === 'partner' && (!partner || !this.policy.document.sources?.some((source) => source.id === partner))) {
       throw new PledgeError('category_not_collected', `source: partner needs a partner declared under sources in the policy`);
@@ -189,9 +196,10 @@ export class SubjectsService {
       const refusal = this.categoryRefusal(purpose.id, write.source, partner, kinds, category);
       if (refusal) throw new PledgeError(refusal.code, refusal.message);
       if (value === undefined) continue;
+      requireValidEmailField(category, value);
       const json = JSON.stringify(value);
       if (Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the value of "${category}" is larger than ${MAX_FIELD_BYTES / 1024} KB`);
-      if (category === DATE_OF_BIRTH) this.checkAge(value, now);
+      checkAgeGate(category, value, this.policy.document.children?.minimum_age, now);
       fields.push({ category, json });
     }
     return { purpose: purpose.id, source: write.source, partner, fields };
@@ -222,20 +230,6 @@ export class SubjectsService {
     // Bounded: category names come from callers, and a flood of made-up ones must not grow it.
     if (this.refusals.size < 10_000) this.refusals.set(key, refusal);
     return refusal;
-  }
-
-  /** The age gate: a date of birth younger than the policy's minimum age stores nothing. */
-  private checkAge(value: unknown, now: Date): void {
-    const match = typeof value === 'string' ? /^(\d{4})-(\d{2})-(\d{2})$/.exec(value) : null;
-    const birth = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
-    if (!match || !birth || birth.getUTCDate() !== Number(match[3]) || birth > now) {
-      throw new PledgeError('invalid_field_value', `"${DATE_OF_BIRTH}" must be a past date written YYYY-MM-DD`);
-    }
-    const minimum = this.policy.document.children?.minimum_age;
-    if (minimum === undefined) return;
-    let age = now.getUTCFullYear() - birth.getUTCFullYear();
-    if (now.getUTCMonth() < birth.getUTCMonth() || (now.getUTCMonth() === birth.getUTCMonth() && now.getUTCDate() < birth.getUTCDate())) age -= 1;
-    if (age < minimum) throw new PledgeError('below_minimum_age', `the person is younger than the minimum age of ${minimum} the policy sets; nothing was stored`);
   }
 
   private prepareCreate(input: CreateSubjectInput, now: Date): PreparedCreate {
@@ -725,9 +719,11 @@ export class SubjectsService {
         notHeld.push(category);
         continue;
       }
+      requireShallowValue(category, value);
+      requireValidEmailField(category, value);
       const json = JSON.stringify(value);
       if (json === undefined || Buffer.byteLength(json) > MAX_FIELD_BYTES) throw new PledgeError('invalid_field_value', `the corrected value of "${category}" is missing or larger than ${MAX_FIELD_BYTES / 1024} KB`);
-      if (category === DATE_OF_BIRTH) this.checkAge(value, now);
+      checkAgeGate(category, value, this.policy.document.children?.minimum_age, now);
       rows.push({ ...field, value: seal(key, Buffer.from(json), `field:${subjectId}:${category}`), updated_at: stamp });
       updated.push(category);
     }

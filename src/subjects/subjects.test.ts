@@ -105,6 +105,52 @@ for (const dialect of testDialects()) {
       assert.deepEqual(Object.keys((await vault.subjects.readData(officer, both.id, 'order_fulfilment')).fields), ['user.contact.address']);
     });
 
+    test('a value nested deeper than 32 levels is refused before anything reads it', async () => {
+      const nested = (depth: number): unknown => JSON.parse('['.repeat(depth) + ']'.repeat(depth));
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await count('subject_fields');
+      const write = (value: unknown) => vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Deep', 'user.contact.address': value } });
+      await rejects(write(nested(20_000)), 'invalid_field_value', /^the value of "user.contact.address" nests objects and arrays more than 32 levels deep$/);
+      await rejects(write({ lines: nested(32) }), 'invalid_field_value');
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.contact.address': nested(20_000) } } }), 'invalid_field_value');
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      await write(nested(32));
+    });
+
+    test('a partner is accepted only with source partner, never silently dropped', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await count('subject_fields');
+      for (const source of ['person', 'automatic', 'other_person', 'staff'] as const) {
+        const error = await rejects(
+          vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source, partner: 'payment_gateway', fields: { 'user.name': 'Jane Doe' } }),
+          'unexpected_partner',
+          new RegExp(`^"partner" is accepted only with source "partner", not "${source}"`),
+        );
+        assert.equal(error.details?.field, 'partner');
+      }
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', partner: 'payment_gateway', fields: { 'user.name': 'Jane Doe' } } }), 'unexpected_partner');
+      const batch = await rejects(vault.subjects.createMany(officer, [{ kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', partner: 'payment_gateway', fields: { 'user.name': 'Jane Doe' } } }]), 'batch_rejected');
+      assert.deepEqual((batch.details?.errors as Array<{ code: string }>).map((item) => item.code), ['unexpected_partner']);
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      await vault.subjects.writeData(officer, subject.id, { purpose: 'order_fulfilment', source: 'partner', partner: 'payment_gateway', fields: { 'user.payment': { outcome: 'paid' } } });
+      assert.equal((await vault.subjects.readData(officer, subject.id, 'order_fulfilment')).fields['user.payment']!.partner, 'payment_gateway');
+    });
+
+    test('an email address stored as a field is checked as an email identity is', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await count('subject_fields');
+      const write = (value: unknown) => vault.subjects.writeData(officer, subject.id, { purpose: 'account', source: 'person', fields: { 'user.name': 'Jane Doe', 'user.contact.email': value } });
+      await rejects(write('not an email at all'), 'invalid_field_value', /^the value of "user.contact.email" is not an email address: expected an address such as name@example.com$/);
+      await rejects(write('jane\u200b@example.com'), 'invalid_field_value', /invisible formatting characters/);
+      await rejects(write(`${'a'.repeat(65)}@example.com`), 'invalid_field_value', /longer than 64 bytes/);
+      await rejects(write({ address: 'jane@example.com' }), 'invalid_field_value', /is not an email address: it is not text$/);
+      await rejects(vault.subjects.create(officer, { kinds: ['subscriber'], data: { purpose: 'marketing', source: 'person', fields: { 'user.contact.email': 'nobody-at-example' } } }), 'invalid_field_value');
+      const batch = await rejects(vault.subjects.createMany(officer, [{ kinds: ['subscriber'], data: { purpose: 'marketing', source: 'person', fields: { 'user.contact.email': 'nobody-at-example' } } }]), 'batch_rejected');
+      assert.deepEqual((batch.details?.errors as Array<{ code: string }>).map((item) => item.code), ['invalid_field_value']);
+      assert.equal(await count('subject_fields'), before, 'nothing was stored');
+      await write(' Jane.Doe@Bücher.de ');
+    });
+
     test('identities are normalised, found through the blind index, and unique', async () => {
       const subject = await vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: '  Ünïcode.Person@Example.ORG ' }, { kind: 'phone', value: '+1 (207) 555-0100' }] });
       const byEmail = await vault.subjects.lookup(officer, { kind: 'email', value: 'ünïcode.person@example.org' });
@@ -117,6 +163,26 @@ for (const dialect of testDialects()) {
       await rejects(vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'UNICODE.person@example.org'.replace('UNICODE', 'Ünïcode') }] }), 'identity_taken');
       await rejects(vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'not-an-email' }] }), 'invalid_identity');
       await rejects(vault.subjects.create(officer, { kinds: ['alien'] }), 'unknown_subject_kind');
+    });
+
+    test('an identity with invisible characters is refused; an email domain counts in its ASCII form; a local part holds 64 bytes', async () => {
+      const email = (value: string) => ({ kinds: ['customer'], identities: [{ kind: 'email' as const, value }] });
+      await vault.subjects.create(officer, email('zero.width@example.com'));
+      const before = await count('subject_identities');
+      for (const hidden of ['zero.width\u200b@example.com', '\u200dzero.width@example.com', 'zero.width@exam\u00adple.com', 'zero\u202e.width@example.com']) {
+        await rejects(vault.subjects.create(officer, email(hidden)), 'invalid_identity', /^the email identity is not valid: it contains invisible formatting characters$/);
+      }
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'user_id', value: 'u-1\u2060' }] }), 'invalid_identity', /invisible/);
+
+      const idn = await vault.subjects.create(officer, email('user@Bücher.de'));
+      await rejects(vault.subjects.create(officer, email('user@xn--bcher-kva.de')), 'identity_taken');
+      assert.equal((await vault.subjects.lookup(officer, { kind: 'email', value: 'USER@XN--BCHER-KVA.DE' })).id, idn.id);
+      assert.deepEqual(await vault.subjects.identities(officer, idn.id), [{ kind: 'email', value: 'user@xn--bcher-kva.de' }], 'kept in the form mail servers accept');
+
+      await rejects(vault.subjects.create(officer, email(`${'a'.repeat(65)}@example.com`)), 'invalid_identity', /longer than 64 bytes/);
+      await rejects(vault.subjects.create(officer, email(`${'ü'.repeat(33)}@example.com`)), 'invalid_identity', /longer than 64 bytes/);
+      assert.equal(await count('subject_identities'), before + 1, 'only the address in Unicode was stored');
+      assert.equal((await vault.subjects.create(officer, email(`${'a'.repeat(64)}@example.com`))).status, 'active');
     });
 
     test('nothing personal is stored in clear: not in fields, identities, or the audit log', async () => {
@@ -320,6 +386,52 @@ describe('the vault with a policy that collects dates of birth', () => {
     }
   });
 });
+
+for (const dialect of testDialects()) {
+  describe(`the age gate on ${dialect}, with a policy that collects demographics`, () => {
+    let vault: TestVault;
+    before(async () => {
+      const text = DEMO.replace(
+        'categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials]',
+        'categories: [user.name, user.contact.email, user.account.username, user.authorization.credentials, user.demographic]',
+      )
+        .replace('categories: [user.name, user.contact.email, user.account, user.authorization]\n', 'categories: [user.name, user.contact.email, user.account, user.authorization, user.demographic]\n')
+        .replace('categories: [user.name, user.contact, user.account, user.authorization]\n    duration: 30 days', 'categories: [user.name, user.contact, user.account, user.authorization, user.demographic]\n    duration: 30 days');
+      // The clock says 2026-03-01; the demo policy's minimum age is 13.
+      vault = await createTestVault(dialect, { policy: requirePolicy(loadPolicyText(text, 'demographics.yaml')) });
+    });
+    after(() => vault.close());
+
+    const fieldCount = async () => Number((await vault.database.db.selectFrom('subject_fields').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const write = (fields: Record<string, unknown>) => ({ purpose: 'account', source: 'person' as const, fields });
+
+    test('finds a birth date or an age wherever the write carries it, and stores nothing', async () => {
+      const subject = await vault.subjects.create(officer, { kinds: ['customer'] });
+      const before = await fieldCount();
+      await rejects(vault.subjects.create(officer, { kinds: ['customer'], data: write({ 'user.demographic': { date_of_birth: '2020-05-01' } }) }), 'below_minimum_age', /^"user.demographic" \(key dateofbirth\) shows/);
+      const refused: Array<Record<string, unknown>> = [
+        { 'user.demographic.age_range': '0-9' },
+        { 'user.demographic.age_range': 'under 13' },
+        { 'user.demographic': { age: 9 } },
+        { 'user.demographic': { profile: { DOB: '2019-01-01' } } },
+        { 'user.demographic': { 'birth-date': '2014-03-02' } },
+        { 'user.demographic': { birthdate: ['1980-01-01', '2016-01-01'] } },
+        { 'user.demographic': { birth_year: 2016 } },
+        { 'user.demographic': { AgeRange: [0, 9] } },
+      ];
+      for (const fields of refused) await rejects(vault.subjects.writeData(officer, subject.id, write(fields)), 'below_minimum_age', undefined);
+      await rejects(vault.subjects.writeData(officer, subject.id, write({ 'user.demographic': { birthDate: '01/05/2020' } })), 'invalid_field_value', /date of birth in "user.demographic" \(key birthdate\) must be a past date written YYYY-MM-DD/);
+      const batch = await rejects(vault.subjects.createMany(officer, [{ kinds: ['customer'] }, { kinds: ['customer'], data: write({ 'user.demographic': { dob: '2020-05-01' } }) }]), 'batch_rejected');
+      assert.deepEqual((batch.details?.errors as Array<{ index: number; code: string }>).map((item) => [item.index, item.code]), [[1, 'below_minimum_age']]);
+      assert.equal(await fieldCount(), before, 'nothing was stored');
+
+      // What shows the minimum age is reached, or says nothing of it, goes through.
+      await vault.subjects.create(officer, { kinds: ['customer'], data: write({ 'user.demographic': { date_of_birth: '2013-03-01', age_range: '10-14', gender: 'f' } }) });
+      for (const range of ['13+', '13', 'prefer not to say', '30-39 years']) await vault.subjects.writeData(officer, subject.id, write({ 'user.demographic.age_range': range }));
+      await vault.subjects.writeData(officer, subject.id, write({ 'user.demographic': { birth_year: 2013, age: null } }));
+    });
+  });
+}
 
 describe('master key rotation', () => {
   test('re-wraps every data key without touching field ciphertexts; the old key can then go', async () => {
