@@ -20,12 +20,13 @@ export const ERROR_CATALOGUE = {
     status: 400,
     title: 'The request is not valid',
     description:
-      'The body, query or path parameters do not match the schema of the route. The `errors` member lists each problem with its location.',
+      'The body, query or path parameters do not match the schema of the route. The `errors` member lists each problem with its location (e.g. `body/role`): a property the route does not accept is named in its location, a value outside a fixed list is told the allowed values. The values sent are never echoed.',
   },
   malformed_body: {
     status: 400,
     title: 'The request body could not be parsed',
-    description: 'The body is not well-formed JSON (or not the declared content type).',
+    description:
+      'The body is not well-formed JSON (or not the declared content type), or it holds a key named `__proto__` or a `constructor` key holding `prototype`: such keys could change the prototype of objects (prototype pollution), so they are refused wherever they appear, and the message says so. An empty body sent as JSON counts as no body: a route that needs one answers `validation_failed` with the body `is missing`.',
   },
   payload_too_large: {
     status: 413,
@@ -35,7 +36,8 @@ export const ERROR_CATALOGUE = {
   unsupported_media_type: {
     status: 415,
     title: 'Unsupported content type',
-    description: 'The route does not accept the content type that was sent.',
+    description:
+      'The route does not accept the content type that was sent. The API takes JSON bodies (`application/json`); only the one-click unsubscribe also takes form bodies.',
   },
   not_found: {
     status: 404,
@@ -146,7 +148,8 @@ export const ERROR_CATALOGUE = {
   unknown_purpose: {
     status: 422,
     title: 'Unknown purpose',
-    description: 'The purpose is not declared in the policy. Every use of personal data names one of the policy\'s purposes.',
+    description:
+      'The purpose is not declared in the policy. Every use of personal data names one of the policy\'s purposes, and an API key can be scoped only to declared purposes (`purpose` names the one that is not).',
   },
   unknown_subject_kind: {
     status: 422,

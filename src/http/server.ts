@@ -105,6 +105,7 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
         { name: 'comms', description: 'The outbox, one-click unsubscribe and policy acceptances.' },
         { name: 'retention', description: 'Retention sweeps (dry run and run) and legal holds.' },
         { name: 'requests', description: 'Data-subject requests: intake, verification, review, execution, deadlines and download packages.' },
+        { name: 'audit', description: 'The tamper-evident audit log: entries, signed checkpoints and verification.' },
       ],
       components: {
         securitySchemes: {

@@ -11,6 +11,7 @@ import { addDuration, parseDeadline, parseDuration } from '../policy/duration.js
 import type { Policy } from '../policy/policy.model.js';
 import type { RightType } from '../policy/policy.schema.js';
 import type { Actor } from '../staff/permissions.js';
+import { requireShallowValue } from '../subjects/field-values.js';
 import { normalizeIdentity } from '../subjects/identities.js';
 import type { IdentityInput } from '../subjects/subjects.service.js';
 import { DeadlineCalendar } from './requests.deadlines.js';
@@ -298,6 +299,8 @@ export class RequestsService {
       if (!input.corrections || Object.keys(input.corrections).length === 0) throw new PledgeError('invalid_request_details', 'a correction request names the categories to correct and their new values (corrections)');
       for (const category of Object.keys(input.corrections)) {
         if (!this.deps.policy.categories.has(category)) throw new PledgeError('invalid_request_details', `"${category}" is not a data category of the policy`);
+        // Stored with the request now, written to the vault later: refused here, not at the write.
+        requireShallowValue(category, input.corrections[category]);
       }
       details.corrections = input.corrections;
     }

@@ -345,6 +345,10 @@ for (const dialect of testDialects()) {
     test('correction updates the vault and the datasets; restriction restricts the vault', async () => {
       const subject = await h.engine.subjects.create(officer, { kinds: ['customer'], identities: [{ kind: 'email', value: 'rita@example.com' }], data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Rita Smyth' } } });
       await rejects(h.engine.requests.create(officer, { type: 'correction', identities: [{ kind: 'email', value: 'rita@example.com' }] }), 'invalid_request_details');
+      // A value too deep to store is refused at intake, not when the vault is written days later.
+      let deep: unknown = 'x';
+      for (let level = 0; level < 20_000; level++) deep = [deep];
+      await rejects(h.engine.requests.create(officer, { type: 'correction', identities: [{ kind: 'email', value: 'rita@example.com' }], corrections: { 'user.contact.address': deep } }), 'invalid_field_value');
       const request = await verified('correction', 'rita@example.com', { corrections: { 'user.name': 'Rita Smith', 'user.contact.phone_number': '+12075550111' } });
       await h.engine.requests.approve(officer, request.id);
       await h.engine.requests.run(officer, request.id);
