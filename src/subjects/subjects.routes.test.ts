@@ -156,6 +156,66 @@ for (const dialect of testDialects()) {
       assert.ok(!rejected.body.includes('jane-batch'), 'the identity is not echoed');
     });
 
+    test('a batch update changes kinds, adds identities and writes data for many subjects at once, all or nothing', async () => {
+      const created = await call('POST', '/v1/subjects/batch', { body: { subjects: [customer('upd-a@example.com'), customer('upd-b@example.com'), { kinds: ['subscriber'], identities: [{ kind: 'email', value: 'upd-c@example.com' }] }] } });
+      assert.equal(created.statusCode, 201, created.body);
+      const [a, b, c] = created.json().subjects.map((item: { id: string }) => item.id) as [string, string, string];
+      const taken = (await call('POST', '/v1/subjects', { body: customer('upd-taken@example.com') })).json().id as string;
+      const erased = (await call('POST', '/v1/subjects', { body: customer('upd-erased@example.com') })).json().id as string;
+      assert.equal((await call('DELETE', `/v1/subjects/${erased}`)).statusCode, 200);
+      const read = async (id: string) => (await call('GET', `/v1/subjects/${id}/data?purpose=order_fulfilment`)).json().fields as Record<string, { value: unknown }>;
+
+      // Every failing item in one answer, and nothing of the good ones written.
+      const rejected = await call('PATCH', '/v1/subjects/batch', {
+        body: {
+          subjects: [
+            { id: a, data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Ada Byron' } } },
+            { id: b, addIdentities: [{ kind: 'email', value: 'upd-taken@example.com' }] },
+            { id: c, data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.contact.address': '1 Subscriber Lane' } } },
+            { id: erased, kinds: ['customer'] },
+            { id: 'sub_00000000000000000000000000', kinds: ['customer'] },
+            { id: a, kinds: ['customer', 'subscriber'] },
+          ],
+        },
+      });
+      assert.equal(rejected.statusCode, 422, rejected.body);
+      assert.deepEqual(rejected.json().errors.map((error: { index: number; code: string }) => [error.index, error.code]), [
+        [1, 'identity_taken'],
+        [2, 'category_not_collected'],
+        [3, 'subject_erased'],
+        [4, 'subject_not_found'],
+        [5, 'validation_failed'],
+      ]);
+      assert.ok(!rejected.body.includes('upd-taken'), 'the identity is not echoed');
+      assert.equal((await read(a))['user.name']!.value, 'Ada Lovelace', 'nothing of the rejected batch was written');
+
+      // The same batch without its bad items: one transaction, audited per subject.
+      const accepted = await call('PATCH', '/v1/subjects/batch', {
+        body: {
+          subjects: [
+            { id: a, kinds: ['customer', 'subscriber'], data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'Ada Byron' } } },
+            { id: b, addIdentities: [{ kind: 'email', value: 'upd-b2@example.com' }] },
+            { id: c, kinds: ['customer'], data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.contact.address': '1 Former Subscriber Lane' } } },
+          ],
+        },
+      });
+      assert.equal(accepted.statusCode, 200, accepted.body);
+      assert.deepEqual(accepted.json().subjects, [{ index: 0, id: a }, { index: 1, id: b }, { index: 2, id: c }]);
+      assert.equal((await read(a))['user.name']!.value, 'Ada Byron');
+      assert.deepEqual((await call('GET', `/v1/subjects/${a}`)).json().kinds, ['customer', 'subscriber']);
+      assert.equal((await call('POST', '/v1/subjects/lookup', { body: { kind: 'email', value: 'upd-b2@example.com' } })).json().id, b);
+      assert.equal((await read(c))['user.contact.address']!.value, '1 Former Subscriber Lane', 'the kinds an item ends with decide what it may collect');
+      const { entries } = await testApp.app.audit.list({ targetId: c });
+      assert.deepEqual(entries.map((entry) => entry.action).filter((action) => action !== 'data.read').slice(-2), ['subject.updated', 'data.written']);
+
+      // Data needs data:write, and a purpose inside the key's scope.
+      const noData = (await testApp.app.staff.createApiKey(system, { name: 'kinds only', permissions: ['subjects:write'], purposes: 'all' })).key;
+      assert.equal((await call('PATCH', '/v1/subjects/batch', { key: noData, body: { subjects: [{ id: a, data: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.name': 'X' } } }] } })).statusCode, 403);
+      const outOfScope = await call('PATCH', '/v1/subjects/batch', { body: { subjects: [{ id: a, data: { purpose: 'marketing', source: 'person', fields: { 'user.name': 'X' } } }] } });
+      assert.equal(outOfScope.statusCode, 403);
+      assert.equal(outOfScope.json().reason ?? outOfScope.json().details?.reason, 'api_key_scope');
+    });
+
     test('a tampered ciphertext answers a 500 problem that leaks nothing', async () => {
       const { id } = (await call('POST', '/v1/subjects', { body: customer('tampered@example.com') })).json();
       const row = await testApp.app.database.db.selectFrom('subject_fields').select('value').where('subject_id', '=', id).where('category', '=', 'user.name').executeTakeFirstOrThrow();

@@ -5,6 +5,7 @@ import { PledgeError } from '../core/errors.js';
 import { actorAllows, type Actor } from '../staff/permissions.js';
 import {
   BatchCreateSchema,
+  BatchUpdateSchema,
   BatchCreatedSchema,
   CreateSubjectSchema,
   DataWriteSchema,
@@ -62,6 +63,23 @@ export function registerSubjectRoutes(app: FastifyInstance, subjects: SubjectsSe
     if (request.body.subjects.some((item) => item.data)) requireAlso(actor, 'data:write');
     const created = await subjects.createMany(actor, request.body.subjects);
     return reply.status(201).send({ subjects: created.map((subject, index) => ({ index, id: subject.id })) });
+  });
+
+  app.patch<{ Body: Static<typeof BatchUpdateSchema> }>('/v1/subjects/batch', {
+    config: { permission: 'subjects:write' },
+    bodyLimit: BATCH_BODY_LIMIT,
+    schema: {
+      tags,
+      summary: 'Update up to 1,000 subjects at once',
+      description: 'Per item, the subject (id) and what changes: new kinds, added identities, data written for a purpose (which needs data:write too). All or nothing: if any item is invalid, nothing is written and the problem lists every failing item by index.',
+      body: BatchUpdateSchema,
+      response: { 200: BatchCreatedSchema },
+    },
+  }, async (request) => {
+    const actor = actorOf(request);
+    if (request.body.subjects.some((item) => item.data)) requireAlso(actor, 'data:write');
+    const updated = await subjects.updateMany(actor, request.body.subjects);
+    return { subjects: updated.map((subject, index) => ({ index, id: subject.id })) };
   });
 
   app.post<{ Body: Static<typeof IdentityInputSchema> }>('/v1/subjects/lookup', {

@@ -49,6 +49,24 @@ export const UpdateSubjectSchema = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
+export const BatchUpdateSchema = Type.Object(
+  {
+    subjects: Type.Array(
+      Type.Object(
+        {
+          id: SubjectIdParams.properties.id,
+          kinds: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 20, description: 'The kinds the subject has from now on.' })),
+          addIdentities: Type.Optional(Type.Array(IdentityInputSchema, { minItems: 1, maxItems: 20 })),
+          data: Type.Optional(DataWriteSchema),
+        },
+        { additionalProperties: false, minProperties: 2 },
+      ),
+      { minItems: 1, maxItems: MAX_BATCH },
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const RestrictionSchema = Type.Object({ restricted: Type.Boolean() }, { additionalProperties: false });
 
 export const PurposeQuery = Type.Object({ purpose: Type.String({ minLength: 1, maxLength: 64, description: 'The purpose of this read.' }) }, { additionalProperties: false });

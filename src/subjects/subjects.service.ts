@@ -54,6 +54,22 @@ export interface CreateSubjectInput {
   data?: DataWrite;
 }
 
+/** One item of a batch update: the subject, and what changes (at least one of the three). */
+export interface BatchUpdateInput {
+  id: string;
+  kinds?: string[];
+  addIdentities?: IdentityInput[];
+  data?: DataWrite;
+}
+
+/** A batch update item once checked, with the subject row it changes. */
+interface PreparedUpdate {
+  row: SubjectsTable;
+  kinds: string[] | undefined;
+  identities: PreparedIdentity[];
+  data: PreparedData | undefined;
+}
+
 export interface SubjectSummary {
   id: string;
   kinds: string[];
@@ -302,7 +318,7 @@ export class SubjectsService {
    * Every identity of these items that another subject already holds, or that an earlier item
    * of the same batch also gives: one error per item and identity, by the item's index.
    */
-  private async identityConflicts(items: ReadonlyArray<{ index: number; item: PreparedCreate }>): Promise<BatchItemError[]> {
+  private async identityConflicts(items: ReadonlyArray<{ index: number; item: { identities: readonly PreparedIdentity[] } }>): Promise<BatchItemError[]> {
     const byKind = new Map<IdentityKind, Set<string>>();
     for (const { item } of items) {
       for (const identity of item.identities) {
@@ -549,6 +565,86 @@ export class SubjectsService {
       throw error;
     }
     return this.get(subjectId);
+  }
+
+  /**
+   * Updates up to MAX_BATCH subjects in one transaction: per item, new kinds, added identities
+   * and data written for a purpose. As createMany: every item is checked first — against the
+   * policy (the kinds an item ends with decide what may be collected), the stored subject, and
+   * the identities other subjects hold or other items give — and if any fails, nothing is
+   * written and each failure is reported by its index.
+   */
+  async updateMany(actor: Actor, inputs: readonly BatchUpdateInput[]): Promise<SubjectSummary[]> {
+    if (inputs.length > MAX_BATCH) throw new PledgeError('batch_rejected', `a batch holds at most ${MAX_BATCH} subjects, got ${inputs.length}`, { details: { errors: [] } });
+    this.requirePurposeScope(actor, inputs.flatMap((input) => (input.data ? [input.data.purpose] : [])));
+    const now = this.deps.clock.now();
+    const rows = new Map<string, SubjectsTable>();
+    for (const row of await store.subjectsByIds(this.deps.database.db, [...new Set(inputs.map((input) => input.id))])) rows.set(row.id, row);
+    const errors: BatchItemError[] = [];
+    const valid: Array<{ index: number; item: PreparedUpdate }> = [];
+    const firstIndex = new Map<string, number>();
+    inputs.forEach((input, index) => {
+      try {
+        const earlier = firstIndex.get(input.id);
+        if (earlier !== undefined) throw new PledgeError('validation_failed', `item ${earlier} already updates this subject: give each subject once per batch`);
+        firstIndex.set(input.id, index);
+        valid.push({ index, item: this.prepareUpdate(input, rows.get(input.id), now) });
+      } catch (error) {
+        if (!isPledgeError(error)) throw error;
+        errors.push({ index, code: error.code, message: error.message });
+      }
+    });
+    errors.push(...(await this.identityConflicts(valid)));
+    if (errors.length > 0) throw this.batchRejected(errors);
+
+    const stamp = now.toISOString();
+    const identities: SubjectIdentitiesTable[] = [];
+    const fields: SubjectFieldsTable[] = [];
+    const events: AuditEvent[] = [];
+    for (const { item } of valid) {
+      const id = item.row.id;
+      const key = item.identities.length > 0 || item.data ? await this.dataKey(id) : undefined;
+      for (const identity of item.identities) {
+        identities.push({ subject_id: id, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key!, Buffer.from(identity.normalized), `identity:${id}:${identity.kind}`), created_at: stamp });
+      }
+      for (const field of item.data?.fields ?? []) fields.push(this.fieldRow(id, key!, field, item.data!, stamp));
+      if (item.kinds || item.identities.length > 0) {
+        events.push({ actor, action: 'subject.updated', target: { type: 'subject', id }, details: { ...(item.kinds ? { kinds: item.kinds } : {}), identitiesAdded: item.identities.map((identity) => identity.kind) } });
+      }
+      if (item.data) {
+        events.push({ actor, action: 'data.written', target: { type: 'subject', id }, purpose: item.data.purpose, details: { categories: item.data.fields.map((field) => field.category), source: item.data.source } });
+      }
+    }
+    try {
+      await this.deps.database.db.transaction().execute(async (trx) => {
+        for (const { item } of valid) await store.updateSubject(trx, item.row.id, { ...(item.kinds ? { kinds: JSON.stringify(item.kinds) } : {}), updated_at: stamp, last_activity_at: stamp });
+        await store.insertIdentities(trx, identities);
+        for (const field of fields) await store.upsertField(trx, field);
+        await this.deps.audit.appendWithin(trx, events);
+      });
+    } catch (error) {
+      // Another request took an identity between the check and the write.
+      if (!isUniqueViolation(error)) throw error;
+      const conflicts = await this.identityConflicts(valid);
+      throw conflicts.length > 0 ? this.batchRejected(conflicts) : new PledgeError('identity_taken', 'an identity of the batch already belongs to another subject');
+    }
+    return valid.map(({ item }) => summary({ ...item.row, ...(item.kinds ? { kinds: JSON.stringify(item.kinds) } : {}), updated_at: stamp, last_activity_at: stamp }));
+  }
+
+  /** One batch update item checked against its stored subject and the policy; throws its first problem. */
+  private prepareUpdate(input: BatchUpdateInput, row: SubjectsTable | undefined, now: Date): PreparedUpdate {
+    if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
+    if (row.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; nothing can be written for it');
+    if (row.status === 'closed') throw new PledgeError('subject_closed', 'the subject is closed; no data can be added');
+    if (!input.kinds && !input.addIdentities && !input.data) throw new PledgeError('validation_failed', 'an item changes kinds, adds identities or writes data');
+    const kinds = input.kinds ? this.prepareKinds(input.kinds) : undefined;
+    if (kinds && kinds.length === 0) throw new PledgeError('unknown_subject_kind', 'a subject needs at least one kind');
+    const identities = (input.addIdentities ?? []).map((identity) => this.prepareIdentity(identity));
+    if (new Set(identities.map((identity) => `${identity.kind}:${identity.blindIndex}`)).size < identities.length) {
+      throw new PledgeError('invalid_identity', 'the same identity is given twice');
+    }
+    const data = input.data ? this.prepareData(input.data, kinds ?? (JSON.parse(row.kinds) as string[]), now) : undefined;
+    return { row, kinds, identities, data };
   }
 
   async close(actor: Actor, subjectId: string): Promise<SubjectSummary> {

@@ -72,6 +72,15 @@ export const subjectsStore = {
    */
   statusesSql: (ids: string): string => `select id, status from subjects where id = any(${ids})`,
 
+  /** The rows of these subjects that exist (any status). */
+  async subjectsByIds(executor: Executor, ids: readonly string[]): Promise<SubjectsTable[]> {
+    const rows: SubjectsTable[] = [];
+    for (let start = 0; start < ids.length; start += 5000) {
+      rows.push(...(await executor.selectFrom('subjects').selectAll().where('id', 'in', ids.slice(start, start + 5000)).execute()));
+    }
+    return rows;
+  },
+
   /** The status of each of these subjects that exists. */
   async statusesOf(executor: Executor, ids: readonly string[]): Promise<Map<string, string>> {
     const statuses = new Map<string, string>();
