@@ -121,7 +121,7 @@ for (const dialect of testDialects()) {
         ['PATCH', '/v1/consent/events?x=jane@example.com', 'GET, HEAD, POST'],
         // A static route wins over a parametric one, as in the router: lookup is not a subject id.
         ['PUT', '/v1/subjects/lookup', 'POST'],
-        ['PUT', '/v1/subjects/batch/', 'POST'],
+        ['PUT', '/v1/subjects/batch/', 'PATCH, POST'],
         ['PUT', `/v1/subjects/${subject}`, 'DELETE, GET, HEAD, PATCH'],
       ];
       for (const [method, url, allow] of cases) {
