@@ -12,11 +12,11 @@ import { benchStartup } from './startup.bench.js';
 import { benchRequests } from './requests.bench.js';
 import { benchRetentionSweep } from './retention.bench.js';
 import { recordResults, type ResultRow } from './support.js';
-import { benchBatchCreate, benchLookup, benchRotation } from './vault.bench.js';
+import { benchBatchCreate, benchErasure, benchLookup, benchRotation } from './vault.bench.js';
 
 /**
  * `npm run bench [name…]`: runs the benchmarks (all, or those named: policy, startup, read,
- * batch, lookup, audit, rotation, consent, outbox, notices, requests, retention, datasets, shop-retention;
+ * batch, lookup, audit, rotation, erasure, consent, outbox, notices, requests, retention, datasets, shop-retention;
  * notices-100k and retention-quick only when named) and appends the results to bench/RESULTS.md. Benchmarks
  * measure; they never fail the test suite. A FAIL verdict here is a finding to act on, and the
  * exit code says so (1) for scripts that want to gate on it. The PostgreSQL read runs when
@@ -49,6 +49,7 @@ if (wanted('batch')) vault.push(...(await benchBatchCreate()));
 if (wanted('lookup')) vault.push(...(await benchLookup()));
 if (wanted('audit')) vault.push(...(await benchAuditVerify()));
 if (wanted('rotation')) vault.push(...(await benchRotation()));
+if (wanted('erasure')) vault.push(...(await benchErasure()));
 if (vault.length) recordResults('Vault, audit and keys', vault);
 
 const consent: ResultRow[] = [];

@@ -125,3 +125,36 @@ export async function benchRotation(total = 1_000_000): Promise<ResultRow[]> {
     await vault.close();
   }
 }
+
+/**
+ * Erasure (crypto-shredding) of 1,000 subjects on SQLite: one after another, and 50 at a time.
+ * Each erasure destroys the data key and, before it answers, truncates the key store's
+ * write-ahead log so no copy of the key stays on disk; erasures that arrive together share
+ * that checkpoint. The issue sets no target: the rows say what the guarantee costs.
+ */
+export async function benchErasure(total = 1000, together = 50): Promise<ResultRow[]> {
+  const vault = await openVault();
+  try {
+    const created = await vault.subjects.createMany(actor, Array.from({ length: 2 * total }, (_, index) => person(index)));
+    const ids = created.map((subject) => subject.id);
+    const alone = ids.slice(0, total);
+    const times: number[] = [];
+    for (const id of alone) {
+      const started = performance.now();
+      await vault.subjects.erase(actor, id);
+      times.push(performance.now() - started);
+    }
+    const grouped = ids.slice(total);
+    const started = performance.now();
+    for (let offset = 0; offset < grouped.length; offset += together) {
+      await Promise.all(grouped.slice(offset, offset + together).map((id) => vault.subjects.erase(actor, id)));
+    }
+    const groupedSeconds = (performance.now() - started) / 1000;
+    return [
+      { benchmark: `erasure of ${total.toLocaleString('en')} subjects one after another (key destroyed, key store log truncated before the answer; SQLite)`, measured: `${median(times).toFixed(1)} ms median each`, ceiling: '—', ratio: '—', target: 'none set', verdict: 'info' },
+      { benchmark: `erasure of ${total.toLocaleString('en')} subjects, ${together} at a time (SQLite)`, measured: `${groupedSeconds.toFixed(2)} s in all (${Math.round(total / groupedSeconds).toLocaleString('en')} erasures/s)`, ceiling: '—', ratio: '—', target: 'none set', verdict: 'info' },
+    ];
+  } finally {
+    await vault.close();
+  }
+}
