@@ -135,8 +135,11 @@ export async function benchRotation(total = 1_000_000): Promise<ResultRow[]> {
 export async function benchErasure(total = 1000, together = 50): Promise<ResultRow[]> {
   const vault = await openVault();
   try {
-    const created = await vault.subjects.createMany(actor, Array.from({ length: 2 * total }, (_, index) => person(index)));
-    const ids = created.map((subject) => subject.id);
+    const ids: string[] = [];
+    for (let offset = 0; offset < 2 * total; offset += 1000) {
+      const created = await vault.subjects.createMany(actor, Array.from({ length: Math.min(1000, 2 * total - offset) }, (_, index) => person(offset + index)));
+      ids.push(...created.map((subject) => subject.id));
+    }
     const alone = ids.slice(0, total);
     const times: number[] = [];
     for (const id of alone) {
