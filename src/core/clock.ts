@@ -25,3 +25,14 @@ export function manualClock(start: Date | string = '2026-01-01T00:00:00Z'): Manu
     },
   };
 }
+
+/**
+ * The day a YYYY-MM-DD text names, at midnight UTC; undefined when it names none
+ * (Date.parse would take 2027-02-30 as 2 March).
+ */
+export function calendarDay(text: string): Date | undefined {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!match) return undefined;
+  const day = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
+  return day.getUTCMonth() === Number(match[2]) - 1 && day.getUTCDate() === Number(match[3]) ? day : undefined;
+}

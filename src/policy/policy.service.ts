@@ -1,5 +1,5 @@
 import type { AuditWriter } from '../audit/audit.types.js';
-import type { Clock } from '../core/clock.js';
+import { calendarDay, type Clock } from '../core/clock.js';
 import type { Database } from '../core/db.js';
 import type { Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
@@ -145,11 +145,9 @@ export class PolicyService {
   }
 }
 
-/** YYYY-MM-DD naming a day that exists (Date.parse would take 2027-02-30 as 2 March). */
+/** YYYY-MM-DD naming a day that exists (see calendarDay). */
 export function isCalendarDate(text: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
-  const day = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(day.getTime()) && day.toISOString().slice(0, 10) === text;
+  return calendarDay(text) !== undefined;
 }
 
 export interface PublishedVersion {

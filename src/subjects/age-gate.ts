@@ -1,3 +1,4 @@
+import { calendarDay } from '../core/clock.js';
 import { PledgeError } from '../core/errors.js';
 
 /**
@@ -60,9 +61,8 @@ function belowMinimum(minimumAge: number, where: string): never {
 }
 
 function checkBirthDate(value: unknown, minimumAge: number | undefined, now: Date, where: string): void {
-  const match = typeof value === 'string' ? /^(\d{4})-(\d{2})-(\d{2})$/.exec(value) : null;
-  const birth = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
-  if (!match || !birth || birth.getUTCDate() !== Number(match[3]) || birth > now) {
+  const birth = typeof value === 'string' ? calendarDay(value) : undefined;
+  if (!birth || birth > now) {
     throw new PledgeError('invalid_field_value', `the date of birth in ${where} must be a past date written YYYY-MM-DD`);
   }
   if (minimumAge === undefined) return;

@@ -368,7 +368,7 @@ export class SubjectsService {
       const key = keys.get(id)!;
       subjects.push({ id, kinds: JSON.stringify(item.kinds), status: 'active', restricted: 0, created_at: stamp, updated_at: stamp, last_activity_at: stamp, closed_at: null, erased_at: null });
       for (const identity of item.identities) {
-        identities.push({ subject_id: id, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key, Buffer.from(identity.normalized), `identity:${id}:${identity.kind}`), created_at: stamp });
+        identities.push(this.identityRow(id, key, identity, stamp));
       }
       for (const field of item.data?.fields ?? []) {
         fields.push(this.fieldRow(id, key, field, item.data!, stamp));
@@ -394,6 +394,11 @@ export class SubjectsService {
       throw error;
     }
     return subjects.map(summary);
+  }
+
+  /** An identity as stored: found by its blind index, its value sealed under the subject's key. */
+  private identityRow(subjectId: string, key: Buffer, identity: PreparedIdentity, stamp: string): SubjectIdentitiesTable {
+    return { subject_id: subjectId, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key, Buffer.from(identity.normalized), `identity:${subjectId}:${identity.kind}`), created_at: stamp };
   }
 
   private fieldRow(subjectId: string, key: Buffer, field: { category: string; json: string }, data: PreparedData, stamp: string): SubjectFieldsTable {
@@ -556,7 +561,7 @@ export class SubjectsService {
         await store.updateSubject(trx, subjectId, { ...(kinds ? { kinds: JSON.stringify(kinds) } : {}), updated_at: stamp, last_activity_at: stamp });
         await store.insertIdentities(
           trx,
-          added.map((identity) => ({ subject_id: subjectId, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key!, Buffer.from(identity.normalized), `identity:${subjectId}:${identity.kind}`), created_at: stamp })),
+          added.map((identity) => this.identityRow(subjectId, key!, identity, stamp)),
         );
         await this.deps.audit.appendWithin(trx, [{ actor, action: 'subject.updated', target: { type: 'subject', id: subjectId }, details: { ...(kinds ? { kinds } : {}), identitiesAdded: added.map((identity) => identity.kind) } }]);
       });
@@ -601,11 +606,13 @@ export class SubjectsService {
     const identities: SubjectIdentitiesTable[] = [];
     const fields: SubjectFieldsTable[] = [];
     const events: AuditEvent[] = [];
-    for (const { item } of valid) {
+    // Asked together: the key store's reads of one round share a transaction (or a query).
+    const keys = await Promise.all(valid.map(({ item }) => (item.identities.length > 0 || item.data ? this.dataKey(item.row.id) : undefined)));
+    for (const [position, { item }] of valid.entries()) {
       const id = item.row.id;
-      const key = item.identities.length > 0 || item.data ? await this.dataKey(id) : undefined;
+      const key = keys[position];
       for (const identity of item.identities) {
-        identities.push({ subject_id: id, kind: identity.kind, blind_index: identity.blindIndex, value: seal(key!, Buffer.from(identity.normalized), `identity:${id}:${identity.kind}`), created_at: stamp });
+        identities.push(this.identityRow(id, key!, identity, stamp));
       }
       for (const field of item.data?.fields ?? []) fields.push(this.fieldRow(id, key!, field, item.data!, stamp));
       if (item.kinds || item.identities.length > 0) {
