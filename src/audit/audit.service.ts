@@ -127,6 +127,14 @@ export interface AuditPage {
   nextSeq: number | null;
 }
 
+/**
+ * Group commits that go back to the database's chaining after another writer moved the head
+ * this process expected: with several processes appending, a condition that keeps failing
+ * would cost a round trip each time; after the pause one more attempt finds out whether this
+ * process is alone again.
+ */
+const AFTER_OWN_HEAD_PAUSE = 16;
+
 interface PendingRecord {
   events: readonly AuditEvent[];
   resolve: () => void;
@@ -176,6 +184,16 @@ export class AuditService implements AuditWriter {
    * PostgreSQL 11) or hashes other bytes, appends go back to hashing here, for good.
    */
   private chainInDatabase: 'unchecked' | 'checked' | 'off' = 'unchecked';
+  /**
+   * PostgreSQL: the head this process's last group commit left. While no one else appends (one
+   * server process, between the rare writes that append inside their own transaction), the
+   * next group commit chains its entries here, after it, and writes them on condition that it
+   * is still the head — cheaper for the database than chaining them itself. When another
+   * writer moved it, the next appends go back to the database's chaining for a while
+   * (AFTER_OWN_HEAD_PAUSE), which does not depend on knowing the head.
+   */
+  private ownHead: { seq: number; hash: string } | null = null;
+  private ownHeadPause = 0;
 
   constructor(
     private readonly database: Database,
@@ -206,7 +224,10 @@ export class AuditService implements AuditWriter {
    */
   async appendWithin(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
     for (const event of events) validateAuditEvent(event);
-    if (this.database.dialect !== 'postgres' || this.chainInDatabase === 'off' || events.length === 0) return this.append(trx, events);
+    if (this.database.dialect !== 'postgres' || this.chainInDatabase === 'off' || events.length === 0) {
+      await this.append(trx, events);
+      return;
+    }
     // Checked before the caller commits: a wrong hash throws and the transaction keeps nothing.
     await this.appendInDatabase(trx, events);
     this.chainInDatabase = 'checked';
@@ -238,12 +259,14 @@ export class AuditService implements AuditWriter {
     return { ...this.counters };
   }
 
-  private async append(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<void> {
-    if (events.length === 0) return;
+  /** Returns the head the entries end with (undefined when there were none). */
+  private async append(trx: Transaction<Tables>, events: readonly AuditEvent[]): Promise<{ seq: number; hash: string } | undefined> {
+    if (events.length === 0) return undefined;
     const head = await auditStore.reserve(trx, events.length);
     const { rows, checkpoints, headHash } = this.prepareAppend(head, events);
     await auditStore.writeEntries(trx, rows, headHash);
     await auditStore.insertCheckpoints(trx, checkpoints);
+    return { seq: head.seq + events.length, hash: headHash };
   }
 
   /**
@@ -251,7 +274,7 @@ export class AuditService implements AuditWriter {
    * every hash it computed is checked against serializeEntry() here, and the checkpoints due
    * among the new entries are signed and written after it.
    */
-  private async appendInDatabase(executor: Kysely<Tables>, events: readonly AuditEvent[]): Promise<void> {
+  private async appendInDatabase(executor: Kysely<Tables>, events: readonly AuditEvent[]): Promise<{ seq: number; hash: string }> {
     const { entries, at } = this.unchained(events);
     let chain: ChainLink[];
     try {
@@ -262,6 +285,8 @@ export class AuditService implements AuditWriter {
       throw error;
     }
     await auditStore.insertCheckpoints(executor, this.checkedChain(entries, at, chain));
+    const last = chain[chain.length - 1]!;
+    return { seq: last.seq, hash: last.hash };
   }
 
   /**
@@ -325,19 +350,38 @@ export class AuditService implements AuditWriter {
 
   /** A group commit on PostgreSQL: one statement when the database chains (see chainInDatabase). */
   private async appendOnPostgres(events: readonly AuditEvent[]): Promise<void> {
+    const after = this.ownHead;
+    // Forgotten until this append succeeds: a failed one may or may not have moved the head.
+    this.ownHead = null;
+    if (after && this.ownHeadPause === 0) {
+      const { rows, checkpoints, headHash } = this.prepareAppend(after, events);
+      if (await auditStore.appendAfter(this.database.db, after, rows, headHash)) {
+        await auditStore.insertCheckpoints(this.database.db, checkpoints);
+        this.ownHead = { seq: after.seq + rows.length, hash: headHash };
+        return;
+      }
+      this.ownHeadPause = AFTER_OWN_HEAD_PAUSE;
+    } else if (this.ownHeadPause > 0) {
+      this.ownHeadPause--;
+    }
+    this.ownHead = (await this.appendChainedElsewhere(events)) ?? null;
+  }
+
+  /** An append that reads the head as it writes: the database chains, or the transaction holds the head. */
+  private async appendChainedElsewhere(events: readonly AuditEvent[]): Promise<{ seq: number; hash: string } | undefined> {
     const { db } = this.database;
     if (this.chainInDatabase === 'checked') return this.appendInDatabase(db, events);
     if (this.chainInDatabase === 'unchecked') {
       try {
-        await db.transaction().execute((trx) => this.appendInDatabase(trx, events));
+        const head = await db.transaction().execute((trx) => this.appendInDatabase(trx, events));
         this.chainInDatabase = 'checked';
-        return;
+        return head;
       } catch (error) {
         // appendInDatabase turned chaining off: hash here instead.
         if (!cannotChainInDatabase(error)) throw error;
       }
     }
-    await db.transaction().execute((trx) => this.append(trx, events));
+    return db.transaction().execute((trx) => this.append(trx, events));
   }
 
   /** The entries that follow `head`, chained, and the checkpoints among them. */

@@ -88,6 +88,27 @@ export function appendCtes(entries: string, at: string, guard = 'true'): string 
 const POSTGRES_APPEND_SQL = preparedOnPostgres(`with recursive ${appendCtes('$1', '$2')}
 select n, seq, hash from chain order by n`);
 
+/**
+ * An append on PostgreSQL of entries Pledge chained itself, after the head its own last append
+ * left: the head moves, and the entries are written, only while that is still the head (the
+ * update re-checks its condition once it holds the head's row lock). Nothing is hashed in the
+ * database, so the statement costs it less than POSTGRES_APPEND_SQL and holds the head for less
+ * time; when another writer moved the head, it writes nothing and says so.
+ */
+const POSTGRES_APPEND_AFTER_SQL = preparedOnPostgres(`with moved as (
+    update audit_head set seq = $2, hash = $3 where id = 1 and seq = $4 and hash = $5 returning 1
+  ),
+  written as (
+    insert into audit_entries (${ENTRY_COLUMNS.join(', ')})
+    select (e ->> 0)::integer, ${ENTRY_COLUMNS.slice(1)
+      .map((_, index) => `e ->> ${index + 1}`)
+      .join(', ')}
+    from jsonb_array_elements($1::jsonb) as e
+    where exists (select 1 from moved)
+    returning 1
+  )
+select count(*)::integer as written from written`);
+
 /** An entry's fields that do not depend on where it lands in the chain, for appendPostgres. */
 export type UnchainedEntry = Omit<AuditEntryRow, 'seq' | 'at' | 'prev_hash' | 'hash'> & {
   /** serializeEntry()'s text between seq and prev_hash: `"<id>","<at>",…,"<details>"`. */
@@ -143,6 +164,15 @@ export const auditStore = {
     const rows = await runStatement<ChainLink>(executor, POSTGRES_APPEND_SQL, auditStore.appendParameters(entries, at));
     if (rows.length === 0) throw new Error(MISSING_HEAD);
     return rows;
+  },
+
+  /**
+   * See POSTGRES_APPEND_AFTER_SQL: `rows` chained after `after`, on their own (not in a
+   * transaction). False when `after` was no longer the head, and then nothing was written.
+   */
+  async appendAfter(database: Kysely<Tables>, after: { seq: number; hash: string }, rows: readonly AuditEntryRow[], headHash: string): Promise<boolean> {
+    const [result] = await runStatement<{ written: number }>(database, POSTGRES_APPEND_AFTER_SQL, [rowsAsJson(rows, ENTRY_COLUMNS), after.seq + rows.length, headHash, after.seq, after.hash]);
+    return result?.written === rows.length;
   },
 
   async setHeadHash(trx: Transaction<Tables>, hash: string): Promise<void> {

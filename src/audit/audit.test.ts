@@ -518,15 +518,20 @@ for (const dialect of testDialects()) {
         assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 400, checkpoints: 40 });
       });
 
-      test('an append is one statement hashing in the database, checked against Pledge\'s own hashing', async () => {
+      test('an append is one statement: chained in the database (checked against Pledge\'s hashing), or after the process\'s own last head while it still is', async () => {
         await freshChain(0);
         const own = new AuditService(database, keyring, clock, { checkpointEvery: 4, checkpointIntervalMs: 0 });
         const mode = () => (own as unknown as { chainInDatabase: string }).chainInDatabase;
         const statements: string[] = [];
-        const original = auditStore.appendPostgres;
+        const original = { appendPostgres: auditStore.appendPostgres, appendAfter: auditStore.appendAfter };
         auditStore.appendPostgres = async (...args) => {
-          statements.push('append');
-          return original(...args);
+          statements.push('chained in the database');
+          return original.appendPostgres(...args);
+        };
+        auditStore.appendAfter = async (...args) => {
+          const written = await original.appendAfter(...args);
+          statements.push(written ? 'after its own head' : 'head moved');
+          return written;
         };
         try {
           assert.equal(mode(), 'unchecked');
@@ -534,13 +539,20 @@ for (const dialect of testDialects()) {
           assert.equal(mode(), 'checked', 'the first append, checked in a transaction, turned it on');
           await Promise.all([own.record([event(4)]), own.record([event(5), { ...event(6), details: { note: 'Grüße 😀 "x" \\ \u2028' } }])]);
           await database.db.transaction().execute((trx) => own.appendWithin(trx, [event(7), event(8), event(9)]));
+          // appendWithin moved the head the group commits expected: the next one finds out and chains in the database.
+          await own.record([event(10)]);
+          await own.record([event(11)]);
         } finally {
-          auditStore.appendPostgres = original;
+          Object.assign(auditStore, original);
           await own.close();
         }
-        assert.deepEqual(statements, ['append', 'append', 'append'], 'one statement for each group commit and each appendWithin');
-        assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 9, checkpoints: 2 });
-        for (let seq = 1; seq <= 9; seq++) {
+        assert.deepEqual(
+          statements,
+          ['chained in the database', 'after its own head', 'chained in the database', 'head moved', 'chained in the database', 'chained in the database'],
+          'one statement for each group commit and each appendWithin, plus one for a head that moved',
+        );
+        assert.deepEqual(verifiedCounts(await verifyBoth()), { ok: true, entries: 11, checkpoints: 2 });
+        for (let seq = 1; seq <= 11; seq++) {
           const row = await entryRow(seq);
           assert.equal(hashEntry(row), row.hash, `entry ${seq} hashes as serializeEntry says`);
         }
