@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { EXIT, UsageError, processIO, type CommandIO } from './cli/io.js';
+import { EXIT, UsageError, processIO, takeEngineFlags, type CommandIO } from './cli/io.js';
 import { isPledgeError } from './core/errors.js';
 import { categoriesCommand, diffCommand, initCommand, renderCommand, schemaCommand, validateCommand } from './policy/policy.commands.js';
 import { auditVerifyCommand } from './audit/audit.commands.js';
@@ -25,16 +25,18 @@ Usage:
   pledge policy diff OLD NEW [--json]
   pledge policy schema [--out FILE]
   pledge policy categories [FILE] [--json]
-  pledge policy publish FILE [--effective YYYY-MM-DD]
-  pledge outbox retry ID… | --all-failed
+  pledge policy publish FILE [--effective YYYY-MM-DD] [--data-dir .pledge] [--database-url postgres://…]
+  pledge outbox retry ID… | --all-failed [--data-dir .pledge] [--database-url postgres://…]
   pledge audit verify [--from SEQ] [--expect SEQ:HASH] [--json] [--progress]
                      [--data-dir .pledge] [--database-url postgres://…]
   pledge keys rotate [--batch 1000] [--json] [--data-dir .pledge] [--database-url postgres://…]
   pledge staff add --email E --name N --role owner|privacy_officer|support|auditor|developer [--password-stdin]
                    [--data-dir .pledge] [--database-url postgres://…]   (the password: PLEDGE_STAFF_PASSWORD, stdin or a prompt)
   pledge requests create|list|show|verify|override|approve|deny|cancel|extend|dry-run|run|links …
-  pledge retention run [--dry-run] [--json] [--batch 10000]
+                  [--data-dir .pledge] [--database-url postgres://…]
+  pledge retention run [--dry-run] [--json] [--batch 10000] [--data-dir .pledge] [--database-url postgres://…]
   pledge retention holds add --subject SUB_ID --reason TEXT [--expires ISO-DATE] | release HOLD_ID | list [--subject SUB_ID] [--all] [--json]
+                         [--data-dir .pledge] [--database-url postgres://…]
   pledge --version | --help
 
 Configuration comes from flags and PLEDGE_* environment variables (PLEDGE_PORT, PLEDGE_HOST,
@@ -111,15 +113,19 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
           return schemaCommand(args, io);
         case 'categories':
           return categoriesCommand(args, io);
-        case 'publish':
-          return policyPublishCommand(args, io, () => openEngineFor(io));
+        case 'publish': {
+          const { args: publishArgs, flags } = takeEngineFlags(args);
+          return policyPublishCommand(publishArgs, io, () => openEngineFor(io, flags));
+        }
         default:
           throw new UsageError(`unknown policy command "${sub ?? ''}"; try validate, render, diff, schema, categories or publish`);
       }
     }
-    case 'outbox':
+    case 'outbox': {
       if (rest[0] !== 'retry') throw usageError('outbox');
-      return outboxRetryCommand(rest.slice(1), io, () => openEngineFor(io));
+      const { args, flags } = takeEngineFlags(rest.slice(1));
+      return outboxRetryCommand(args, io, () => openEngineFor(io, flags));
+    }
     case 'audit':
       if (rest[0] !== 'verify') throw usageError('audit');
       return auditVerifyCommand(rest.slice(1), io, (flags) => openEngineFor(io, flags));
@@ -139,12 +145,16 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     case 'keys':
       if (rest[0] !== 'rotate') throw usageError('keys');
       return keysRotateCommand(rest.slice(1), io, (flags, adjust) => openEngineFor(io, flags, adjust));
-    case 'requests':
-      return requestsCommand(rest, io, () => openEngineFor(io));
-    case 'retention':
-      if (rest[0] === 'run') return retentionRunCommand(rest.slice(1), io, () => openEngineFor(io));
-      if (rest[0] === 'holds') return retentionHoldsCommand(rest.slice(1), io, () => openEngineFor(io));
+    case 'requests': {
+      const { args, flags } = takeEngineFlags(rest);
+      return requestsCommand(args, io, () => openEngineFor(io, flags));
+    }
+    case 'retention': {
+      const { args, flags } = takeEngineFlags(rest.slice(1));
+      if (rest[0] === 'run') return retentionRunCommand(args, io, () => openEngineFor(io, flags));
+      if (rest[0] === 'holds') return retentionHoldsCommand(args, io, () => openEngineFor(io, flags));
       throw usageError('retention');
+    }
     default:
       throw new UsageError(`unknown command "${command}"; run pledge --help`);
   }

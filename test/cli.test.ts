@@ -64,6 +64,41 @@ describe('the options every engine command takes', () => {
   });
 });
 
+describe('the engine options on command families', () => {
+  test('requests, retention, outbox retry and policy publish work on the data directory --data-dir names, before or after their own options', () => {
+    const directory = temporaryDirectory();
+    try {
+      const options = { cwd: directory.path, env: { PLEDGE_POLICY: DEMO } };
+      const listed = runPledge(['requests', 'list', '--json', '--data-dir', 'state'], options);
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.deepEqual(JSON.parse(listed.stdout).requests, []);
+      assert.ok(existsSync(path.join(directory.path, 'state', 'pledge.db')), 'the named data directory was used');
+      const created = runPledge(['requests', '--data-dir=state', 'create', '--type', 'access', '--email', 'ada@example.com', '--channel', 'email'], options);
+      assert.equal(created.status, 0, created.stderr);
+      const again = runPledge(['requests', 'list', '--data-dir', 'state', '--json'], options);
+      assert.equal(JSON.parse(again.stdout).requests.length, 1, 'the request went to the named data directory');
+      const holds = runPledge(['retention', 'holds', 'list', '--json', '--data-dir', 'state'], options);
+      assert.equal(holds.status, 0, holds.stderr);
+      const swept = runPledge(['retention', 'run', '--dry-run', '--data-dir', 'state'], options);
+      assert.equal(swept.status, 0, swept.stderr);
+      const retried = runPledge(['outbox', 'retry', '--all-failed', '--data-dir', 'state'], options);
+      assert.equal(retried.status, 0, retried.stderr);
+      const published = runPledge(['policy', 'publish', DEMO, '--data-dir', 'state'], options);
+      assert.equal(published.status, 0, published.stderr);
+      assert.ok(!existsSync(path.join(directory.path, '.pledge')), 'no command fell back to the default data directory');
+      const missing = runPledge(['requests', 'list', '--data-dir'], options);
+      assert.equal(missing.status, 2);
+      assert.match(missing.stderr, /--data-dir <value>' argument missing/);
+      // After `--`, it is a value, not the option.
+      const literal = runPledge(['requests', 'show', '--', '--data-dir'], options);
+      assert.notEqual(literal.status, 0);
+      assert.ok(!existsSync(path.join(directory.path, '--data-dir')));
+    } finally {
+      directory.remove();
+    }
+  });
+});
+
 describe('pledge policy validate', () => {
   let directory: ReturnType<typeof temporaryDirectory>;
   before(() => {

@@ -43,6 +43,34 @@ export function engineFlags(values: { 'data-dir'?: string | undefined; 'database
 }
 
 /**
+ * Takes ENGINE_OPTIONS out of a command line, wherever they stand before a `--` (as
+ * `--data-dir DIR` or `--data-dir=DIR`), for commands whose own parsers (a family of
+ * subcommands, each with options of its own) then see only their options.
+ */
+export function takeEngineFlags(args: readonly string[]): { args: string[]; flags: { dataDir?: string; databaseUrl?: string } } {
+  const rest: string[] = [];
+  const values: { 'data-dir'?: string; 'database-url'?: string } = {};
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') {
+      rest.push(...args.slice(index));
+      break;
+    }
+    const name = Object.keys(ENGINE_OPTIONS).find((option) => arg === `--${option}` || arg.startsWith(`--${option}=`)) as keyof typeof ENGINE_OPTIONS | undefined;
+    if (!name) {
+      rest.push(arg);
+      continue;
+    }
+    const inline = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : undefined;
+    const value = inline ?? args[++index];
+    if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`option '--${name} <value>' argument missing`);
+    if (value === '') throw new UsageError(`option '--${name}' needs a value`);
+    values[name] = value;
+  }
+  return { args: rest, flags: engineFlags(values) };
+}
+
+/**
  * Writes a file whole or not at all: to a temporary name first, then renamed over the
  * target, so an interrupted command never leaves half a file.
  */

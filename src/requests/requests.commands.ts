@@ -21,7 +21,8 @@ export const REQUESTS_USAGE = `usage:
   pledge requests extend ID [--reason "…"]
   pledge requests dry-run ID                      (what an erasure would change and keep)
   pledge requests run ID [--timeout 120]          (carry it out here and wait)
-  pledge requests links ID                        (signed download links of the package)`;
+  pledge requests links ID                        (signed download links of the package)
+Every requests command also takes [--data-dir .pledge] [--database-url postgres://…].`;
 
 /** The CLI acts as the engine itself, on behalf of whoever runs it on the server. */
 const CLI: Actor = { type: 'system', id: 'cli' };
