@@ -550,6 +550,7 @@ export class SubjectsService {
     if (kinds && kinds.length === 0) throw new PledgeError('unknown_subject_kind', 'a subject needs at least one kind');
     const added = (changes.addIdentities ?? []).map((identity) => this.prepareIdentity(identity));
     await this.requireSubject(subjectId, { active: true });
+    if (kinds) await this.requireKindsCoverStoredFields(subjectId, kinds);
     for (const identity of added) {
       const taken = await store.findByIdentities(this.deps.database.db, identity.kind, [identity.blindIndex]);
       if (taken.length > 0) throw new PledgeError('identity_taken', taken[0]!.subject_id === subjectId ? `the subject already has this ${identity.kind}` : `this ${identity.kind} identity already belongs to another subject`);
@@ -600,7 +601,20 @@ export class SubjectsService {
       }
     });
     errors.push(...(await this.identityConflicts(valid)));
-    if (errors.length > 0) throw this.batchRejected(errors);
+    const kindChecks = await Promise.all(
+      valid.map(async ({ index, item }) => {
+        if (!item.kinds) return undefined;
+        try {
+          await this.requireKindsCoverStoredFields(item.row.id, item.kinds, item.data?.fields.map((field) => field.category));
+          return undefined;
+        } catch (error) {
+          if (!isPledgeError(error)) throw error;
+          return { index, code: error.code, message: error.message };
+        }
+      }),
+    );
+    for (const failure of kindChecks) if (failure) errors.push(failure);
+    if (errors.length > 0) throw this.batchRejected(errors.sort((a, b) => a.index - b.index));
 
     const stamp = now.toISOString();
     const identities: SubjectIdentitiesTable[] = [];
@@ -639,6 +653,35 @@ export class SubjectsService {
   }
 
   /** One batch update item checked against its stored subject and the policy; throws its first problem. */
+  /**
+   * New kinds must still cover the data the subject holds: the policy collects each category
+   * about some kinds only (collection[].subjects), and a change of kinds must not leave a field
+   * the policy would refuse to collect now — a customer's address on someone who is now only a
+   * visitor. `rewritten` are categories the same change writes anew (checked as they are written).
+   */
+  private async requireKindsCoverStoredFields(subjectId: string, kinds: readonly string[], rewritten: readonly string[] = []): Promise<void> {
+    const rows = await store.fieldsOf(this.deps.database.db, subjectId);
+    const uncovered = rows
+      .filter((row) => !rewritten.includes(row.category))
+      .filter(
+        (row) =>
+          !this.policy.document.collection.some(
+            (entry) =>
+              collectsAbout(entry, kinds) &&
+              entry.source === row.source &&
+              (row.source !== 'partner' || entry.partner === row.partner) &&
+              entry.categories.some((reference) => covers(reference, row.category)),
+          ),
+      )
+      .map((row) => row.category);
+    if (uncovered.length === 0) return;
+    throw new PledgeError(
+      'category_not_collected',
+      `the subject holds ${uncovered.map((category) => `"${category}"`).join(', ')}, which the policy does not collect about subjects of kind ${kinds.join(', ')}: keep a kind that covers it, or erase or correct that data first`,
+      { details: { categories: uncovered } },
+    );
+  }
+
   private prepareUpdate(input: BatchUpdateInput, row: SubjectsTable | undefined, now: Date): PreparedUpdate {
     if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
     if (row.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; nothing can be written for it');

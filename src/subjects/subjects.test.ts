@@ -103,6 +103,18 @@ for (const dialect of testDialects()) {
       // One of the subject's kinds is enough: a customer who also subscribed gives an address.
       const both = await vault.subjects.create(officer, { kinds: ['subscriber', 'customer'], data: write({ 'user.contact.address': '1 Elm Street' }) });
       assert.deepEqual(Object.keys((await vault.subjects.readData(officer, both.id, 'order_fulfilment')).fields), ['user.contact.address']);
+      // Nor can a change of kinds leave behind data the new kinds would not be asked for.
+      await rejects(vault.subjects.update(officer, both.id, { kinds: ['subscriber'] }), 'category_not_collected', /holds "user.contact.address", which the policy does not collect about subjects of kind subscriber/);
+      const refused = await rejects(vault.subjects.updateMany(officer, [{ id: subscriber.id, kinds: ['visitor'] }, { id: both.id, kinds: ['visitor'] }]), 'batch_rejected');
+      assert.deepEqual(
+        (refused.details?.errors as Array<{ index: number; code: string }>).map(({ index, code }) => ({ index, code })),
+        [{ index: 1, code: 'category_not_collected' }],
+      );
+      assert.deepEqual((await vault.subjects.get(both.id)).kinds.sort(), ['customer', 'subscriber'], 'the kinds did not change');
+      assert.deepEqual((await vault.subjects.get(subscriber.id)).kinds, ['subscriber'], 'nothing of the batch was written');
+      // Adding a kind, or replacing one that covers the data by another that does too, is fine.
+      assert.deepEqual((await vault.subjects.update(officer, both.id, { kinds: ['customer'] })).kinds, ['customer']);
+      assert.deepEqual((await vault.subjects.update(officer, subscriber.id, { kinds: ['visitor'] })).kinds, ['visitor']);
     });
 
     test('a value nested deeper than 32 levels is refused before anything reads it', async () => {
