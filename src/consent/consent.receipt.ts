@@ -8,6 +8,8 @@ import type { ConsentAction, ConsentSource, ConsentTargetKind } from './consent.
  * `piiPrincipalId` is the holder id (sub_… or vis_…), never an email address. Each purpose entry
  * also carries `decision` (granted, denied, withdrawn, opted_out_by_signal), an extension: the
  * specification describes consent given, and Pledge issues a receipt for every decision.
+ * A choice about a recipient (sharing with it at all) is listed as a purpose entry too: the
+ * disclosure to that third party, with `thirdPartyDisclosure: true` and its name.
  */
 export interface KantaraReceipt {
   version: 'KI-CR-v1.1.0';
@@ -62,14 +64,32 @@ export function buildReceipt(policy: Policy, options: { id: string; holder: stri
   const organization = document.organization;
   const contact = organization.contacts.find((item) => item.role === 'privacy' || item.role === 'dpo') ?? organization.contacts[0]!;
   const sensitive = new Set<string>();
-  const purposes: ReceiptPurpose[] = options.entries.map((entry) => {
-    const topic = entry.kind === 'topic' ? document.communications?.find((item) => item.id === entry.target) : undefined;
-    const purpose = policy.purposes.get(topic ? topic.purpose : entry.target)!;
-    const categories = purpose.categories.map((reference) => {
+  const categoryNames = (references: readonly string[]) =>
+    references.map((reference) => {
       const info = policy.categories.get(reference);
       if (info?.sensitive) sensitive.add(info.name);
       return policy.categoryName(reference);
     });
+  const purposes: ReceiptPurpose[] = options.entries.map((entry) => {
+    if (entry.kind === 'recipient') {
+      const recipient = policy.recipients.get(entry.target)!;
+      const served = recipient.purposes.map((id) => policy.purposes.get(id)!);
+      return {
+        purpose: `Sharing with ${recipient.name}${recipient.description ? `: ${recipient.description}` : ''}`,
+        purposeCategory: served.map((purpose) => purpose.name),
+        // Sharing a person can opt out of goes on until they do.
+        consentType: 'IMPLICIT',
+        piiCategory: categoryNames(recipient.categories),
+        primaryPurpose: false,
+        termination: TERMINATION,
+        thirdPartyDisclosure: true,
+        thirdPartyName: recipient.name,
+        decision: entry.action,
+      };
+    }
+    const topic = entry.kind === 'topic' ? document.communications?.find((item) => item.id === entry.target) : undefined;
+    const purpose = policy.purposes.get(topic ? topic.purpose : entry.target)!;
+    const categories = categoryNames(purpose.categories);
     const thirdParties = (document.recipients ?? []).filter((recipient) => recipient.role !== 'processor' && recipient.purposes.includes(purpose.id));
     return {
       purpose: topic ? `${topic.name}: ${topic.description ?? purpose.description}` : purpose.description,

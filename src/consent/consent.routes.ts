@@ -14,10 +14,14 @@ import {
   ReceiptIdParams,
   RecordBodySchema,
   RecordedSchema,
+  SharingDecisionSchema,
+  SharingQuery,
   SubjectIdParams,
   SubjectPurposeParams,
+  SubjectRecipientParams,
   VisitorIdParams,
   VisitorPurposeParams,
+  VisitorRecipientParams,
   VisitorSchema,
 } from './consent.schema.js';
 import type { ConsentService } from './consent.service.js';
@@ -30,6 +34,7 @@ function actorOf(request: FastifyRequest): Actor {
 
 type IdParams = { id: string };
 type PurposeParams = { id: string; purpose: string };
+type RecipientParams = { id: string; recipient: string };
 const tags = ['consent'];
 const SIGNALS = 'A request carrying `Sec-GPC: 1` (or `DNT: 1` where the policy honours it) first applies the signal to the holder, once per purpose (see docs/consent.md).';
 
@@ -56,7 +61,7 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
     schema: {
       tags,
       summary: 'Record consent choices',
-      description: `Appends one event per choice to the ledger, updates the current state and issues one Kantara v1.1 consent receipt. All or nothing: an unknown purpose or topic, a refusal of something necessary, or the same target decided two ways stores nothing. ${SIGNALS}`,
+      description: `Appends one event per choice to the ledger, updates the current state and issues one Kantara v1.1 consent receipt. A choice names a purpose, a mail topic, or a recipient the policy lets people opt out of (sharing with it at all). All or nothing: an unknown purpose, topic or recipient, a choice about something the person cannot refuse, or the same target decided two ways stores nothing. ${SIGNALS}`,
       body: RecordBodySchema,
       response: { 201: RecordedSchema },
     },
@@ -79,13 +84,13 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
     schema: { tags, summary: 'A consent receipt (Kantara Consent Receipt v1.1)', params: ReceiptIdParams },
   }, async (request) => consent.receiptById(actorOf(request), request.params.id));
 
-  for (const [prefix, params, purposeParams] of [
-    ['/v1/subjects', SubjectIdParams, SubjectPurposeParams],
-    ['/v1/visitors', VisitorIdParams, VisitorPurposeParams],
+  for (const [prefix, params, purposeParams, recipientParams] of [
+    ['/v1/subjects', SubjectIdParams, SubjectPurposeParams, SubjectRecipientParams],
+    ['/v1/visitors', VisitorIdParams, VisitorPurposeParams, VisitorRecipientParams],
   ] as const) {
     app.get<{ Params: IdParams }>(`${prefix}/:id/consent`, {
       config: { permission: 'consent:read' },
-      schema: { tags, summary: 'Current consent state per purpose and topic', description: SIGNALS, params, response: { 200: OverviewSchema } },
+      schema: { tags, summary: 'Current consent state per purpose, topic and recipient', description: SIGNALS, params, response: { 200: OverviewSchema } },
     }, async (request) => {
       await withSignals(request, request.params.id);
       return consent.overview(actorOf(request), request.params.id);
@@ -98,6 +103,21 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
       await withSignals(request, request.params.id);
       return consent.decision(request.params.id, request.params.purpose);
     });
+
+    app.get<{ Params: RecipientParams; Querystring: Static<typeof SharingQuery> }>(`${prefix}/:id/sharing/:recipient`, {
+      config: { permission: 'consent:read' },
+      schema: {
+        tags,
+        summary: 'May data go to this recipient now?',
+        description: `The disclosure check, before passing the holder's data to a recipient of the policy: allowed when the person has not opted out of sharing with it and, with \`purpose\`, the recipient serves that purpose and the purpose is allowed (without it: at least one of the recipient's purposes is allowed). \`purposes\` lists the purposes data may go to it for now. Not audited, like the purpose decision. ${SIGNALS}`,
+        params: recipientParams,
+        querystring: SharingQuery,
+        response: { 200: SharingDecisionSchema },
+      },
+    }, async (request) => {
+      await withSignals(request, request.params.id);
+      return consent.mayShare(request.params.id, request.params.recipient, request.query.purpose);
+    });
   }
 
   app.post<{ Params: IdParams; Body: Static<typeof IdentifyBodySchema> }>('/v1/visitors/:id/identify', {
@@ -107,7 +127,7 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
     schema: {
       tags,
       summary: 'Join a visitor\'s choices to the subject it turned out to be',
-      description: `Per purpose and topic the later decision wins; each choice taken over is recorded on the subject, naming the visitor. Calling it again takes over nothing new. ${SIGNALS}`,
+      description: `Per purpose, topic and recipient the later decision wins; each choice taken over is recorded on the subject, naming the visitor. Calling it again takes over nothing new. ${SIGNALS}`,
       params: VisitorIdParams,
       body: IdentifyBodySchema,
       response: { 200: IdentifiedSchema },
@@ -116,7 +136,7 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
 
   app.get<{ Params: IdParams }>('/v1/subjects/:id/preferences', {
     config: { permission: 'consent:read' },
-    schema: { tags, summary: "A subject's preferences: purposes, mail topics, affiliate sharing, profiling", description: SIGNALS, params: SubjectIdParams, response: { 200: OverviewSchema } },
+    schema: { tags, summary: "A subject's preferences: purposes, mail topics, sharing with recipients and affiliates, profiling", description: SIGNALS, params: SubjectIdParams, response: { 200: OverviewSchema } },
   }, async (request) => {
     await withSignals(request, request.params.id);
     return consent.preferences(actorOf(request), request.params.id);
@@ -127,7 +147,7 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
     schema: {
       tags,
       summary: "Change a subject's preferences",
-      description: `Each switch becomes a ledger event (off after a grant is a withdrawal). Switches that contradict each other in one request are refused and nothing is stored. ${SIGNALS}`,
+      description: `Each switch becomes a ledger event (off after a grant is a withdrawal); \`sharingWithAffiliates\` and \`recipients\` are choices about recipients, which leave the purposes they serve as they are. Switches that contradict each other in one request are refused and nothing is stored. ${SIGNALS}`,
       params: SubjectIdParams,
       body: PreferencesBodySchema,
       response: { 200: OverviewSchema },

@@ -3,12 +3,16 @@ import Type from 'typebox';
 /** Request and response schemas of the consent routes (validation, serialisation, OpenAPI). */
 const SUBJECT_ID = '^sub_[0-9a-hjkmnp-tv-z]{26}$';
 const VISITOR_ID = '^vis_[0-9a-hjkmnp-tv-z]{26}$';
-const TARGET_ID = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_]*$' });
+const targetId = (description?: string) => Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_]*$', ...(description ? { description } : {}) });
+const TARGET_ID = targetId();
 
 export const SubjectIdParams = Type.Object({ id: Type.String({ pattern: SUBJECT_ID, description: 'A subject id (sub_…).' }) }, { additionalProperties: false });
 export const VisitorIdParams = Type.Object({ id: Type.String({ pattern: VISITOR_ID, description: 'A visitor id (vis_…), as kept in the banner cookie.' }) }, { additionalProperties: false });
 export const SubjectPurposeParams = Type.Object({ id: Type.String({ pattern: SUBJECT_ID }), purpose: TARGET_ID }, { additionalProperties: false });
 export const VisitorPurposeParams = Type.Object({ id: Type.String({ pattern: VISITOR_ID }), purpose: TARGET_ID }, { additionalProperties: false });
+export const SubjectRecipientParams = Type.Object({ id: Type.String({ pattern: SUBJECT_ID }), recipient: TARGET_ID }, { additionalProperties: false });
+export const VisitorRecipientParams = Type.Object({ id: Type.String({ pattern: VISITOR_ID }), recipient: TARGET_ID }, { additionalProperties: false });
+export const SharingQuery = Type.Object({ purpose: Type.Optional(targetId('Ask about this purpose only: the recipient must serve it, and the purpose must be allowed.')) }, { additionalProperties: false });
 export const ReceiptIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'consentReceiptID of the receipt.' }) }, { additionalProperties: false });
 export const HolderQuery = Type.Object({ holder: Type.String({ pattern: `${SUBJECT_ID}|${VISITOR_ID}`, description: 'A subject id (sub_…) or visitor id (vis_…).' }) }, { additionalProperties: false });
 
@@ -22,9 +26,10 @@ export const ChoiceSchema = Type.Object(
   {
     purpose: Type.Optional(TARGET_ID),
     topic: Type.Optional(TARGET_ID),
+    recipient: Type.Optional(targetId('A recipient the policy declares with opt_out: true: whether data may go to it at all.')),
     action: Action,
   },
-  { additionalProperties: false, description: 'One decision on a purpose, or on a communication topic (name exactly one).' },
+  { additionalProperties: false, description: 'One decision on a purpose, a communication topic or a recipient (name exactly one).' },
 );
 
 export const RecordBodySchema = Type.Object(
@@ -43,7 +48,8 @@ export const PreferencesBodySchema = Type.Object(
   {
     purposes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.Boolean(), { maxProperties: 200, description: 'true allows a purpose, false refuses or withdraws it.' })),
     topics: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.Boolean(), { maxProperties: 200, description: 'Communication topics (newsletter, product news, …): true to receive, false to stop.' })),
-    sharingWithAffiliates: Type.Optional(Type.Boolean({ description: 'false opts out of every purpose served by recipients with role affiliate.' })),
+    sharingWithAffiliates: Type.Optional(Type.Boolean({ description: 'false opts out of sharing with every recipient with role affiliate the policy lets people opt out of (opt_out: true); the purposes themselves are not touched.' })),
+    recipients: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.Boolean(), { maxProperties: 200, description: 'Recipients declared with opt_out: true: true to let data go to one, false to opt out of sharing with it.' })),
     profiling: Type.Optional(Type.Boolean({ description: 'false opts out of every purpose marked profiling: true.' })),
     source: Type.Optional(Source),
     bannerVersion: Type.Optional(BannerVersion),
@@ -54,11 +60,12 @@ export const PreferencesBodySchema = Type.Object(
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 const ActionOut = Type.Enum(['granted', 'denied', 'withdrawn', 'opted_out_by_signal']);
 const SourceOut = Type.Enum(['banner', 'privacy_center', 'api', 'email_link', 'gpc', 'dnt', 'staff', 'import']);
+const TargetKind = Type.Enum(['purpose', 'topic', 'recipient']);
 
 export const RecordedSchema = Type.Object({
   holder: Type.String(),
   receiptId: Type.Union([Type.String(), Type.Null()]),
-  events: Type.Array(Type.Object({ id: Type.String(), kind: Type.Enum(['purpose', 'topic']), target: Type.String(), action: ActionOut, source: SourceOut })),
+  events: Type.Array(Type.Object({ id: Type.String(), kind: TargetKind, target: Type.String(), action: ActionOut, source: SourceOut })),
 });
 
 export const IdentifiedSchema = Type.Object({ ...RecordedSchema.properties, merged: Type.Integer() });
@@ -69,6 +76,17 @@ export const DecisionSchema = Type.Object({
   allowed: Type.Boolean(),
   reason: Type.String(),
   decision: Type.Union([ActionOut, Type.Null()]),
+  decidedAt: Nullable(Type.String()),
+});
+
+export const SharingDecisionSchema = Type.Object({
+  holder: Type.String(),
+  recipient: Type.String(),
+  purpose: Nullable(Type.String()),
+  allowed: Type.Boolean(),
+  reason: Type.String(),
+  purposes: Type.Array(Type.String(), { description: "The recipient's purposes for which data may go to it now (none when the person refused it)." }),
+  decision: Type.Union([ActionOut, Type.Null()], { description: 'The last decision recorded on the recipient, if any.' }),
   decidedAt: Nullable(Type.String()),
 });
 
@@ -100,7 +118,25 @@ export const OverviewSchema = Type.Object({
       decidedAt: Nullable(Type.String()),
     }),
   ),
-  sharing: Type.Object({ affiliates: Type.Object({ purposes: Type.Array(Type.String()), optedOut: Type.Boolean() }) }),
+  sharing: Type.Object({
+    recipients: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        name: Type.String(),
+        role: Type.String(),
+        purposes: Type.Array(Type.String(), { description: 'The purposes data goes to it for, under the policy.' }),
+        optional: Type.Boolean({ description: 'The person can opt out of sharing with it (opt_out: true).' }),
+        shares: Type.Boolean({ description: 'The person has not refused it and at least one of its purposes is allowed now.' }),
+        decision: Type.Union([ActionOut, Type.Null()]),
+        decidedAt: Nullable(Type.String()),
+      }),
+    ),
+    affiliates: Type.Object({
+      recipients: Type.Array(Type.String(), { description: 'The affiliates the person can opt out of: what sharingWithAffiliates switches.' }),
+      purposes: Type.Array(Type.String(), { description: 'The purposes they serve.' }),
+      optedOut: Type.Boolean({ description: 'There are such affiliates and the person refused every one of them.' }),
+    }),
+  }),
   profiling: Type.Object({ purposes: Type.Array(Type.String()), optedOut: Type.Boolean() }),
 });
 
@@ -109,7 +145,7 @@ export const HistorySchema = Type.Object({
   events: Type.Array(
     Type.Object({
       id: Type.String(),
-      kind: Type.Enum(['purpose', 'topic']),
+      kind: TargetKind,
       target: Type.String(),
       action: ActionOut,
       source: SourceOut,

@@ -6,7 +6,7 @@ import type { Database } from '../core/db.js';
 import { PledgeError } from '../core/errors.js';
 import { isId, newId, uuidV7 } from '../core/ids.js';
 import { effectiveChoice, type Policy } from '../policy/policy.model.js';
-import type { Communication, Purpose } from '../policy/policy.schema.js';
+import type { Communication, Purpose, Recipient } from '../policy/policy.schema.js';
 import type { Actor } from '../staff/permissions.js';
 import type { ConsentDecision, ConsentGate } from '../subjects/consent-gate.js';
 import type { ConsentEvidence, Signals } from './consent.evidence.js';
@@ -15,9 +15,10 @@ import { consentStore as store } from './consent.store.js';
 import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSource, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
 /**
- * The consent ledger: every decision a person (or an anonymous visitor) makes about a purpose
- * or a communication topic is appended as an event, and the current state — a projection keyed
- * by (holder, target) — answers "may purpose P be used for S now?" with one primary-key read.
+ * The consent ledger: every decision a person (or an anonymous visitor) makes about a purpose,
+ * a communication topic or a recipient is appended as an event, and the current state — a
+ * projection keyed by (holder, target) — answers "may purpose P be used for S now?" with one
+ * primary-key read (a purpose that is only sharing reads the holder's rows: see decide).
  * Events, projection, receipt and audit entry are written in one transaction; the state lives
  * in the database only, so every `pledge serve` process sharing it sees a change at once.
  *
@@ -31,9 +32,11 @@ import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSo
 export type Decision = 'granted' | 'denied' | 'withdrawn';
 export type BodySource = Exclude<ConsentSource, 'gpc' | 'dnt'>;
 
+/** One decision, on exactly one of a purpose, a topic or a recipient. */
 export interface ConsentChoice {
   purpose?: string;
   topic?: string;
+  recipient?: string;
   action: Decision;
 }
 
@@ -91,17 +94,35 @@ export interface TopicState {
   decidedAt: string | null;
 }
 
+export interface RecipientState {
+  id: string;
+  name: string;
+  role: Recipient['role'];
+  purposes: string[];
+  /** The person can opt out of sharing with it (opt_out: true). */
+  optional: boolean;
+  /** Not refused, and at least one of its purposes allowed now. */
+  shares: boolean;
+  decision: ConsentAction | null;
+  decidedAt: string | null;
+}
+
 export interface ConsentOverview {
   holder: string;
   purposes: PurposeState[];
   topics: TopicState[];
-  sharing: { affiliates: { purposes: string[]; optedOut: boolean } };
+  sharing: {
+    recipients: RecipientState[];
+    /** The affiliates a person can opt out of (what sharingWithAffiliates switches), their purposes, and whether all are refused. */
+    affiliates: { recipients: string[]; purposes: string[]; optedOut: boolean };
+  };
   profiling: { purposes: string[]; optedOut: boolean };
 }
 
 export interface PreferencesInput {
   purposes?: Record<string, boolean>;
   topics?: Record<string, boolean>;
+  recipients?: Record<string, boolean>;
   sharingWithAffiliates?: boolean;
   profiling?: boolean;
   source?: BodySource;
@@ -114,6 +135,20 @@ export interface HolderDecision extends ConsentDecision {
   decision: ConsentAction | null;
   decidedAt: string | null;
 }
+
+/** May data go to a recipient (for a purpose) now; `decision` is the one recorded on the recipient. */
+export interface SharingDecision extends ConsentDecision {
+  holder: string;
+  recipient: string;
+  purpose: string | null;
+  /** The recipient's purposes for which data may go to it now (none when the person refused it). */
+  purposes: string[];
+  decision: ConsentAction | null;
+  decidedAt: string | null;
+}
+
+/** Current states by `kind:target`, as overviewOf and mayShare hold them. */
+type StatesByKey = ReadonlyMap<string, Pick<ConsentStateTable, 'action' | 'source' | 'decided_at'>>;
 
 /**
  * Told, inside the transaction that records them, of a subject's explicit opt-ins to mail
@@ -182,6 +217,10 @@ const ERASED_HOLDER = () => new PledgeError('subject_erased', 'the subject was e
 function holderRefusal(status: string | null | undefined): PledgeError | undefined {
   if (status === undefined || status === null) return new PledgeError('subject_not_found', 'no subject has this id');
   return status === 'erased' ? ERASED_HOLDER() : undefined;
+}
+
+function notServing(recipientId: string, purposeId: string): ConsentDecision {
+  return { allowed: false, reason: `recipient "${recipientId}" does not receive data for purpose "${purposeId}" under the policy` };
 }
 
 function settle(write: PendingWrite, outcome: ConsentEventsTable[] | PledgeError): void {
@@ -412,14 +451,41 @@ export class ConsentService implements ConsentGate {
     return kind;
   }
 
-  /** Purposes served by affiliates that the person may refuse (sharing with the group). */
-  affiliatePurposes(): string[] {
-    const ids = new Set<string>();
-    for (const recipient of this.policy.document.recipients ?? []) {
-      if (recipient.role !== 'affiliate') continue;
-      for (const id of recipient.purposes) if (this.isOptional(this.purpose(id))) ids.add(id);
-    }
-    return [...ids];
+  private recipient(recipientId: string): Recipient {
+    const recipient = this.policy.recipients.get(recipientId);
+    if (!recipient) throw new PledgeError('unknown_recipient', `recipient "${recipientId}" is not declared under recipients in the policy`);
+    return recipient;
+  }
+
+  /** The affiliates the person may opt out of sharing with (what sharingWithAffiliates switches). */
+  private optOutAffiliates(): Recipient[] {
+    return (this.policy.document.recipients ?? []).filter((recipient) => recipient.role === 'affiliate' && recipient.opt_out === true);
+  }
+
+  /**
+   * Only a recipient the policy lets people opt out of can be refused: as for purposes, a choice
+   * recorded while it could be refused no longer counts once the policy takes the choice away.
+   */
+  private recipientRefused(recipient: Recipient, state: { action: ConsentAction } | undefined): boolean {
+    return recipient.opt_out === true && state !== undefined && REFUSALS.has(state.action);
+  }
+
+  private recipientRefusal(recipientId: string): ConsentDecision {
+    return { allowed: false, reason: `the person opted out of sharing with recipient "${recipientId}"` };
+  }
+
+  /**
+   * A purpose that is only sharing (disclosure: true) whose every recipient can be refused: the
+   * one kind of purpose whose decision reads the recipients' states too.
+   */
+  private sharingCanBeRefused(purpose: Purpose): boolean {
+    if (!purpose.disclosure) return false;
+    const recipients = this.policy.recipientsServing(purpose.id);
+    return recipients.length > 0 && recipients.every((recipient) => recipient.opt_out === true);
+  }
+
+  private async statesByKey(executor: Kysely<Tables>, holder: string): Promise<StatesByKey> {
+    return new Map((await store.statesOf(executor, holder)).map((row) => [`${row.target_kind}:${row.target}`, row]));
   }
 
   profilingPurposes(): string[] {
@@ -439,12 +505,75 @@ export class ConsentService implements ConsentGate {
     return { allowed: true, reason: 'allowed until the person objects' };
   }
 
-  /** The vault's seam (ConsentGate): one primary-key read, the policy default when nothing is recorded. */
+  /**
+   * A purpose's decision from a holder's states: its own, and — for a purpose that is only
+   * sharing — refused once the person opted out of every recipient serving it, since nothing
+   * of it is left to do (a recipient that cannot be refused keeps it going).
+   */
+  private purposeVerdict(purpose: Purpose, states: StatesByKey): ConsentDecision {
+    const verdict = this.verdict(purpose, states.get(`purpose:${purpose.id}`));
+    if (!verdict.allowed || !this.sharingCanBeRefused(purpose)) return verdict;
+    const recipients = this.policy.recipientsServing(purpose.id);
+    if (!recipients.every((recipient) => this.recipientRefused(recipient, states.get(`recipient:${recipient.id}`)))) return verdict;
+    const ids = recipients.map((recipient) => `"${recipient.id}"`).join(', ');
+    return { allowed: false, reason: `purpose "${purpose.id}" is only sharing with its recipients, and the person opted out of sharing with ${recipients.length === 1 ? `recipient ${ids}` : `every one of them (${ids})`}` };
+  }
+
+  /**
+   * The vault's seam (ConsentGate): one primary-key read, the policy default when nothing is
+   * recorded. A purpose that is only sharing reads the holder's states, its recipients' included.
+   */
   async decide(subjectId: string, purposeId: string, executor: Kysely<Tables> = this.deps.database.db): Promise<ConsentDecision> {
     const purpose = this.policy.purposes.get(purposeId);
     if (!purpose) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
+    if (this.sharingCanBeRefused(purpose)) return this.purposeVerdict(purpose, await this.statesByKey(executor, subjectId));
     if (!this.isOptional(purpose)) return this.verdict(purpose, undefined);
     return this.verdict(purpose, await store.stateOf(executor, subjectId, 'purpose', purposeId));
+  }
+
+  /**
+   * The vault's seam for a read on behalf of a recipient: may data go to it for this purpose
+   * now? The purpose's decision and the recipient's come in one read. A recipient that does not
+   * serve the purpose is refused; one that does and is not refused keeps a purpose that is only
+   * sharing going, so the other recipients' states need not be read.
+   */
+  async decideSharing(subjectId: string, purposeId: string, recipientId: string, executor: Kysely<Tables> = this.deps.database.db): Promise<ConsentDecision> {
+    const purpose = this.policy.purposes.get(purposeId);
+    if (!purpose) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
+    const recipient = this.policy.recipients.get(recipientId);
+    if (!recipient) return { allowed: false, reason: `recipient "${recipientId}" is not declared in the policy` };
+    if (!recipient.purposes.includes(purposeId)) return notServing(recipientId, purposeId);
+    if (!recipient.opt_out && !this.isOptional(purpose)) return this.verdict(purpose, undefined);
+    const states = await store.purposeAndRecipientStates(executor, subjectId, purposeId, recipientId);
+    if (this.recipientRefused(recipient, states.recipient)) return this.recipientRefusal(recipientId);
+    return this.verdict(purpose, states.purpose);
+  }
+
+  /**
+   * The disclosure check: may data go to this recipient now — for this purpose, or (without
+   * one) for any of its purposes? Allowed when the person has not refused the recipient and the
+   * purpose is one it serves and is allowed (without a purpose: at least one of its purposes
+   * is allowed). Not audited, like the purpose decision: it answers yes or no. An unknown
+   * holder is reported only when nothing is recorded for it.
+   *
+   *   await consent.mayShare('sub_…', 'sister_shops', 'affiliate_sharing'); // { allowed: false, reason: 'the person opted out of sharing with recipient "sister_shops"', purposes: [], … }
+   */
+  async mayShare(holder: string, recipientId: string, purposeId?: string): Promise<SharingDecision> {
+    const kind = holderKind(holder);
+    const recipient = this.recipient(recipientId);
+    const purpose = purposeId === undefined ? undefined : this.purpose(purposeId);
+    const states = await this.statesByKey(this.deps.database.db, holder);
+    if (states.size === 0 && kind === 'subject') await this.requireSubject(holder);
+    const state = states.get(`recipient:${recipientId}`);
+    const refused = this.recipientRefused(recipient, state);
+    const purposes = refused ? [] : recipient.purposes.filter((id) => this.purposeVerdict(this.purpose(id), states).allowed);
+    let answer: ConsentDecision;
+    if (refused) answer = this.recipientRefusal(recipientId);
+    else if (purpose && !recipient.purposes.includes(purpose.id)) answer = notServing(recipientId, purpose.id);
+    else if (purpose) answer = this.purposeVerdict(purpose, states);
+    else if (purposes.length > 0) answer = { allowed: true, reason: `data may go to recipient "${recipientId}" for ${purposes.map((id) => `"${id}"`).join(', ')}` };
+    else answer = { allowed: false, reason: `none of the purposes recipient "${recipientId}" receives data for is allowed now` };
+    return { holder, recipient: recipientId, purpose: purposeId ?? null, ...answer, purposes, decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
   }
 
   /** Same as decide; the name the mail outbox uses. */
@@ -459,6 +588,12 @@ export class ConsentService implements ConsentGate {
   async decision(holder: string, purposeId: string): Promise<HolderDecision> {
     const kind = holderKind(holder);
     const purpose = this.purpose(purposeId);
+    if (this.sharingCanBeRefused(purpose)) {
+      const states = await this.statesByKey(this.deps.database.db, holder);
+      if (states.size === 0 && kind === 'subject') await this.requireSubject(holder);
+      const own = states.get(`purpose:${purposeId}`);
+      return { holder, purpose: purposeId, ...this.purposeVerdict(purpose, states), decision: own?.action ?? null, decidedAt: own?.decided_at ?? null };
+    }
     const state = await store.stateOf(this.deps.database.db, holder, 'purpose', purposeId);
     if (!state && kind === 'subject') await this.requireSubject(holder);
     return { holder, purpose: purposeId, ...this.verdict(purpose, state), decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
@@ -497,9 +632,10 @@ export class ConsentService implements ConsentGate {
     const seen = new Map<string, Decision>();
     const out: Array<{ kind: ConsentTargetKind; target: string; action: Decision }> = [];
     for (const choice of choices) {
-      if ((choice.purpose === undefined) === (choice.topic === undefined)) throw new PledgeError('validation_failed', 'each choice names either a purpose or a topic');
-      const kind: ConsentTargetKind = choice.purpose !== undefined ? 'purpose' : 'topic';
-      const target = (choice.purpose ?? choice.topic)!;
+      const named = [choice.purpose, choice.topic, choice.recipient].filter((target) => target !== undefined);
+      if (named.length !== 1) throw new PledgeError('validation_failed', 'each choice names exactly one of a purpose, a topic or a recipient');
+      const kind: ConsentTargetKind = choice.purpose !== undefined ? 'purpose' : choice.topic !== undefined ? 'topic' : 'recipient';
+      const target = named[0]!;
       // Nothing is recorded for what the person cannot decide, a grant included: a receipt
       // would otherwise present a necessary purpose as consent given "until withdrawn".
       if (kind === 'purpose') {
@@ -507,11 +643,13 @@ export class ConsentService implements ConsentGate {
         if (!this.isOptional(purpose)) {
           throw new PledgeError('consent_not_optional', `purpose "${target}" is ${purpose.legal_basis === 'legal_obligation' ? 'a legal obligation' : 'necessary'}: there is no choice to grant, refuse or withdraw`, { details: { target: `purpose:${target}` } });
         }
-      } else {
+      } else if (kind === 'topic') {
         const topic = this.topic(target);
         if (!this.topicIsOptional(topic)) {
           throw new PledgeError('consent_not_optional', `topic "${target}" is ${topic.kind} mail, which is always sent: there is no choice to grant or refuse`, { details: { target: `topic:${target}` } });
         }
+      } else if (!this.recipient(target).opt_out) {
+        throw new PledgeError('consent_not_optional', `recipient "${target}" is not one people can opt out of (the policy does not give it opt_out: true): there is no choice to grant, refuse or withdraw`, { details: { target: `recipient:${target}` } });
       }
       const key = `${kind}:${target}`;
       const earlier = seen.get(key);
@@ -556,7 +694,7 @@ export class ConsentService implements ConsentGate {
   }
 
   private auditEvent(actor: Actor, holder: string, action: string, rows: readonly ConsentEventsTable[], receiptId: string, extra: Record<string, string> = {}): AuditEvent {
-    const label = (row: ConsentEventsTable) => (row.target_kind === 'topic' ? `topic:${row.target}` : row.target);
+    const label = (row: ConsentEventsTable) => (row.target_kind === 'purpose' ? row.target : `${row.target_kind}:${row.target}`);
     return {
       actor,
       action,
@@ -666,8 +804,7 @@ export class ConsentService implements ConsentGate {
   // --- reading ---------------------------------------------------------------------------------
 
   private async overviewOf(holder: string): Promise<ConsentOverview> {
-    const states = await store.statesOf(this.deps.database.db, holder);
-    const byKey = new Map(states.map((row) => [`${row.target_kind}:${row.target}`, row]));
+    const byKey = await this.statesByKey(this.deps.database.db, holder);
     const purposes: PurposeState[] = this.policy.document.purposes.map((purpose) => {
       const state = byKey.get(`purpose:${purpose.id}`);
       return {
@@ -676,7 +813,7 @@ export class ConsentService implements ConsentGate {
         choice: effectiveChoice(purpose),
         optional: this.isOptional(purpose),
         profiling: purpose.profiling === true,
-        allowed: this.verdict(purpose, state).allowed,
+        allowed: this.purposeVerdict(purpose, byKey).allowed,
         decision: state?.action ?? null,
         source: state?.source ?? null,
         decidedAt: state?.decided_at ?? null,
@@ -698,13 +835,38 @@ export class ConsentService implements ConsentGate {
         decidedAt: state?.decided_at ?? null,
       };
     });
-    const affiliates = this.affiliatePurposes();
+    const recipients: RecipientState[] = (this.policy.document.recipients ?? []).map((recipient) => {
+      const state = byKey.get(`recipient:${recipient.id}`);
+      return {
+        id: recipient.id,
+        name: recipient.name,
+        role: recipient.role,
+        purposes: [...recipient.purposes],
+        optional: recipient.opt_out === true,
+        shares: !this.recipientRefused(recipient, state) && recipient.purposes.some((id) => allowed.get(id) === true),
+        decision: state?.action ?? null,
+        decidedAt: state?.decided_at ?? null,
+      };
+    });
+    const affiliates = this.optOutAffiliates();
     const profiling = this.profilingPurposes();
-    const optedOut = (ids: string[]) => ids.length > 0 && ids.every((id) => allowed.get(id) === false);
-    return { holder, purposes, topics, sharing: { affiliates: { purposes: affiliates, optedOut: optedOut(affiliates) } }, profiling: { purposes: profiling, optedOut: optedOut(profiling) } };
+    return {
+      holder,
+      purposes,
+      topics,
+      sharing: {
+        recipients,
+        affiliates: {
+          recipients: affiliates.map((recipient) => recipient.id),
+          purposes: [...new Set(affiliates.flatMap((recipient) => recipient.purposes))],
+          optedOut: affiliates.length > 0 && affiliates.every((recipient) => this.recipientRefused(recipient, byKey.get(`recipient:${recipient.id}`))),
+        },
+      },
+      profiling: { purposes: profiling, optedOut: profiling.length > 0 && profiling.every((id) => allowed.get(id) === false) },
+    };
   }
 
-  /** A holder's current choices, per purpose and topic. Audited: it says what a person decided. */
+  /** A holder's current choices, per purpose, topic and recipient. Audited: it says what a person decided. */
   async overview(actor: Actor, holder: string): Promise<ConsentOverview> {
     await this.requireHolder(holder);
     const overview = await this.overviewOf(holder);
@@ -741,15 +903,17 @@ export class ConsentService implements ConsentGate {
 
   // --- preferences -----------------------------------------------------------------------------
 
-  /** Preferences are the overview of a subject; set them per purpose, per topic, or by group. */
+  /** Preferences are the overview of a subject; set them per purpose, per topic, per recipient, or by group. */
   preferences(actor: Actor, subjectId: string): Promise<ConsentOverview> {
     return this.overview(actor, subjectId);
   }
 
   /**
-   * Turns preference switches into ledger choices. The groups (sharing with affiliates,
-   * profiling) stand for their purposes; a switch that contradicts another one in the same
-   * request (profiling off, yet a profiling purpose on) is refused and nothing is stored.
+   * Turns preference switches into ledger choices. The groups stand for their members: sharing
+   * with affiliates for the affiliates a person can opt out of (recipient choices: the
+   * purposes they serve stay as they are), profiling for the profiling purposes. A switch that
+   * contradicts another one in the same request (profiling off, yet a profiling purpose on) is
+   * refused and nothing is stored.
    */
   async setPreferences(actor: Actor, subjectId: string, input: PreferencesInput): Promise<ConsentOverview> {
     const wanted = new Map<string, { kind: ConsentTargetKind; target: string; on: boolean; from: string }>();
@@ -769,10 +933,14 @@ export class ConsentService implements ConsentGate {
       this.topic(id);
       want('topic', id, on, `topics.${id}`);
     }
+    for (const [id, on] of Object.entries(input.recipients ?? {})) {
+      this.recipient(id);
+      want('recipient', id, on, `recipients.${id}`);
+    }
     if (input.sharingWithAffiliates !== undefined) {
-      const ids = this.affiliatePurposes();
-      if (ids.length === 0) throw new PledgeError('consent_not_optional', 'the policy names no affiliate sharing a person can opt out of');
-      for (const id of ids) want('purpose', id, input.sharingWithAffiliates, 'sharingWithAffiliates');
+      const affiliates = this.optOutAffiliates();
+      if (affiliates.length === 0) throw new PledgeError('consent_not_optional', 'the policy names no affiliate a person can opt out of sharing with (a recipient with role affiliate and opt_out: true)');
+      for (const recipient of affiliates) want('recipient', recipient.id, input.sharingWithAffiliates, 'sharingWithAffiliates');
     }
     if (input.profiling !== undefined) {
       const ids = this.profilingPurposes();
@@ -786,7 +954,7 @@ export class ConsentService implements ConsentGate {
     for (const [key, item] of wanted) {
       // Off after a grant is a withdrawal; off with nothing granted is a refusal.
       const action: Decision = item.on ? 'granted' : states.get(key)?.action === 'granted' ? 'withdrawn' : 'denied';
-      choices.push(item.kind === 'purpose' ? { purpose: item.target, action } : { topic: item.target, action });
+      choices.push({ [item.kind]: item.target, action });
     }
     await this.record(actor, { holder: subjectId, choices, ...(input.source ? { source: input.source } : {}), ...(input.evidence ? { evidence: input.evidence } : {}) });
     return this.overviewOf(subjectId);

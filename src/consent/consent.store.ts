@@ -15,6 +15,20 @@ const stateByKey = compiledOnce((db: Kysely<Tables>, holder: string, kind: Conse
     .where('target', '=', target),
 );
 
+/** A purpose's decision and a recipient's, in one read: may data go to this recipient for this purpose? */
+const purposeAndRecipient = compiledOnce((db: Kysely<Tables>, holder: string, purpose: string, recipient: string) =>
+  db
+    .selectFrom('consent_state')
+    .select(['target_kind', 'action', 'source', 'decided_at', 'event_id', 'policy_version'])
+    .where('holder', '=', holder)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('target_kind', '=', 'purpose'), eb('target', '=', purpose)]),
+        eb.and([eb('target_kind', '=', 'recipient'), eb('target', '=', recipient)]),
+      ]),
+    ),
+);
+
 /**
  * One row per target, the latest decision (one statement may not update a row twice), in key
  * order: two transactions moving overlapping rows lock them in the same order, so they queue
@@ -121,6 +135,12 @@ function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) 
 export const consentStore = {
   /** One decision, by primary key: the question every purpose-checked read asks. */
   stateOf: async (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) => (await stateByKey(executor, holder, kind, target))[0],
+
+  /** The decisions on a purpose and on a recipient (by primary key, in one statement). */
+  async purposeAndRecipientStates(executor: Executor, holder: string, purpose: string, recipient: string) {
+    const rows = await purposeAndRecipient(executor, holder, purpose, recipient);
+    return { purpose: rows.find((row) => row.target_kind === 'purpose'), recipient: rows.find((row) => row.target_kind === 'recipient') };
+  },
 
   statesOf: (executor: Executor, holder: string) => executor.selectFrom('consent_state').selectAll().where('holder', '=', holder).execute(),
 

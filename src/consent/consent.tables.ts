@@ -1,10 +1,15 @@
-/** What a consent event decides about a purpose or a communication topic. */
+/** What a consent event decides about a purpose, a communication topic or a recipient. */
 export type ConsentAction = 'granted' | 'denied' | 'withdrawn' | 'opted_out_by_signal';
 
 /** Where a decision came from; gpc and dnt are browser signals, never sent as a body's source. */
 export type ConsentSource = 'banner' | 'privacy_center' | 'api' | 'email_link' | 'gpc' | 'dnt' | 'staff' | 'import';
 
-export type ConsentTargetKind = 'purpose' | 'topic';
+/**
+ * What a choice is about: a purpose (may the company use the data for it), a communication
+ * topic (may it mail the person about it), or a recipient declared with `opt_out: true` (may
+ * data go to it at all). A column of plain text: a new kind needs no migration.
+ */
+export type ConsentTargetKind = 'purpose' | 'topic' | 'recipient';
 
 /**
  * The ledger: append-only, one row per decision. A holder is a subject (sub_…) or an anonymous
@@ -15,7 +20,7 @@ export interface ConsentEventsTable {
   id: string;
   holder: string;
   target_kind: ConsentTargetKind;
-  /** A purpose id, or a communication topic id of the policy. */
+  /** A purpose id, a communication topic id or a recipient id of the policy. */
   target: string;
   action: ConsentAction;
   source: ConsentSource;

@@ -10,8 +10,10 @@ const system = { type: 'system' as const, id: 'test' };
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
 
 /**
- * The demo policy with what the consent tests need besides: more marketing topics, sharing with
- * an affiliate the person can refuse, and Do Not Track honoured for analytics.
+ * The demo policy with what the consent tests need besides: more marketing topics, an affiliate
+ * the person can opt out of that also serves marketing (so opting out of the sharing must leave
+ * the company's own marketing alone), a purpose that is only that sharing, and Do Not Track
+ * honoured for analytics.
  */
 function consentPolicyText(): string {
   const text = readFileSync('examples/demo/pledge.yaml', 'utf8')
@@ -22,6 +24,7 @@ function consentPolicyText(): string {
     description: Share your name and email with the other shops of our group, unless you object.
     legal_basis: legitimate_interest
     categories: [user.name, user.contact.email]
+    disclosure: true
   - id: legal_compliance
 `,
     )
@@ -30,7 +33,7 @@ function consentPolicyText(): string {
       `  - id: sister_shops
     name: Our sister shops
     role: affiliate
-    purposes: [affiliate_sharing]
+    purposes: [affiliate_sharing, marketing]
     categories: [user.name, user.contact.email]
     opt_out: true
 
@@ -424,7 +427,7 @@ for (const dialect of testDialects()) {
       const id = await newSubject();
       const initial = await call('GET', `/v1/subjects/${id}/preferences`);
       assert.equal(initial.statusCode, 200, initial.body);
-      assert.deepEqual(initial.json().sharing.affiliates, { purposes: ['affiliate_sharing'], optedOut: false });
+      assert.deepEqual(initial.json().sharing.affiliates, { recipients: ['sister_shops'], purposes: ['affiliate_sharing', 'marketing'], optedOut: false });
       assert.deepEqual(initial.json().profiling, { purposes: ['marketing'], optedOut: true }, 'marketing is opt-in: not allowed before consent');
       assert.deepEqual(initial.json().topics.map((topic: { id: string; receives: boolean }) => `${topic.id}:${topic.receives}`), ['order_updates:true', 'newsletter:false', 'product_news:false', 'promotions:false']);
 
@@ -433,8 +436,10 @@ for (const dialect of testDialects()) {
       const after = set.json();
       assert.deepEqual(after.topics.map((topic: { id: string; receives: boolean }) => `${topic.id}:${topic.receives}`), ['order_updates:true', 'newsletter:true', 'product_news:true', 'promotions:false']);
       assert.equal(after.sharing.affiliates.optedOut, true);
-      assert.equal(after.profiling.optedOut, false);
-      assert.equal((await decision(id, 'affiliate_sharing')).decision, 'denied');
+      assert.equal(after.profiling.optedOut, false, 'marketing, which the affiliate also serves, stays allowed');
+      const sharing = await decision(id, 'affiliate_sharing');
+      assert.equal(sharing.decision, null, 'the purpose itself was not decided');
+      assert.equal(sharing.allowed, false, 'but it is only sharing with the affiliate the person opted out of');
 
       const contradiction = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { profiling: false, purposes: { marketing: true } } });
       assert.equal(contradiction.statusCode, 422);
@@ -449,6 +454,222 @@ for (const dialect of testDialects()) {
       assert.equal(off.json().profiling.optedOut, true);
       assert.equal((await decision(id, 'marketing')).decision, 'withdrawn', 'off after a grant is a withdrawal');
       assert.equal((await history(id)).length, 4);
+    });
+
+    const sharingWith = async (holder: string, recipient: string, purpose?: string, headers: Record<string, string> = {}) => {
+      const response = await call('GET', `/v1/${holder.startsWith('sub_') ? 'subjects' : 'visitors'}/${holder}/sharing/${recipient}${purpose ? `?purpose=${purpose}` : ''}`, { headers });
+      assert.equal(response.statusCode, 200, response.body);
+      return response.json() as { holder: string; recipient: string; purpose: string | null; allowed: boolean; reason: string; purposes: string[]; decision: string | null; decidedAt: string | null };
+    };
+    type RecipientView = { id: string; name: string; role: string; purposes: string[]; optional: boolean; shares: boolean; decision: string | null; decidedAt: string | null };
+    const sharingOverview = async (id: string) => {
+      const response = await call('GET', `/v1/subjects/${id}/preferences`);
+      assert.equal(response.statusCode, 200, response.body);
+      const body = response.json() as { sharing: { recipients: RecipientView[]; affiliates: { recipients: string[]; purposes: string[]; optedOut: boolean } }; purposes: Array<{ id: string; allowed: boolean }> };
+      return { ...body.sharing, sisterShops: body.sharing.recipients.find((recipient) => recipient.id === 'sister_shops')!, allowed: new Map(body.purposes.map((purpose) => [purpose.id, purpose.allowed])) };
+    };
+
+    test("opting out of an affiliate stops sharing with it, not the company's own use of the purposes it also serves", async () => {
+      const id = await newSubject();
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      const refused = await record(id, [{ recipient: 'sister_shops', action: 'denied' }], { source: 'privacy_center' });
+      assert.equal(refused.statusCode, 201, refused.body);
+      assert.deepEqual(refused.json().events.map((event: { kind: string; target: string; action: string }) => `${event.kind} ${event.target} ${event.action}`), ['recipient sister_shops denied']);
+
+      assert.equal((await decision(id, 'marketing')).allowed, true, 'the affiliate also serves marketing; our own marketing goes on');
+      assert.equal((await readData(id, 'marketing')).statusCode, 200);
+      assert.equal((await testApp.app.consent.mayUse(id, 'marketing')).allowed, true);
+
+      // affiliate_sharing is only that sharing (disclosure: true), and its one recipient is refused.
+      const sharing = await decision(id, 'affiliate_sharing');
+      assert.equal(sharing.allowed, false);
+      assert.equal(sharing.decision, null, 'nothing was decided on the purpose itself');
+      assert.match(sharing.reason, /purpose "affiliate_sharing" is only sharing with its recipients, and the person opted out of sharing with recipient "sister_shops"/);
+      assert.equal((await testApp.app.consent.decide(id, 'affiliate_sharing')).allowed, false, "the vault's seam says the same");
+      const refusedRead = await readData(id, 'affiliate_sharing');
+      assert.equal(refusedRead.statusCode, 403);
+      assert.equal(refusedRead.json().reason, 'consent');
+
+      const overview = await sharingOverview(id);
+      assert.deepEqual(overview.sisterShops, { id: 'sister_shops', name: 'Our sister shops', role: 'affiliate', purposes: ['affiliate_sharing', 'marketing'], optional: true, shares: false, decision: 'denied', decidedAt: overview.sisterShops.decidedAt });
+      assert.ok(overview.sisterShops.decidedAt);
+      assert.deepEqual(overview.affiliates, { recipients: ['sister_shops'], purposes: ['affiliate_sharing', 'marketing'], optedOut: true });
+      assert.equal(overview.allowed.get('affiliate_sharing'), false);
+      assert.equal(overview.allowed.get('marketing'), true);
+      const carrier = overview.recipients.find((recipient) => recipient.id === 'carrier')!;
+      assert.deepEqual([carrier.optional, carrier.shares, carrier.decision], [false, true, null], 'a processor without opt_out shares while its purpose is allowed');
+
+      // Sharing again: the purpose that is only sharing comes back.
+      assert.equal((await record(id, [{ recipient: 'sister_shops', action: 'granted' }])).statusCode, 201);
+      assert.equal((await decision(id, 'affiliate_sharing')).allowed, true);
+      assert.equal((await readData(id, 'affiliate_sharing')).statusCode, 200);
+      assert.equal((await sharingOverview(id)).sisterShops.shares, true);
+
+      const events = await history(id);
+      assert.deepEqual(events.map((event) => `${event.kind} ${event.target} ${event.action}`), ['purpose marketing granted', 'recipient sister_shops denied', 'recipient sister_shops granted']);
+      const audit = (await testApp.app.audit.list({ targetId: id })).entries.filter((entry) => entry.action === 'consent.recorded');
+      assert.ok(audit.some((entry) => JSON.stringify(entry.details.refused) === JSON.stringify(['recipient:sister_shops'])), 'the audit entry names the recipient');
+    });
+
+    test('choices about recipients: unknown, not refusable, contradictory — precise problem, nothing stored', async () => {
+      const id = await newSubject();
+      const unknown = await record(id, [{ purpose: 'marketing', action: 'granted' }, { recipient: 'nobody', action: 'denied' }]);
+      assert.equal(unknown.statusCode, 422, unknown.body);
+      assert.equal(unknown.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.equal(unknown.json().code, 'unknown_recipient');
+      assert.match(unknown.json().detail, /recipient "nobody" is not declared/);
+
+      const processor = await record(id, [{ recipient: 'carrier', action: 'denied' }]);
+      assert.equal(processor.statusCode, 422);
+      assert.equal(processor.json().code, 'consent_not_optional');
+      assert.equal(processor.json().target, 'recipient:carrier');
+
+      const contradictory = await record(id, [{ recipient: 'sister_shops', action: 'granted' }, { purpose: 'marketing', action: 'granted' }, { recipient: 'sister_shops', action: 'withdrawn' }]);
+      assert.equal(contradictory.statusCode, 422);
+      assert.equal(contradictory.json().code, 'consent_conflict');
+      assert.equal(contradictory.json().target, 'recipient:sister_shops');
+
+      assert.equal((await record(id, [{ purpose: 'marketing', recipient: 'sister_shops', action: 'granted' }])).statusCode, 400, 'one target per choice');
+      for (const recipients of [{ nobody: false }, { carrier: false }]) {
+        const patched = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { recipients } });
+        assert.equal(patched.statusCode, 422, patched.body);
+        assert.equal(patched.json().code, 'nobody' in recipients ? 'unknown_recipient' : 'consent_not_optional');
+      }
+      assert.deepEqual(await history(id), []);
+    });
+
+    test('preferences: sharingWithAffiliates and recipients record recipient choices; together they must agree', async () => {
+      const id = await newSubject();
+      const conflict = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { recipients: { sister_shops: true }, sharingWithAffiliates: false } });
+      assert.equal(conflict.statusCode, 422, conflict.body);
+      assert.equal(conflict.json().code, 'consent_conflict');
+      assert.equal(conflict.json().target, 'recipient:sister_shops');
+      assert.match(conflict.json().detail, /recipients\.sister_shops turns recipient "sister_shops" on but sharingWithAffiliates turns it off/);
+      assert.deepEqual(await history(id), [], 'nothing stored');
+
+      const agreeing = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { recipients: { sister_shops: true }, sharingWithAffiliates: true } });
+      assert.equal(agreeing.statusCode, 200, agreeing.body);
+      assert.equal(agreeing.json().sharing.recipients.find((recipient: RecipientView) => recipient.id === 'sister_shops').decision, 'granted');
+      const off = await call('PATCH', `/v1/subjects/${id}/preferences`, { body: { sharingWithAffiliates: false } });
+      assert.equal(off.json().sharing.affiliates.optedOut, true);
+      assert.equal(off.json().sharing.recipients.find((recipient: RecipientView) => recipient.id === 'sister_shops').decision, 'withdrawn', 'off after a grant is a withdrawal');
+
+      const fresh = await newSubject();
+      const denied = await call('PATCH', `/v1/subjects/${fresh}/preferences`, { body: { recipients: { sister_shops: false } } });
+      assert.equal(denied.statusCode, 200, denied.body);
+      assert.equal(denied.json().sharing.recipients.find((recipient: RecipientView) => recipient.id === 'sister_shops').decision, 'denied');
+      assert.deepEqual((await history(fresh)).map((event) => `${event.kind} ${event.target}`), ['recipient sister_shops']);
+    });
+
+    test('the sharing check: per recipient, with or without a purpose', async () => {
+      const id = await newSubject();
+      const before = await sharingWith(id, 'sister_shops');
+      assert.deepEqual({ ...before, reason: undefined }, { holder: id, recipient: 'sister_shops', purpose: null, allowed: true, reason: undefined, purposes: ['affiliate_sharing'], decision: null, decidedAt: null }, 'marketing waits for consent');
+      const marketing = await sharingWith(id, 'sister_shops', 'marketing');
+      assert.equal(marketing.allowed, false);
+      assert.match(marketing.reason, /purpose "marketing" needs the person's consent/);
+      const other = await sharingWith(id, 'sister_shops', 'analytics');
+      assert.equal(other.allowed, false);
+      assert.match(other.reason, /recipient "sister_shops" does not receive data for purpose "analytics"/);
+
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      assert.equal((await sharingWith(id, 'sister_shops', 'marketing')).allowed, true);
+      assert.deepEqual((await sharingWith(id, 'sister_shops')).purposes, ['affiliate_sharing', 'marketing']);
+
+      await record(id, [{ recipient: 'sister_shops', action: 'denied' }]);
+      const refused = await sharingWith(id, 'sister_shops', 'marketing');
+      assert.equal(refused.allowed, false);
+      assert.match(refused.reason, /opted out of sharing with recipient "sister_shops"/);
+      assert.deepEqual([refused.purposes, refused.decision], [[], 'denied']);
+      assert.equal((await sharingWith(id, 'sister_shops')).allowed, false);
+      assert.equal((await sharingWith(id, 'carrier', 'order_fulfilment')).allowed, true, 'a recipient without opt_out follows its purposes');
+
+      for (const [url, status, code] of [
+        [`/v1/subjects/${id}/sharing/nobody`, 422, 'unknown_recipient'],
+        [`/v1/subjects/${id}/sharing/sister_shops?purpose=telepathy`, 422, 'unknown_purpose'],
+        ['/v1/subjects/sub_00000000000000000000000000/sharing/sister_shops', 404, 'subject_not_found'],
+      ] as const) {
+        const response = await call('GET', url);
+        assert.equal(response.statusCode, status, url);
+        assert.equal(response.json().code, code, url);
+      }
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      assert.equal((await sharingWith(visitor, 'sister_shops', 'affiliate_sharing')).allowed, true, 'visitors are asked the same way');
+      const reader = (await testApp.app.staff.createApiKey(system, { name: 'no consent', permissions: ['data:read'], purposes: 'all' })).key;
+      assert.equal((await call('GET', `/v1/subjects/${id}/sharing/sister_shops`, { key: reader })).statusCode, 403, 'consent:read is needed');
+    });
+
+    test('Sec-GPC on the sharing check is applied and recorded first, as on the other routes', async () => {
+      const id = await newSubject();
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      const answer = await sharingWith(id, 'sister_shops', 'marketing', { 'sec-gpc': '1' });
+      assert.equal(answer.allowed, false);
+      assert.match(answer.reason, /browser privacy signal/);
+      const signalled = (await history(id)).filter((event) => event.source === 'gpc').map((event) => `${event.target} ${event.action}`).sort();
+      assert.deepEqual(signalled, ['analytics opted_out_by_signal', 'marketing opted_out_by_signal']);
+      assert.deepEqual((await sharingWith(id, 'sister_shops')).purposes, ['affiliate_sharing'], 'the signal opts out of purposes, not of the recipient');
+    });
+
+    test('a read for a recipient: only what both the purpose and the recipient may have, refused once the person opts out, audited by recipient', async () => {
+      const id = await newSubject();
+      const written = await call('PATCH', `/v1/subjects/${id}/data`, { key: shopKey, body: { purpose: 'order_fulfilment', source: 'person', fields: { 'user.behavior.purchase_history': [{ book: 'b-1' }] } } });
+      assert.equal(written.statusCode, 200, written.body);
+      await record(id, [{ purpose: 'marketing', action: 'granted' }]);
+      const readFor = (purpose: string, recipient: string) => call('GET', `/v1/subjects/${id}/data?purpose=${purpose}&recipient=${recipient}`, { key: shopKey });
+
+      const own = await readData(id, 'marketing');
+      assert.deepEqual(Object.keys(own.json().fields).sort(), ['user.behavior.purchase_history', 'user.contact.email', 'user.name']);
+      const shared = await readFor('marketing', 'sister_shops');
+      assert.equal(shared.statusCode, 200, shared.body);
+      assert.equal(shared.json().recipient, 'sister_shops');
+      assert.deepEqual(Object.keys(shared.json().fields).sort(), ['user.contact.email', 'user.name'], 'the purchase history does not go to the sister shops');
+      const entry = (await testApp.app.audit.list({ targetId: id })).entries.find((item) => item.action === 'data.read' && item.details.recipient !== undefined)!;
+      assert.deepEqual(entry.details, { categories: Object.keys(shared.json().fields), recipient: 'sister_shops' });
+      assert.equal(entry.purpose, 'marketing');
+
+      const unknown = await readFor('marketing', 'nobody');
+      assert.equal(unknown.statusCode, 422);
+      assert.equal(unknown.json().code, 'unknown_recipient');
+      const notServing = await readFor('marketing', 'carrier');
+      assert.equal(notServing.statusCode, 403);
+      assert.equal(notServing.json().code, 'purpose_not_permitted');
+      assert.equal(notServing.json().reason, 'recipient_purpose');
+
+      await record(id, [{ recipient: 'sister_shops', action: 'denied' }]);
+      const refused = await readFor('marketing', 'sister_shops');
+      assert.equal(refused.statusCode, 403, refused.body);
+      assert.equal(refused.json().code, 'purpose_not_permitted');
+      assert.equal(refused.json().reason, 'consent');
+      assert.match(refused.json().detail, /opted out of sharing with recipient "sister_shops"/);
+      assert.equal((await readData(id, 'marketing')).statusCode, 200, 'the read for our own marketing still works');
+      assert.ok(!JSON.stringify((await testApp.app.audit.list({ targetId: id })).entries).includes('@example.com'));
+    });
+
+    test("a visitor's choice about a recipient joins the subject's, and its receipts list the disclosure", async () => {
+      const visitor = (await call('POST', '/v1/visitors')).json().id as string;
+      const recorded = await record(visitor, [{ recipient: 'sister_shops', action: 'denied' }], { source: 'banner' });
+      assert.equal(recorded.statusCode, 201, recorded.body);
+      const receipt = (await call('GET', `/v1/consent/receipts/${recorded.json().receiptId}`)).json();
+      assert.equal(receipt.services[0].purposes.length, 1);
+      const entry = receipt.services[0].purposes[0];
+      assert.equal(entry.thirdPartyDisclosure, true);
+      assert.equal(entry.thirdPartyName, 'Our sister shops');
+      assert.equal(entry.decision, 'denied');
+      assert.equal(entry.consentType, 'IMPLICIT');
+      assert.deepEqual(entry.purposeCategory, ['Sharing with our sister shops', 'Newsletter and offers']);
+      assert.match(entry.purpose, /^Sharing with Our sister shops/);
+      assert.equal(entry.piiCategory.length, 2);
+
+      const id = await newSubject();
+      const merged = await call('POST', `/v1/visitors/${visitor}/identify`, { body: { subjectId: id } });
+      assert.equal(merged.statusCode, 200, merged.body);
+      assert.equal(merged.json().merged, 1);
+      assert.deepEqual(merged.json().events.map((event: { kind: string; target: string }) => `${event.kind} ${event.target}`), ['recipient sister_shops']);
+      assert.equal((await decision(id, 'affiliate_sharing')).allowed, false, 'the subject has opted out of the sharing');
+      const copied = (await history(id)).filter((event) => event.mergedFrom === visitor);
+      assert.deepEqual(copied.map((event) => `${event.kind} ${event.target} ${event.action}`), ['recipient sister_shops denied']);
+      const mergeReceipt = (await call('GET', `/v1/consent/receipts/${merged.json().receiptId}`)).json();
+      assert.equal(mergeReceipt.services[0].purposes[0].thirdPartyName, 'Our sister shops');
     });
 
     test('the seams for mail: mayUse, mayReceive, optOutByEmailLink (idempotent)', async () => {

@@ -212,7 +212,7 @@ export const ERROR_CATALOGUE = {
     status: 403,
     title: 'Purpose not permitted',
     description:
-      'Personal data cannot be used for this purpose now: the person has not consented or has objected, processing is restricted, or the caller is not allowed this purpose. `reason` says which.',
+      'Personal data cannot be used for this purpose now: the person has not consented or has objected (or opted out of sharing with the recipient the read names), processing is restricted, the caller is not allowed this purpose, or the recipient the read names does not receive data for it. `reason` says which.',
   },
   justification_required: {
     status: 400,
@@ -241,16 +241,21 @@ export const ERROR_CATALOGUE = {
     title: 'Unknown communication topic',
     description: 'The topic is not declared under communications in the policy (policy_change and request_notice are built in). Nothing was stored.',
   },
+  unknown_recipient: {
+    status: 422,
+    title: 'Unknown recipient',
+    description: 'The recipient is not declared under recipients in the policy. Choices about sharing, sharing checks and reads for a recipient name one of the policy\'s recipients by id. Nothing was stored.',
+  },
   consent_not_optional: {
     status: 422,
     title: 'No choice to record',
     description:
-      'The person has no choice to make about this, so none can be granted, refused or withdrawn: the purpose is necessary (choice none) or a legal obligation, or the topic is service mail that is always sent. `target` names it. Nothing was stored.',
+      'The person has no choice to make about this, so none can be granted, refused or withdrawn: the purpose is necessary (choice none) or a legal obligation, the topic is service mail that is always sent, or the recipient is not declared with opt_out: true. `target` names it. Nothing was stored.',
   },
   consent_conflict: {
     status: 422,
     title: 'Contradictory consent choices',
-    description: 'One request decides the same purpose or topic two ways (e.g. grants and denies it). Send one decision per purpose or topic; nothing was stored. `target` names it.',
+    description: 'One request decides the same purpose, topic or recipient two ways (e.g. grants and denies it). Send one decision per purpose, topic or recipient; nothing was stored. `target` names it.',
   },
   visitor_already_identified: {
     status: 409,

@@ -84,6 +84,10 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
     if ((purpose.legal_basis === 'contract' || purpose.legal_basis === 'legal_obligation') && choice === 'opt_in') {
       warning('necessary_purpose_opt_in', ['purposes', index, 'choice'], `purpose "${purpose.id}" rests on ${purpose.legal_basis} but waits for consent (opt_in)`, 'use legal_basis: consent if the person really chooses');
     }
+    // A purpose that is only sharing, with no one to share with, could never be carried out.
+    if (purpose.disclosure && !policy.recipients?.some((recipient) => recipient.purposes.includes(purpose.id))) {
+      error('disclosure_without_recipient', ['purposes', index, 'disclosure'], `purpose "${purpose.id}" is only the passing of data to its recipients, but no recipient serves it`, `name it in the purposes of the recipients it shares with, or remove disclosure: true`);
+    }
   });
   const allows = (purposeId: string, category: string) =>
     purposeById.get(purposeId)?.categories.some((reference) => covers(reference, category)) ?? false;
@@ -126,7 +130,7 @@ export function checkReferences(policy: PolicyDocument): PendingIssue[] {
       }
     });
     if (recipient.opt_out && known.length > 0 && known.every((purposeId) => effectiveChoice(purposeById.get(purposeId)!) === 'none')) {
-      error('opt_out_without_choice', at('opt_out'), `recipient "${recipient.id}" is opt-out-able but all its purposes are necessary (choice: none)`, 'serve it through an opt_out or opt_in purpose, so the opt-out can be recorded and enforced');
+      error('opt_out_without_choice', at('opt_out'), `recipient "${recipient.id}" can be opted out of, but all its purposes are necessary (choice: none): data it must receive could not go to it`, 'remove opt_out, or serve it through an opt_out or opt_in purpose');
     }
     if (recipient.role === 'authority' && !recipient.condition) {
       warning('authority_without_condition', at('role'), `recipient "${recipient.id}" is an authority but no condition says when data is disclosed`, 'add condition: "only when required by law or legal process"');

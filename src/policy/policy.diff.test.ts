@@ -131,6 +131,19 @@ describe('policy diff: purposes', () => {
     assert.equal(wording.path, 'purposes.analytics.description');
     assert.equal(wording.material, false);
   });
+
+  test('a purpose marked disclosure: gaining the flag narrows it, losing it is material', () => {
+    const flag: [string, string] = ['    legal_basis: legal_obligation\n', '    legal_basis: legal_obligation\n    disclosure: true\n'];
+    const gained = only(diff(flag));
+    assert.equal(gained.path, 'purposes.legal_compliance.disclosure');
+    assert.equal(gained.material, false);
+    assert.equal(gained.summary, 'Purpose "legal_compliance" is now only the passing of data to its recipients');
+    const lost = only(diffPolicies(load(edited(flag)), base));
+    assert.equal(lost.path, 'purposes.legal_compliance.disclosure');
+    assert.equal(lost.material, true);
+    assert.match(lost.reason!, /opting out of them no longer stops it/);
+    assert.deepEqual([lost.before, lost.after], [true, false]);
+  });
 });
 
 describe('policy diff: collection and recipients', () => {

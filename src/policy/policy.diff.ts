@@ -20,7 +20,8 @@ import { covers } from './taxonomy.js';
  *  - purposes: a new purpose; a purpose gains categories, subjects, profiling or automated
  *    decisions; its legal basis changes (whatever the direction: the rights a person has, such
  *    as objecting or withdrawing consent, follow the basis); its choice moves toward less
- *    control (opt_in → opt_out → none).
+ *    control (opt_in → opt_out → none); it loses `disclosure` (it is no longer only the
+ *    passing of data to its recipients, so opting out of them no longer stops it).
  *  - collection: a category collected that was not; a category now received from a new source
  *    (another partner, automatic collection…) or about a new kind of person.
  *  - recipients: a new recipient; a recipient gains purposes, categories or regions; it loses
@@ -479,6 +480,19 @@ class Differ {
       if (Boolean(b[flag]) !== Boolean(a[flag])) {
         this.emit('purpose', id, 'changed', `${path}.${flag}`, `Purpose "${id}" ${a[flag] ? widened : narrowed}`, a[flag] ? why : false, Boolean(b[flag]), Boolean(a[flag]));
       }
+    }
+    // The other way round: the flag narrows what the purpose is, so losing it widens.
+    if (Boolean(b.disclosure) !== Boolean(a.disclosure)) {
+      this.emit(
+        'purpose',
+        id,
+        'changed',
+        `${path}.disclosure`,
+        a.disclosure ? `Purpose "${id}" is now only the passing of data to its recipients` : `Purpose "${id}" is no longer only the passing of data to its recipients`,
+        a.disclosure ? false : 'the purpose may now use data beyond passing it to its recipients, and opting out of them no longer stops it',
+        Boolean(b.disclosure),
+        Boolean(a.disclosure),
+      );
     }
   }
 

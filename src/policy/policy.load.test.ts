@@ -188,6 +188,17 @@ describe('cross-checks', () => {
     assert.match(issues[0]!.message, /recipient "carrier" receives "user\.device\.ip_address"/);
   });
 
+  test('a disclosure purpose that no recipient serves, at the line of its flag', () => {
+    const text = edited('    description: Count visits and popular pages to improve the shop.\n', '    description: Count visits and popular pages to improve the shop.\n    disclosure: true\n');
+    const issues = errorsOf(text);
+    assert.deepEqual(issues.map((issue) => issue.code), ['disclosure_without_recipient']);
+    assert.equal(issues[0]!.path, 'purposes[3].disclosure');
+    assert.equal(issues[0]!.line, lineOf(text, 'disclosure: true'));
+    assert.match(issues[0]!.message, /purpose "analytics" is only the passing of data to its recipients, but no recipient serves it/);
+    // Served by a recipient, the same flag is fine.
+    assert.deepEqual(codes(editedText(text, '    purposes: [legal_compliance]\n', '    purposes: [legal_compliance, analytics]\n')), []);
+  });
+
   test('a cookie may never carry credentials', () => {
     const text = edited('categories: [user.authorization.session]', 'categories: [user.authorization.credentials]');
     assert.deepEqual(codes(text), ['credentials_in_cookie']);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseDeadline, parseDuration, type Deadline, type Duration } from './duration.js';
-import type { Choice, Purpose, PolicyDocument, RetentionRule, RightType } from './policy.schema.js';
+import type { Choice, Purpose, PolicyDocument, Recipient, RetentionRule, RightType } from './policy.schema.js';
 import { BUILT_IN_CATEGORIES, covers, type CategoryInfo } from './taxonomy.js';
 import { deepFreeze } from '../core/freeze.js';
 
@@ -34,8 +34,12 @@ export class Policy {
   readonly hash: string;
   readonly categories: ReadonlyMap<string, CategoryInfo>;
   readonly purposes: ReadonlyMap<string, Purpose>;
+  readonly recipients: ReadonlyMap<string, Recipient>;
   /** Answers of purposeAllows, by purpose, then category (no key string built per question). */
   private readonly allowedUses = new Map<string, Map<string, boolean>>();
+  /** The same for recipientAllows, by recipient. */
+  private readonly allowedReceipts = new Map<string, Map<string, boolean>>();
+  private readonly servedBy = new Map<string, readonly Recipient[]>();
 
   constructor(document: PolicyDocument) {
     this.document = deepFreeze(structuredClone(document));
@@ -46,6 +50,10 @@ export class Policy {
     }
     this.categories = categories;
     this.purposes = new Map(this.document.purposes.map((purpose) => [purpose.id, purpose]));
+    this.recipients = new Map((this.document.recipients ?? []).map((recipient) => [recipient.id, recipient]));
+    for (const purpose of this.document.purposes) {
+      this.servedBy.set(purpose.id, (this.document.recipients ?? []).filter((recipient) => recipient.purposes.includes(purpose.id)));
+    }
   }
 
   get version(): string {
@@ -79,6 +87,25 @@ export class Policy {
       if (answers.size < 10_000) answers.set(category, allowed);
     }
     return allowed;
+  }
+
+  /** May data of `category` go to `recipientId` under this policy (its purpose aside)? */
+  recipientAllows(recipientId: string, category: string): boolean {
+    const recipient = this.recipients.get(recipientId);
+    if (!recipient) return false;
+    let answers = this.allowedReceipts.get(recipientId);
+    if (!answers) this.allowedReceipts.set(recipientId, (answers = new Map()));
+    let allowed = answers.get(category);
+    if (allowed === undefined) {
+      allowed = recipient.categories.some((reference) => covers(reference, category));
+      if (answers.size < 10_000) answers.set(category, allowed);
+    }
+    return allowed;
+  }
+
+  /** The recipients that receive data for `purposeId` (none for an unknown purpose). */
+  recipientsServing(purposeId: string): readonly Recipient[] {
+    return this.servedBy.get(purposeId) ?? [];
   }
 
   /** Is `category` collected at all (from any source, about anyone)? */

@@ -162,6 +162,12 @@ const Purpose = Type.Object(
     subjects: Type.Optional(Type.Array(Id('A subject kind id.'), { minItems: 1, uniqueItems: true, description: 'Subject kinds this purpose applies to (default: all).' })),
     profiling: Type.Optional(Type.Boolean({ description: 'The purpose builds profiles of people (e.g. from browsing or purchase history).' })),
     automated_decisions: Type.Optional(Type.Boolean({ description: 'The purpose takes decisions with legal or similar effect without a human.' })),
+    disclosure: Type.Optional(
+      Type.Boolean({
+        description:
+          'The purpose is only the passing of data to the recipients that serve it (e.g. sharing with affiliated companies): it is refused for a person who opted out of every opt-out recipient serving it, unless a recipient without opt_out serves it too.',
+      }),
+    ),
   },
   strict,
 );
@@ -177,7 +183,7 @@ const Recipient = Type.Object(
     regions: Type.Optional(Type.Array(RegionCode, { minItems: 1, uniqueItems: true, description: 'Where the recipient processes the data.' })),
     condition: Type.Optional(Text('When the disclosure happens (e.g. "only when required by law, court order or legal process").', 500)),
     safeguards: Type.Optional(Text('Contractual or technical safeguards that bind the recipient.', 500)),
-    opt_out: Type.Optional(Type.Boolean({ description: 'The person can opt out of this sharing (through the opt-out purposes it serves).' })),
+    opt_out: Type.Optional(Type.Boolean({ description: 'The person can opt out of sharing with this recipient: a choice of its own in the consent ledger, which stops what goes to it without stopping our own use of the data for the same purposes.' })),
     privacy_policy_url: Type.Optional(Url("The recipient's own privacy policy.")),
   },
   strict,

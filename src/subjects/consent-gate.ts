@@ -13,6 +13,11 @@ export interface ConsentDecision {
  */
 export interface ConsentGate {
   decide(subjectId: string, purposeId: string): Promise<ConsentDecision>;
+  /**
+   * "May data of S go to recipient R for purpose P now?": R serves P, the person has not opted
+   * out of sharing with R, and P is allowed.
+   */
+  decideSharing(subjectId: string, purposeId: string, recipientId: string): Promise<ConsentDecision>;
 }
 
 /** Opt-in purposes wait for a consent that cannot be recorded yet; opt-out and necessary ones apply. */
@@ -24,5 +29,13 @@ export class PolicyDefaultConsentGate implements ConsentGate {
     if (choice === 'opt_in') return { allowed: false, reason: `purpose "${purposeId}" needs the person's consent, and none is recorded` };
     if (choice === undefined) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
     return { allowed: true, reason: choice === 'none' ? 'necessary for this purpose' : 'allowed until the person objects' };
+  }
+
+  /** Nobody has opted out of a recipient yet: a recipient serving the purpose follows the purpose. */
+  async decideSharing(subjectId: string, purposeId: string, recipientId: string): Promise<ConsentDecision> {
+    if (!this.policy.recipients.get(recipientId)?.purposes.includes(purposeId)) {
+      return { allowed: false, reason: `recipient "${recipientId}" does not receive data for purpose "${purposeId}" under the policy` };
+    }
+    return this.decide(subjectId, purposeId);
   }
 }

@@ -23,6 +23,8 @@ describe('purposeReadJson', () => {
     assert.equal(purposeReadJson(read), JSON.stringify(read));
     assert.deepEqual(JSON.parse(purposeReadJson(read)), JSON.parse(JSON.stringify(read)));
     assert.equal(purposeReadJson({ ...read, fields: {} }), JSON.stringify({ ...read, fields: {} }));
+    const forRecipient: PurposeRead = { subjectId: read.subjectId, purpose: read.purpose, recipient: 'sister_shops', fields: read.fields };
+    assert.equal(purposeReadJson(forRecipient), JSON.stringify(forRecipient));
   });
 
   it('reuses a frozen field\'s text, and never keeps the text of a field that can still change', () => {

@@ -24,5 +24,6 @@ export function purposeReadJson(read: PurposeRead): string {
   for (const category of Object.keys(read.fields)) {
     fields += `${fields === '' ? '' : ','}${JSON.stringify(category)}:${fieldText(read.fields[category]!)}`;
   }
-  return `{"subjectId":${JSON.stringify(read.subjectId)},"purpose":${JSON.stringify(read.purpose)},"fields":{${fields}}}`;
+  const recipient = read.recipient === undefined ? '' : `,"recipient":${JSON.stringify(read.recipient)}`;
+  return `{"subjectId":${JSON.stringify(read.subjectId)},"purpose":${JSON.stringify(read.purpose)}${recipient},"fields":{${fields}}}`;
 }

@@ -126,7 +126,8 @@ export function registerSubjectRoutes(app: FastifyInstance, subjects: SubjectsSe
     schema: {
       tags,
       summary: "Read a subject's data for a purpose",
-      description: 'Returns only the categories the purpose may use, while consent and restriction allow it; otherwise 403 purpose_not_permitted with the reason. Roles that must justify reads send X-Pledge-Justification.',
+      description:
+        'Returns only the categories the purpose may use, while consent and restriction allow it; otherwise 403 purpose_not_permitted with the reason. With `recipient`, the data is read to pass it to that recipient: it must serve the purpose (otherwise reason `recipient_purpose`) and the person must not have opted out of sharing with it (reason `consent`), and only the categories both the purpose and the recipient may have come back. Roles that must justify reads send X-Pledge-Justification.',
       params: SubjectIdParams,
       querystring: PurposeQuery,
       headers: Type.Object({ 'x-pledge-justification': Type.Optional(Type.String({ maxLength: 200 })) }),
@@ -134,7 +135,7 @@ export function registerSubjectRoutes(app: FastifyInstance, subjects: SubjectsSe
     },
   }, async (request, reply) => {
     const justification = request.headers['x-pledge-justification'];
-    const result = await subjects.readData(actorOf(request), request.params.id, request.query.purpose, typeof justification === 'string' ? justification : undefined);
+    const result = await subjects.readData(actorOf(request), request.params.id, request.query.purpose, typeof justification === 'string' ? justification : undefined, request.query.recipient);
     return reply.header('cache-control', 'no-store').send(result);
   });
 

@@ -69,7 +69,13 @@ export const BatchUpdateSchema = Type.Object(
 
 export const RestrictionSchema = Type.Object({ restricted: Type.Boolean() }, { additionalProperties: false });
 
-export const PurposeQuery = Type.Object({ purpose: Type.String({ minLength: 1, maxLength: 64, description: 'The purpose of this read.' }) }, { additionalProperties: false });
+export const PurposeQuery = Type.Object(
+  {
+    purpose: Type.String({ minLength: 1, maxLength: 64, description: 'The purpose of this read.' }),
+    recipient: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The recipient the data is read for (a recipient id of the policy): it must serve the purpose and not be refused by the person; only the categories both may have come back.' })),
+  },
+  { additionalProperties: false },
+);
 
 const Timestamp = Type.String({ description: 'ISO 8601, UTC' });
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
@@ -91,6 +97,7 @@ export const BatchCreatedSchema = Type.Object({ subjects: Type.Array(Type.Object
 export const PurposeReadSchema = Type.Object({
   subjectId: Type.String(),
   purpose: Type.String(),
+  recipient: Type.Optional(Type.String({ description: 'The recipient named in the read, if any.' })),
   fields: Type.Record(
     Type.String(),
     Type.Object({

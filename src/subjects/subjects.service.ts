@@ -94,6 +94,8 @@ export interface FieldValue {
 export interface PurposeRead {
   subjectId: string;
   purpose: string;
+  /** The recipient the data is read for, when the read names one. */
+  recipient?: string;
   fields: Record<string, FieldValue>;
 }
 
@@ -484,10 +486,17 @@ export class SubjectsService {
    * Returns the subject's data that `purpose` may use — only the categories the policy allows
    * it, and only while consent and restriction allow the purpose. The audit entry is stored
    * before anything is returned.
+   *
+   * With `recipientId`, the data is read to pass it to that recipient: the recipient must serve
+   * the purpose and the person must not have opted out of sharing with it, and only the
+   * categories both the purpose and the recipient may have come back.
    */
-  async readData(actor: Actor, subjectId: string, purposeId: string, justification?: string): Promise<PurposeRead> {
+  async readData(actor: Actor, subjectId: string, purposeId: string, justification?: string, recipientId?: string): Promise<PurposeRead> {
     const purpose = this.policy.purposes.get(purposeId);
     if (!purpose) throw new PledgeError('unknown_purpose', `purpose "${purposeId}" is not declared in the policy`);
+    if (recipientId !== undefined && !this.policy.recipients.has(recipientId)) {
+      throw new PledgeError('unknown_recipient', `recipient "${recipientId}" is not declared under recipients in the policy`);
+    }
     if (!actorMayUsePurpose(actor, purposeId)) {
       throw new PledgeError('purpose_not_permitted', `this API key may not use purpose "${purposeId}"`, { details: { reason: 'api_key_scope' } });
     }
@@ -495,8 +504,14 @@ export class SubjectsService {
     if (actor.type === 'staff' && JUSTIFICATION_REQUIRED.includes(actor.role) && !cleanJustification) {
       throw new PledgeError('justification_required', 'say why you read this person\'s data (header X-Pledge-Justification); it is written to the audit log');
     }
+    if (recipientId !== undefined && !this.policy.recipients.get(recipientId)!.purposes.includes(purposeId)) {
+      throw new PledgeError('purpose_not_permitted', `recipient "${recipientId}" does not receive data for purpose "${purposeId}" under the policy`, { details: { reason: 'recipient_purpose' } });
+    }
     // Both reads at once: on a networked database they share a round trip's wait.
-    const [found, decision] = await Promise.all([store.subjectWithSeals(this.deps.database.db, subjectId), this.deps.consent.decide(subjectId, purposeId)]);
+    const [found, decision] = await Promise.all([
+      store.subjectWithSeals(this.deps.database.db, subjectId),
+      recipientId === undefined ? this.deps.consent.decide(subjectId, purposeId) : this.deps.consent.decideSharing(subjectId, purposeId, recipientId),
+    ]);
     if (!found) throw new PledgeError('subject_not_found', 'no subject has this id');
     const subject = found.subject;
     if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; its data can no longer be read');
@@ -505,7 +520,8 @@ export class SubjectsService {
     }
     if (!decision.allowed) throw new PledgeError('purpose_not_permitted', decision.reason, { details: { reason: 'consent' } });
 
-    const seals = found.seals.filter((seal) => this.policy.purposeAllows(purposeId, seal.category));
+    const readable = (category: string) => this.policy.purposeAllows(purposeId, category) && (recipientId === undefined || this.policy.recipientAllows(recipientId, category));
+    const seals = found.seals.filter((seal) => readable(seal.category));
     const fields: Record<string, FieldValue> = {};
     if (seals.length > 0) {
       const entry = await this.keyEntry(subjectId);
@@ -514,7 +530,7 @@ export class SubjectsService {
         // Something is not open yet (or changed): read the fields whole and open what is new.
         const rows = await store.fieldsOf(this.deps.database.db, subjectId);
         opened = rows
-          .filter((row) => this.policy.purposeAllows(purposeId, row.category))
+          .filter((row) => readable(row.category))
           .map((row) => {
             const known = entry.opened.get(row.category);
             if (known?.sealed === row.value) return known;
@@ -536,10 +552,10 @@ export class SubjectsService {
         action: 'data.read',
         target: { type: 'subject', id: subjectId },
         purpose: purposeId,
-        details: { categories: Object.keys(fields), ...(cleanJustification ? { justification: cleanJustification.slice(0, 200) } : {}) },
+        details: { categories: Object.keys(fields), ...(recipientId !== undefined ? { recipient: recipientId } : {}), ...(cleanJustification ? { justification: cleanJustification.slice(0, 200) } : {}) },
       },
     ]);
-    return { subjectId, purpose: purposeId, fields };
+    return recipientId === undefined ? { subjectId, purpose: purposeId, fields } : { subjectId, purpose: purposeId, recipient: recipientId, fields };
   }
 
   // --- lifecycle ---------------------------------------------------------------------------------

@@ -520,6 +520,15 @@ class Composer {
     }
   }
 
+  /** A purpose that is only sharing: with whom, and that opting out of all of them ends it. */
+  disclosureWords(purposeId: string): string {
+    const recipients = this.policy.recipientsServing(purposeId);
+    const names = joinWords(recipients.map((recipient) => `“${recipient.name}”`));
+    const words = `this use is passing your information to ${names}, and nothing else.`;
+    if (recipients.length === 0 || !recipients.every((recipient) => recipient.opt_out)) return words;
+    return `${words} If you opt out of sharing with ${recipients.length === 1 ? 'them' : 'all of them'}, it stops.`;
+  }
+
   howWeUse(): Section {
     const gpc = new Set(this.policy.gpcOptOuts());
     const blocks: Block[] = [
@@ -539,6 +548,7 @@ class Composer {
       if (purpose.automated_decisions) {
         items.push([strong('Automated decisions: '), text('this use makes decisions with legal or similarly significant effects on you automatically, without a person involved.')]);
       }
+      if (purpose.disclosure) items.push([strong('Sharing only: '), text(this.disclosureWords(purpose.id))]);
       if (gpc.has(purpose.id)) items.push([text('A Global Privacy Control signal from your browser opts you out of this use automatically.')]);
       blocks.push(list(items));
     }
@@ -554,16 +564,25 @@ class Composer {
     if (recipient.regions) add(`Where: ${regionList(recipient.regions)}.`);
     if (recipient.safeguards) add(`Safeguards: ${sentence(recipient.safeguards)}`);
     if (recipient.opt_out) {
-      const optional = recipient.purposes.filter((id) => {
-        const purpose = this.policy.purposes.get(id);
-        return purpose !== undefined && effectiveChoice(purpose) !== 'none';
-      });
-      add(optional.length > 0 ? `You can opt out of this sharing by opting out of ${this.purposeNames(optional)}.` : 'You can opt out of this sharing.');
+      // Opting out of a recipient is a choice of its own: it stops what goes to them, and
+      // leaves the purposes they serve — our own use of the data — as they are.
+      parts.push(text(' You can opt out of sharing with them at any time, '), ...this.optOutChannels(), text('. Opting out stops only what goes to them: it does not change how we use your information ourselves.'));
     }
     if (recipient.privacy_policy_url) {
       parts.push(text(' See the '), link(`privacy policy of ${recipient.name}`, recipient.privacy_policy_url), text('.'));
     }
     return parts;
+  }
+
+  /**
+   * Where a person opts out of sharing: the channels of the right to object (the privacy
+   * center's preferences, an address…), or of the right to withdraw consent, or the contact
+   * section when the policy declares neither.
+   */
+  optOutChannels(): Inline[] {
+    const right = this.doc.rights.requests.find((request) => request.type === 'objection') ?? this.doc.rights.requests.find((request) => request.type === 'withdraw_consent');
+    if (right) return this.channels(right.channels);
+    return [text('by contacting us (see '), link('Contact us', '#contact'), text(')')];
   }
 
   whoReceives(): Section {

@@ -159,6 +159,24 @@ test('the demo policy: each key fact is in the section a reader looks for it', (
   assert.match(sectionText(section(demo, 'contact')), /help@books\.example\.com.*\+1 207 555 0100/);
 });
 
+test('an affiliate people can opt out of: how to opt out, that our own use is untouched, and the purpose that is only that sharing', () => {
+  const policy = demoWith((document) => {
+    document.purposes.push({ id: 'group_sharing', name: 'Sharing with our group', description: 'Share your name and email with the other shops of our group.', legal_basis: 'legitimate_interest', categories: ['user.name', 'user.contact.email'], disclosure: true });
+    document.recipients.push({ id: 'sister_shops', name: 'Our sister shops', role: 'affiliate', purposes: ['group_sharing', 'marketing'], categories: ['user.name', 'user.contact.email'], opt_out: true });
+  });
+  const shops = under(section(policy, 'who-receives'), 'Companies in our group');
+  assert.match(shops, /You can opt out of sharing with them at any time, in our privacy center\./, "the objection right's channels");
+  assert.match(shops, /Opting out stops only what goes to them: it does not change how we use your information ourselves\./);
+  assert.doesNotMatch(shops, /by opting out of/, 'opting out of the recipient is not opting out of its purposes');
+  assert.match(under(section(policy, 'how-we-use'), 'Sharing with our group'), /Sharing only: this use is passing your information to “Our sister shops”, and nothing else\. If you opt out of sharing with them, it stops\./);
+
+  const noObjection = demoWith((document) => {
+    document.recipients.push({ id: 'sister_shops', name: 'Our sister shops', role: 'affiliate', purposes: ['marketing'], categories: ['user.name'], opt_out: true });
+    document.rights.requests = document.rights.requests.filter((right: { type: string }) => right.type !== 'objection' && right.type !== 'withdraw_consent');
+  });
+  assert.match(under(section(noObjection, 'who-receives'), 'Companies in our group'), /at any time, by contacting us \(see Contact us\)\./);
+});
+
 test('the cookies table gives each cookie its provider, purpose and lifetime', () => {
   const table = section(demo, 'cookies').blocks.find((block): block is Extract<Block, { type: 'table' }> => block.type === 'table');
   assert.ok(table);
