@@ -109,6 +109,32 @@ for (const dialect of testDialects()) {
     });
 
     if (dialect === 'postgres') {
+      test('lookups asked while a batch of the same statement is on its way go together in the next one, after it', async () => {
+        // Answers with when its query was sent; "slow" keeps its query on its way for a while.
+        const lookup = compiledOnce((db: Kysely<Tables>, id: string) =>
+          db.selectNoFrom([
+            sql<string>`${id}::text`.as('id'),
+            sql<string>`to_char(statement_timestamp(), 'HH24:MI:SS.US')`.as('sent'),
+            sql<string>`pg_sleep(case when ${id}::text = 'slow' then 0.3 else 0 end)::text`.as('slept'),
+          ]),
+        );
+        const slow = lookup(database.db, 'slow');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const later: Array<ReturnType<typeof lookup>> = [];
+        // Asked in three turns of the event loop, each of which would have sent a query of its own.
+        for (const id of ['a', 'b', 'c']) {
+          later.push(lookup(database.db, id));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const [[first], ...rest] = await Promise.all([slow, ...later]);
+        assert.deepEqual(rest.map(([row]) => row!.id), ['a', 'b', 'c'], 'each caller got its own row');
+        assert.equal(new Set(rest.map(([row]) => row!.sent)).size, 1, 'the three went as one query');
+        assert.ok(rest[0]![0]!.sent > first!.sent, 'sent after the first batch');
+        // With nothing on its way, a lookup goes at once.
+        const [alone] = await lookup(database.db, 'd');
+        assert.equal(alone!.id, 'd');
+      });
+
       test('a text marked for preparation is prepared once per connection, in and out of transactions', async () => {
         const text = preparedOnPostgres("select $1::text || '-prepared' as answer");
         const other = "select $1::text || '-unprepared' as answer";

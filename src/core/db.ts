@@ -228,8 +228,11 @@ export function insertRowsInSqliteTransaction<R>(trx: Kysely<Tables> | Transacti
  * lookups that arrive together answered together: every call of the same statement made while
  * the event loop handles one round of I/O — the requests of many connections — is sent as one
  * query, so fifty concurrent requests cost a few round trips instead of fifty, and callers asking
- * for the same row share one look-up. A batch is sent after its callers asked, so it sees every
- * write committed before them: nothing is cached.
+ * for the same row share one look-up. While a batch of a statement is on its way, callers of that
+ * statement gather for the next one, sent when it lands: each query costs the event loop about
+ * as much to send (the socket write wakes the database) as a request costs to answer, so fewer,
+ * fuller batches leave more of it for requests. A batch is sent after its callers asked, so it
+ * sees every write committed before them: nothing is cached.
  */
 function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   const run = async <R>(text: string, values: unknown[]): Promise<R[]> => (await (await pool()).query({ name: statementName(text), text, values })).rows as R[];
@@ -238,12 +241,25 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   // Statements whose batched form PostgreSQL refused (a column that is not text): run alone.
   const alone = new Set<string>();
   let scheduled = false;
+  // Batches of each statement on their way: while one is, later callers gather for the next.
+  const inFlight = new Set<string>();
+  const schedule = (): void => {
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+  const landed = (text: string): void => {
+    inFlight.delete(text);
+    if (pending.has(text)) schedule();
+  };
 
   const flush = (): void => {
     scheduled = false;
-    const groups = [...pending];
-    pending.clear();
+    const groups = [...pending].filter(([text]) => !inFlight.has(text));
+    for (const [text] of groups) pending.delete(text);
     for (const [text, calls] of groups) {
+      inFlight.add(text);
       // Callers asking the same thing share one look-up (a hot subject read by many requests
       // at once): the batch carries each distinct set of values once.
       const askers = sameLookups(calls);
@@ -252,7 +268,9 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
       };
       const answer = (index: number, rows: Array<Record<string, unknown>>): void => shareRows(askers[index]!, rows);
       if (askers.length === 1) {
-        run<Record<string, unknown>>(text, askers[0]![0]!.parameters as unknown[]).then((rows) => answer(0, rows), rejectAll);
+        run<Record<string, unknown>>(text, askers[0]![0]!.parameters as unknown[])
+          .then((rows) => answer(0, rows), rejectAll)
+          .finally(() => landed(text));
         continue;
       }
       const arity = calls[0]!.parameters.length;
@@ -272,7 +290,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
           alone.add(text);
           for (const call of calls) runAlone(text, call);
         },
-      );
+      ).finally(() => landed(text));
     }
   };
 
@@ -285,10 +303,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
         const call: PendingLookup = { parameters, resolve: resolve as (rows: unknown[]) => void, reject };
         if (calls) calls.push(call);
         else pending.set(text, [call]);
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
+        if (!inFlight.has(text)) schedule();
       });
     },
     close() {},
