@@ -109,6 +109,18 @@ export const commsStore = {
       .execute();
   },
 
+  /** Fails claimed messages at once, without another attempt (they cannot be sent as they are); only the claim's holder may. */
+  async markFailed(executor: Executor, ids: readonly string[], token: string, error: string, now: string): Promise<void> {
+    for (let start = 0; start < ids.length; start += 500) {
+      await executor
+        .updateTable('comms_outbox')
+        .set({ status: 'failed', next_attempt_at: now, last_error: error, claim_token: null, claimed_until: null, updated_at: now })
+        .where('id', 'in', ids.slice(start, start + 500))
+        .where('claim_token', '=', token)
+        .execute();
+    }
+  },
+
   /**
    * Puts failed messages back in the queue, due now, with their attempts counted from zero.
    * Only failed ones (a message sent, dropped or still queued is left as it is); returns the
