@@ -16,6 +16,7 @@ import { actorMayUsePurpose, type Actor } from '../staff/permissions.js';
 import { normalizeIdentity } from '../subjects/identities.js';
 import type { SubjectsService } from '../subjects/subjects.service.js';
 import type { MailConsent } from './comms.consent.js';
+import { countOutboxToRewrap, rewrapOutbox } from './comms.rotation.js';
 import { openPart, sealPart } from './comms.sealing.js';
 import { commsStore as store, type OutboxFilter } from './comms.store.js';
 import type { CommsOutboxTable, MessageKind, MessageStatus } from './comms.tables.js';
@@ -199,6 +200,11 @@ export class CommsService {
    *     data: { code }, idempotencyKey: `verify:${requestId}` });
    */
   async enqueue(input: EnqueueInput, trx?: Transaction<Tables>): Promise<{ id: string; created: boolean }> {
+    // Sealed under the KEK the database names now, also just after a rotation switched it (a
+    // process idle since would otherwise seal once more under the old one, which then goes).
+    // Inside a caller's transaction the keyring table cannot be read (on SQLite the transaction
+    // holds the one connection): such a caller refreshes first, as queueMessage does.
+    if (!trx) await this.deps.keyring.refresh();
     const row = this.prepare(input, this.deps.clock.now());
     const executor = trx ?? this.deps.database.db;
     const [inserted] = await store.insertMessages(executor, [row]);
@@ -563,6 +569,8 @@ export class CommsService {
    */
   async advanceNotices(): Promise<number> {
     const { database, clock } = this.deps;
+    // The notices are sealed inside the transaction: the KEK is looked up before (see enqueue).
+    await this.deps.keyring.refresh();
     return database.db.transaction().execute(async (trx) => {
       const run = await store.lockRunningRun(trx, database.dialect);
       if (!run) return 0;
@@ -623,6 +631,7 @@ export class CommsService {
     }
     const subject = await this.deps.subjects.get(input.subjectId);
     if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; no mail can reach them');
+    await this.deps.keyring.refresh();
     return this.deps.database.db.transaction().execute(async (trx) => {
       const queued = await this.enqueue(
         {
@@ -714,6 +723,22 @@ export class CommsService {
   /** Where a stored message's .eml file is (no SMTP configured). */
   emlPath(id: string): string {
     return path.join(this.deps.dataDir, 'outbox', `${id}.eml`);
+  }
+
+  // --- master key rotation ---------------------------------------------------------------------
+
+  /**
+   * Re-wraps, under PLEDGE_MASTER_KEY's KEK, the sealed address and data of every message not
+   * yet delivered that is still under another one (part of `pledge keys rotate`, see
+   * comms.rotation); returns how many messages.
+   */
+  rewrapSealed(batchSize = 1000, onProgress?: (rewrapped: number) => void): Promise<number> {
+    return rewrapOutbox(this.deps.database, this.deps.keyring, batchSize, onProgress);
+  }
+
+  /** Messages still sealed under another KEK: under one this process holds (`remaining`), or under one it does not (`unreadable`). */
+  countSealedToRewrap(): Promise<{ remaining: number; unreadable: number }> {
+    return countOutboxToRewrap(this.deps.database, this.deps.keyring);
   }
 
   async close(): Promise<void> {
