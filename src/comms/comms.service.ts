@@ -16,6 +16,8 @@ import { actorMayUsePurpose, type Actor } from '../staff/permissions.js';
 import { normalizeIdentity } from '../subjects/identities.js';
 import type { SubjectsService } from '../subjects/subjects.service.js';
 import type { MailConsent } from './comms.consent.js';
+import { countOutboxToRewrap, rewrapOutbox } from './comms.rotation.js';
+import { openPart, sealPart } from './comms.sealing.js';
 import { commsStore as store, type OutboxFilter } from './comms.store.js';
 import type { CommsOutboxTable, MessageKind, MessageStatus } from './comms.tables.js';
 import { headerText, requireTemplate, type MailContent, type TemplateData } from './comms.templates.js';
@@ -111,6 +113,27 @@ interface Topic {
   purpose: string | null;
 }
 
+type Recipient = { address: string; name?: string };
+
+/** What a claimed message's sealed columns hold: its template data, and the address of a recipient who is not a subject. */
+interface OpenedMessage {
+  data: TemplateData;
+  to?: Recipient;
+}
+
+/**
+ * Why a message cannot be opened, as its last_error says: sealed (or its person's data key
+ * wrapped) under a master key this process does not hold, or altered.
+ */
+type Unreadable = 'master_key_missing' | 'data_integrity_failed';
+
+/** The code of a key or integrity error; any other error (the database is down) is thrown again. */
+function unreadableCode(error: unknown): Unreadable {
+  if (error instanceof PledgeError && error.code === 'master_key_invalid') return 'master_key_missing';
+  if (error instanceof PledgeError && error.code === 'data_integrity_failed') return 'data_integrity_failed';
+  throw error;
+}
+
 const BUILT_IN_TOPICS: Topic[] = [
   { id: 'policy_change', name: 'Privacy policy changes', kind: 'policy_change', purpose: null },
   { id: 'request_notice', name: 'Your privacy requests', kind: 'request_notice', purpose: null },
@@ -165,16 +188,6 @@ export class CommsService {
     return topic;
   }
 
-  private seal(id: string, what: string, value: string): string {
-    const { kekId, wrapped } = this.deps.keyring.wrap(Buffer.from(value), `outbox:${id}:${what}`);
-    return `${kekId}.${wrapped}`;
-  }
-
-  private unseal(id: string, what: string, sealed: string): string {
-    const dot = sealed.indexOf('.');
-    return this.deps.keyring.unwrap(sealed.slice(0, dot), sealed.slice(dot + 1), `outbox:${id}:${what}`).toString('utf8');
-  }
-
   // --- enqueue -----------------------------------------------------------------------------------
 
   /**
@@ -187,6 +200,11 @@ export class CommsService {
    *     data: { code }, idempotencyKey: `verify:${requestId}` });
    */
   async enqueue(input: EnqueueInput, trx?: Transaction<Tables>): Promise<{ id: string; created: boolean }> {
+    // Sealed under the KEK the database names now, also just after a rotation switched it (a
+    // process idle since would otherwise seal once more under the old one, which then goes).
+    // Inside a caller's transaction the keyring table cannot be read (on SQLite the transaction
+    // holds the one connection): such a caller refreshes first, as queueMessage does.
+    if (!trx) await this.deps.keyring.refresh();
     const row = this.prepare(input, this.deps.clock.now());
     const executor = trx ?? this.deps.database.db;
     const [inserted] = await store.insertMessages(executor, [row]);
@@ -208,7 +226,7 @@ export class CommsService {
     if (input.to) {
       const address = normalizeIdentity('email', input.to.address);
       recipientKey = `address:${this.deps.subjects.emailBlindIndex(address)}`;
-      toSealed = this.seal(id, 'to', JSON.stringify({ address, ...(input.to.name ? { name: headerText(input.to.name, 100) } : {}) }));
+      toSealed = sealPart(this.deps.keyring, id, 'to', JSON.stringify({ address, ...(input.to.name ? { name: headerText(input.to.name, 100) } : {}) }));
     }
     const stamp = now.toISOString();
     if (input.sendAt !== undefined && Number.isNaN(Date.parse(input.sendAt))) throw new PledgeError('validation_failed', 'sendAt must be an ISO 8601 date-time');
@@ -222,7 +240,7 @@ export class CommsService {
       subject_id: input.subjectId ?? null,
       to_sealed: toSealed,
       template: input.template,
-      data_sealed: this.seal(id, 'data', JSON.stringify(input.data ?? {})),
+      data_sealed: sealPart(this.deps.keyring, id, 'data', JSON.stringify(input.data ?? {})),
       policy_version_id: input.policyVersionId ?? null,
       status: 'queued',
       attempts: 0,
@@ -285,30 +303,11 @@ export class CommsService {
     report.dropped = refused;
     if (claimed.length === 0) return report;
 
-    // Addresses: subjects' from the vault (audited, per purpose), others' from the sealed column.
-    const addresses = new Map<string, { address: string; name?: string }>();
-    const byPurpose = new Map<string, string[]>();
-    for (const row of claimed) {
-      if (row.subject_id) {
-        const key = row.purpose ?? '';
-        byPurpose.set(key, [...(byPurpose.get(key) ?? []), row.subject_id]);
-      }
-    }
-    const subjectAddresses = new Map<string, string>();
-    for (const [purpose, ids] of byPurpose) {
-      for (const [id, address] of await this.deps.subjects.emailAddresses(SYSTEM, [...new Set(ids)], purpose || undefined)) subjectAddresses.set(id, address);
-    }
-    const noAddress: string[] = [];
-    for (const row of claimed) {
-      if (row.subject_id) {
-        const address = subjectAddresses.get(row.subject_id);
-        if (address) addresses.set(row.id, { address });
-        else noAddress.push(row.id);
-      } else if (row.to_sealed) {
-        addresses.set(row.id, JSON.parse(this.unseal(row.id, 'to', row.to_sealed)) as { address: string; name?: string });
-      } else {
-        noAddress.push(row.id);
-      }
+    const { ready, unreadable, noAddress } = await this.openClaimed(claimed);
+    for (const [code, ids] of unreadable) {
+      for (const id of ids) this.deps.logger.error({ messageId: id, code }, 'message cannot be opened; marked failed');
+      await store.markFailed(database.db, ids, token, code, stamp);
+      report.failed += ids.length;
     }
     await store.markDropped(database.db, noAddress, 'no_address', stamp);
     report.dropped += noAddress.length;
@@ -325,49 +324,121 @@ export class CommsService {
       await store.markDelivered(database.db, ids, token, status, this.deps.clock.now().toISOString());
     };
     await Promise.all(
-      claimed
-        .filter((row) => addresses.has(row.id))
-        .map(async (row) => {
-          let mail: OutgoingMail;
-          try {
-            mail = this.compose(row, addresses.get(row.id)!, now);
-          } catch (error) {
-            this.deps.logger.error({ err: error, messageId: row.id }, 'message could not be rendered');
-            await store.markAttemptFailed(database.db, row.id, token, { status: 'failed', nextAttemptAt: stamp, error: 'render_failed', now: stamp });
-            report.failed += 1;
-            return;
-          }
-          try {
-            await this.transport.send(mail);
-          } catch (error) {
-            const code = failureCode(error);
-            const finalAttempt = row.attempts >= this.deps.mail.maxAttempts;
-            const delay = Math.min(this.deps.mail.backoffMs * 2 ** (row.attempts - 1), MAX_BACKOFF_MS) * (0.5 + Math.random());
-            const at = this.deps.clock.now();
-            await store.markAttemptFailed(database.db, row.id, token, {
-              status: finalAttempt ? 'failed' : 'queued',
-              nextAttemptAt: new Date(at.getTime() + delay).toISOString(),
-              error: code,
-              now: at.toISOString(),
-            });
-            this.deps.logger.warn({ messageId: row.id, attempt: row.attempts, code }, finalAttempt ? 'message failed for good' : 'message delivery failed; will retry');
-            if (finalAttempt) report.failed += 1;
-            else report.retried += 1;
-            return;
-          }
-          delivered.push(row.id);
-          report.delivered += 1;
-          if (delivered.length >= 50) await flush();
-        }),
+      ready.map(async ({ row, to, data }) => {
+        let mail: OutgoingMail;
+        try {
+          mail = this.compose(row, to, data, now);
+        } catch (error) {
+          this.deps.logger.error({ err: error, messageId: row.id }, 'message could not be rendered');
+          await store.markAttemptFailed(database.db, row.id, token, { status: 'failed', nextAttemptAt: stamp, error: 'render_failed', now: stamp });
+          report.failed += 1;
+          return;
+        }
+        try {
+          await this.transport.send(mail);
+        } catch (error) {
+          const code = failureCode(error);
+          const finalAttempt = row.attempts >= this.deps.mail.maxAttempts;
+          const delay = Math.min(this.deps.mail.backoffMs * 2 ** (row.attempts - 1), MAX_BACKOFF_MS) * (0.5 + Math.random());
+          const at = this.deps.clock.now();
+          await store.markAttemptFailed(database.db, row.id, token, {
+            status: finalAttempt ? 'failed' : 'queued',
+            nextAttemptAt: new Date(at.getTime() + delay).toISOString(),
+            error: code,
+            now: at.toISOString(),
+          });
+          this.deps.logger.warn({ messageId: row.id, attempt: row.attempts, code }, finalAttempt ? 'message failed for good' : 'message delivery failed; will retry');
+          if (finalAttempt) report.failed += 1;
+          else report.retried += 1;
+          return;
+        }
+        delivered.push(row.id);
+        report.delivered += 1;
+        if (delivered.length >= 50) await flush();
+      }),
     );
     await flush();
     return report;
   }
 
+  /**
+   * What a claimed batch needs to be sent: each message's sealed data opened, and its address —
+   * a subject's from the vault (audited, per purpose), another recipient's from the sealed
+   * column. A message that cannot be opened (sealed, or its person's data key wrapped, under a
+   * master key this process does not hold; or altered) is set apart with a code and keeps its
+   * sealed values: with the key back in PLEDGE_PREVIOUS_MASTER_KEYS, a retry sends it. One such
+   * message never holds back the rest of the batch.
+   */
+  private async openClaimed(claimed: readonly CommsOutboxTable[]): Promise<{ ready: Array<{ row: CommsOutboxTable; to: Recipient; data: TemplateData }>; unreadable: Map<Unreadable, string[]>; noAddress: string[] }> {
+    const opened = new Map<string, OpenedMessage>();
+    const unreadable = new Map<Unreadable, string[]>();
+    const setApart = (id: string, code: Unreadable) => unreadable.set(code, [...(unreadable.get(code) ?? []), id]);
+    for (const row of claimed) {
+      const message = this.openSealed(row);
+      if ('data' in message) opened.set(row.id, message);
+      else setApart(row.id, message.unreadable);
+    }
+
+    const byPurpose = new Map<string, string[]>();
+    for (const row of claimed) {
+      if (row.subject_id && opened.has(row.id)) {
+        const key = row.purpose ?? '';
+        byPurpose.set(key, [...(byPurpose.get(key) ?? []), row.subject_id]);
+      }
+    }
+    const subjectAddresses = new Map<string, string>();
+    const unreadableSubjects = new Map<string, Unreadable>();
+    for (const [purpose, ids] of byPurpose) {
+      const unique = [...new Set(ids)];
+      try {
+        for (const [id, address] of await this.deps.subjects.emailAddresses(SYSTEM, unique, purpose || undefined)) subjectAddresses.set(id, address);
+      } catch {
+        // A person whose data key cannot be opened must not hold back mail to the others: one at a time.
+        for (const id of unique) {
+          try {
+            for (const [found, address] of await this.deps.subjects.emailAddresses(SYSTEM, [id], purpose || undefined)) subjectAddresses.set(found, address);
+          } catch (error) {
+            unreadableSubjects.set(id, unreadableCode(error));
+          }
+        }
+      }
+    }
+
+    const ready: Array<{ row: CommsOutboxTable; to: Recipient; data: TemplateData }> = [];
+    const noAddress: string[] = [];
+    for (const row of claimed) {
+      const message = opened.get(row.id);
+      if (!message) continue;
+      const subjectUnreadable = row.subject_id ? unreadableSubjects.get(row.subject_id) : undefined;
+      if (subjectUnreadable) {
+        setApart(row.id, subjectUnreadable);
+        continue;
+      }
+      // A subject's address comes from the vault only (none: erased, or no email left).
+      const address = row.subject_id ? subjectAddresses.get(row.subject_id) : undefined;
+      const to = address !== undefined ? { address } : row.subject_id ? undefined : message.to;
+      if (to) ready.push({ row, to, data: message.data });
+      else noAddress.push(row.id);
+    }
+    return { ready, unreadable, noAddress };
+  }
+
+  /** A claimed message's sealed parts opened, or why they cannot be (the code its last_error records). */
+  private openSealed(row: CommsOutboxTable): OpenedMessage | { unreadable: Unreadable } {
+    try {
+      return {
+        data: JSON.parse(openPart(this.deps.keyring, row.id, 'data', row.data_sealed)) as TemplateData,
+        ...(row.to_sealed ? { to: JSON.parse(openPart(this.deps.keyring, row.id, 'to', row.to_sealed)) as Recipient } : {}),
+      };
+    } catch (error) {
+      // No I/O here: whatever failed is about the sealed values themselves.
+      return { unreadable: error instanceof PledgeError && error.code === 'master_key_invalid' ? 'master_key_missing' : 'data_integrity_failed' };
+    }
+  }
+
   /** Renders a claimed message: template, unsubscribe link and headers of marketing mail. */
-  private compose(row: CommsOutboxTable, to: { address: string; name?: string }, now: Date): OutgoingMail {
+  private compose(row: CommsOutboxTable, to: Recipient, data: TemplateData, now: Date): OutgoingMail {
     const topic = this.topics.get(row.topic) ?? { id: row.topic, name: row.topic, kind: row.kind, purpose: row.purpose };
-    const data = JSON.parse(this.unseal(row.id, 'data', row.data_sealed)) as TemplateData;
     let unsubscribeUrl: string | undefined;
     if (row.kind === 'marketing' && row.subject_id) {
       const token = this.tokens.issue({ messageId: row.id, subjectId: row.subject_id, topic: row.topic, expires: Math.floor((now.getTime() + (this.deps.unsubscribeTtlMs ?? 180 * 86_400_000)) / 1000) });
@@ -498,6 +569,8 @@ export class CommsService {
    */
   async advanceNotices(): Promise<number> {
     const { database, clock } = this.deps;
+    // The notices are sealed inside the transaction: the KEK is looked up before (see enqueue).
+    await this.deps.keyring.refresh();
     return database.db.transaction().execute(async (trx) => {
       const run = await store.lockRunningRun(trx, database.dialect);
       if (!run) return 0;
@@ -558,6 +631,7 @@ export class CommsService {
     }
     const subject = await this.deps.subjects.get(input.subjectId);
     if (subject.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; no mail can reach them');
+    await this.deps.keyring.refresh();
     return this.deps.database.db.transaction().execute(async (trx) => {
       const queued = await this.enqueue(
         {
@@ -649,6 +723,22 @@ export class CommsService {
   /** Where a stored message's .eml file is (no SMTP configured). */
   emlPath(id: string): string {
     return path.join(this.deps.dataDir, 'outbox', `${id}.eml`);
+  }
+
+  // --- master key rotation ---------------------------------------------------------------------
+
+  /**
+   * Re-wraps, under PLEDGE_MASTER_KEY's KEK, the sealed address and data of every message not
+   * yet delivered that is still under another one (part of `pledge keys rotate`, see
+   * comms.rotation); returns how many messages.
+   */
+  rewrapSealed(batchSize = 1000, onProgress?: (rewrapped: number) => void): Promise<number> {
+    return rewrapOutbox(this.deps.database, this.deps.keyring, batchSize, onProgress);
+  }
+
+  /** Messages still sealed under another KEK: under one this process holds (`remaining`), or under one it does not (`unreadable`). */
+  countSealedToRewrap(): Promise<{ remaining: number; unreadable: number }> {
+    return countOutboxToRewrap(this.deps.database, this.deps.keyring);
   }
 
   async close(): Promise<void> {

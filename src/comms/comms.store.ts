@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
 import type { DialectName } from '../core/db.js';
 import type { CommsNoticeRunsTable, CommsOutboxTable, MessageStatus } from './comms.tables.js';
@@ -12,6 +12,20 @@ export interface OutboxFilter {
   /** Keyset pagination: ids after this one. */
   after?: string;
   limit: number;
+}
+
+/**
+ * A message whose address or data is sealed under another KEK than `kekId`: its sealed value
+ * does not start with `<kekId>.` (every KEK id has the same length, see keyId).
+ */
+function underAnotherKek(kekId: string) {
+  const prefix = `${kekId}.`;
+  const start = (column: 'to_sealed' | 'data_sealed') => sql<string>`substr(${sql.ref(column)}, 1, ${sql.lit(prefix.length)})`;
+  return (eb: ExpressionBuilder<Tables, 'comms_outbox'>) =>
+    eb.or([
+      eb.and([eb('data_sealed', '<>', ''), eb(start('data_sealed'), '<>', prefix)]),
+      eb.and([eb('to_sealed', 'is not', null), eb(start('to_sealed'), '<>', prefix)]),
+    ]);
 }
 
 /** The only code that touches the comms tables (outbox, suppressions, topic states, notice runs, acceptances). */
@@ -109,6 +123,18 @@ export const commsStore = {
       .execute();
   },
 
+  /** Fails claimed messages at once, without another attempt (they cannot be sent as they are); only the claim's holder may. */
+  async markFailed(executor: Executor, ids: readonly string[], token: string, error: string, now: string): Promise<void> {
+    for (let start = 0; start < ids.length; start += 500) {
+      await executor
+        .updateTable('comms_outbox')
+        .set({ status: 'failed', next_attempt_at: now, last_error: error, claim_token: null, claimed_until: null, updated_at: now })
+        .where('id', 'in', ids.slice(start, start + 500))
+        .where('claim_token', '=', token)
+        .execute();
+    }
+  },
+
   /**
    * Puts failed messages back in the queue, due now, with their attempts counted from zero.
    * Only failed ones (a message sent, dropped or still queued is left as it is); returns the
@@ -128,6 +154,53 @@ export const commsStore = {
   /** Ids of failed messages, in id order, after `after`: `pledge outbox retry --all-failed` pages through them. */
   failedIds: async (executor: Executor, after: string, limit: number) =>
     (await executor.selectFrom('comms_outbox').select('id').where('status', '=', 'failed').where('id', '>', after).orderBy('id').limit(limit).execute()).map((row) => row.id),
+
+  // --- master key rotation (sealed values are `<kek id>.<wrapped>`; sent and dropped messages have theirs cleared)
+
+  /**
+   * The next `limit` messages after `after` (in id order) with an address or data sealed under
+   * another KEK than `kekId`. PostgreSQL: they stay locked until the transaction ends, and a
+   * message another transaction holds (a claim, a delivery being recorded) is skipped — taken
+   * up by the next walk — so a rotation never waits while it holds rows others may wait for.
+   */
+  sealedUnderAnotherKek(trx: Transaction<Tables>, dialect: DialectName, kekId: string, after: string, limit: number) {
+    const query = trx
+      .selectFrom('comms_outbox')
+      .select(['id', 'to_sealed', 'data_sealed'])
+      .where('id', '>', after)
+      .where(underAnotherKek(kekId))
+      .orderBy('id')
+      .limit(limit);
+    return (dialect === 'postgres' ? query.forUpdate().skipLocked() : query).execute();
+  },
+
+  /**
+   * Replaces a message's sealed values on condition that they are still the ones read: when a
+   * delivery or a drop cleared them meanwhile, that change stands. Returns whether it replaced.
+   */
+  async replaceSealed(executor: Executor, id: string, read: { to_sealed: string | null; data_sealed: string }, sealed: { to_sealed: string | null; data_sealed: string }): Promise<boolean> {
+    const result = await executor
+      .updateTable('comms_outbox')
+      .set(sealed)
+      .where('id', '=', id)
+      .where('data_sealed', '=', read.data_sealed)
+      .where((eb) => (read.to_sealed === null ? eb('to_sealed', 'is', null) : eb('to_sealed', '=', read.to_sealed)))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  },
+
+  /** Messages with a value sealed under another KEK than `kekId`, counted by the KEKs of their address and data ('' / null: none). */
+  async countSealedByKek(executor: Executor, kekId: string): Promise<Array<{ toKek: string | null; dataKek: string; count: number }>> {
+    const toKek = sql<string | null>`substr(to_sealed, 1, ${sql.lit(kekId.length)})`;
+    const dataKek = sql<string>`substr(data_sealed, 1, ${sql.lit(kekId.length)})`;
+    const rows = await executor
+      .selectFrom('comms_outbox')
+      .select([toKek.as('to_kek'), dataKek.as('data_kek'), (eb) => eb.fn.countAll<number | string>().as('count')])
+      .where(underAnotherKek(kekId))
+      .groupBy([toKek, dataKek])
+      .execute();
+    return rows.map((row) => ({ toKek: row.to_kek, dataKek: row.data_kek, count: Number(row.count) }));
+  },
 
   async unsubscribedTopics(executor: Executor, subjectIds: readonly string[]): Promise<Set<string>> {
     if (subjectIds.length === 0) return new Set();

@@ -10,7 +10,9 @@ import { PledgeError } from './errors.js';
  * - the engine's long-lived random secrets, kept in the `keyring` table: the blind-index key,
  *   the audit signing seed, the token signing key. They are random rather than derived so
  *   that changing the master key re-wraps them instead of changing them (blind indexes and
- *   signatures stay valid across a rotation).
+ *   signatures stay valid across a rotation);
+ * - the address and data of outbox messages not yet delivered, sealed through `wrap` (see
+ *   comms.sealing).
  *
  * Rotation: start with the new key in PLEDGE_MASTER_KEY and the old one in
  * PLEDGE_PREVIOUS_MASTER_KEYS, run `pledge keys rotate`, then drop the old key.
@@ -20,7 +22,8 @@ import { PledgeError } from './errors.js';
  * `pledge keys rotate` switches first. So while processes are restarted one by one with the
  * new key added, those already restarted keep wrapping under the old KEK, which the others
  * can still open; and once rotation switched, every process that holds the new KEK wraps
- * under it within KEK_REFRESH_MS. A process that does not hold the KEK the database names
+ * under it within KEK_REFRESH_MS (at once when it awaits `refresh` first, as KeyStore.create
+ * and the outbox's enqueue do). A process that does not hold the KEK the database names
  * wraps under its own (and `pledge keys rotate` reports the keys it left behind).
  */
 export const KEYRING_SECRETS = ['blind_index', 'audit_signing', 'token_signing'] as const;
@@ -123,6 +126,11 @@ export class Keyring {
       }
     })();
     return this.checking;
+  }
+
+  /** Whether this process can open what `kekId` wrapped: PLEDGE_MASTER_KEY's KEK or one of PLEDGE_PREVIOUS_MASTER_KEYS'. */
+  canOpen(kekId: string): boolean {
+    return this.holds(kekId);
   }
 
   /** Whether this process can open what `kekId` wrapped, looking at `reload` once if needed. */

@@ -92,13 +92,21 @@ describe('master key rotation in development (the key in the data directory)', (
     try {
       const server = await open();
       let created: string[];
+      let queued: string;
       try {
         created = [(await server.subjects.create(officer, person())).id];
+        // Mail waiting to go out: its address and data are sealed under the key being replaced.
+        queued = (await server.comms.enqueue({ topic: 'request_notice', to: { address: 'waiting@example.com' }, template: 'verification_code', data: { code: '737373' }, idempotencyKey: 'waiting' })).id;
         const oldKey = readFileSync(keyFile, 'utf8');
         const out: string[] = [];
         const io: CommandIO = { cwd: directory.path, out: (text) => out.push(text), err: (text) => out.push(text) };
         assert.equal(await keysRotateCommand(['--json'], io, open), 0, out.join('\n'));
-        assert.equal(JSON.parse(out[0]!).dataKeys, 1);
+        const result = JSON.parse(out[0]!);
+        assert.equal(result.dataKeys, 1);
+        assert.equal(result.outboxMessages, 1);
+        assert.equal(result.remaining, 0);
+        assert.equal(result.outboxRemaining, 0);
+        assert.equal(result.outboxUnreadable, 0);
         assert.notEqual(readFileSync(keyFile, 'utf8'), oldKey, 'master.key holds the new key');
         assert.equal(statSync(keyFile).mode & 0o777, 0o600);
         assert.ok(!existsSync(path.join(directory.path, 'master.key.next')), 'the next key was moved into place');
@@ -113,9 +121,53 @@ describe('master key rotation in development (the key in the data directory)', (
       try {
         for (const id of created) assert.equal(await nameOf(restarted, id), 'Jane Doe');
         assert.equal(await restarted.keystore.countToRotate(), 0, 'nothing is left under the old key');
+        assert.deepEqual(await restarted.comms.countSealedToRewrap(), { remaining: 0, unreadable: 0 });
+        assert.equal((await restarted.comms.deliverBatch()).delivered, 1, 'the queued mail opens with the new key alone');
+        const eml = readFileSync(restarted.comms.emlPath(queued), 'utf8');
+        assert.match(eml, /^To: waiting@example\.com$/m);
+        assert.ok(eml.includes('737373'));
       } finally {
         await restarted.close();
       }
+    } finally {
+      directory.remove();
+    }
+  });
+});
+
+describe('what pledge keys rotate says about the outbox', () => {
+  test('mail still under the old key keeps it needed (exit 1); mail under a key already gone is a warning of its own', async () => {
+    const directory = temporaryDirectory('pledge-rotate-outbox-');
+    const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
+    const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const open = (masterKey: Buffer, previous: Buffer[] = []) =>
+      createEngine(
+        loadConfig({ PLEDGE_MASTER_KEY: masterKey.toString('hex'), ...(previous.length > 0 ? { PLEDGE_PREVIOUS_MASTER_KEYS: previous.map((key) => key.toString('hex')).join(',') } : {}) }, { dataDir: directory.path }, directory.path).config,
+        { policy, logger: createLogger('silent') },
+      );
+    const notice = (name: string) => ({ topic: 'request_notice', to: { address: `${name}@example.com` }, template: 'message', data: { subject: name, body: name }, idempotencyKey: name });
+    try {
+      const first = await open(gone);
+      await first.comms.enqueue(notice('stranded'));
+      await first.close();
+      // The key was rotated once before mail was part of the rotation, and the first key dropped.
+      const second = await open(old, [gone]);
+      await second.keyring.rewrapSecrets(second.database);
+      await second.comms.enqueue(notice('movable'));
+      const altered = await second.comms.enqueue(notice('altered'));
+      const { data_sealed: moved } = await second.database.db.selectFrom('comms_outbox').select('data_sealed').where('idempotency_key', 'like', '%:movable').executeTakeFirstOrThrow();
+      // Its data replaced by another message's: it opens under no key, and counts as needing the old one.
+      await second.database.db.updateTable('comms_outbox').set({ data_sealed: moved }).where('id', '=', altered.id).execute();
+      await second.close();
+
+      const out: string[] = [];
+      const err: string[] = [];
+      const io: CommandIO = { cwd: directory.path, out: (text) => out.push(text), err: (text) => err.push(text) };
+      const code = await keysRotateCommand([], io, () => open(next, [old]));
+      assert.equal(code, 1, [...out, ...err].join('\n'));
+      assert.match(out[0]!, /^re-wrapped 0 data key\(s\), 1 outbox message\(s\) and 3 keyring secret\(s\) under key [0-9a-f]{12} in \d+\.\d s$/);
+      assert.match(err.join('\n'), /^1 outbox message\(s\) are sealed under a master key that is neither PLEDGE_MASTER_KEY nor one of PLEDGE_PREVIOUS_MASTER_KEYS/m);
+      assert.match(err.join('\n'), /^0 data key\(s\) and 1 outbox message\(s\) are still under another master key: .* Keep the old key until it reports none left/m);
     } finally {
       directory.remove();
     }

@@ -7,7 +7,7 @@ import { MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, parseMasterKey } from '../core/c
 import { KEK_REFRESH_MS } from '../core/keyring.js';
 import type { Engine } from '../engine.js';
 
-/** How many walks over the key store a rotation makes before it reports keys left behind. */
+/** How many walks over the key store and the outbox a rotation makes before it reports what is left behind. */
 const MAX_PASSES = 3;
 
 export interface RotationResult {
@@ -15,42 +15,64 @@ export interface RotationResult {
   /** Keyring secrets re-wrapped (0 when an earlier run already switched them). */
   secrets: number;
   dataKeys: number;
-  /** Data keys still wrapped under another KEK at the end: a process runs without the new master key. */
+  /** Outbox messages not yet delivered (queued, being sent, failed) whose sealed address and data were re-wrapped. */
+  outboxMessages: number;
+  /**
+   * Data keys and outbox messages still under an old KEK at the end (a process runs without
+   * the new master key and keeps wrapping under its own): the old key is needed while it is not 0.
+   */
   remaining: number;
+  /** Of `remaining`, outbox messages. */
+  outboxRemaining: number;
+  /**
+   * Outbox messages sealed under a master key this process does not hold at all: left as they
+   * are, they cannot be sent (the sender fails them, `master_key_missing`) unless that key is
+   * added to PLEDGE_PREVIOUS_MASTER_KEYS; dropping the old key changes nothing for them.
+   */
+  outboxUnreadable: number;
 }
 
 /**
  * Re-wraps everything under PLEDGE_MASTER_KEY's KEK while other processes keep serving:
  * 1. the keyring's secrets first — that is the switch: every process holding the new KEK
- *    starts wrapping new data keys under it within KEK_REFRESH_MS (see Keyring);
- * 2. after waiting for them to notice, every data key still under another KEK;
- * 3. walks again while keys wrapped under an old KEK keep appearing (wrapped just before the
- *    switch), and reports what is left: keys a process without the new key keeps making.
+ *    starts wrapping new data keys and sealing new mail under it within KEK_REFRESH_MS (see
+ *    Keyring);
+ * 2. after waiting for them to notice, every data key still under another KEK, then the sealed
+ *    address and data of every outbox message not yet delivered (comms.rotation);
+ * 3. walks again while keys or messages under an old KEK keep appearing (made just before the
+ *    switch), and reports what is left: what a process without the new key keeps making.
+ * `onProgress` counts data keys and messages together.
  */
 export async function rotateMasterKey(
-  engine: Pick<Engine, 'keyring' | 'keystore' | 'database'>,
+  engine: Pick<Engine, 'keyring' | 'keystore' | 'database' | 'comms'>,
   options: { batch: number; settleMs?: number; onProgress?: (rotated: number) => void },
 ): Promise<RotationResult> {
   const settleMs = options.settleMs ?? 2 * KEK_REFRESH_MS;
   const secrets = await engine.keyring.rewrapSecrets(engine.database);
   if (secrets > 0) await sleep(settleMs);
   let dataKeys = 0;
+  let outboxMessages = 0;
   let remaining = 0;
+  let outbox = { remaining: 0, unreadable: 0 };
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
-    const before = dataKeys;
+    const before = dataKeys + outboxMessages;
     dataKeys += await engine.keystore.rotateAll(options.batch, (rotated) => options.onProgress?.(before + rotated));
-    remaining = await engine.keystore.countToRotate();
+    const between = dataKeys + outboxMessages;
+    outboxMessages += await engine.comms.rewrapSealed(options.batch, (rewrapped) => options.onProgress?.(between + rewrapped));
+    outbox = await engine.comms.countSealedToRewrap();
+    remaining = (await engine.keystore.countToRotate()) + outbox.remaining;
     if (remaining === 0 || pass === MAX_PASSES) break;
     await sleep(settleMs);
   }
-  return { kekId: engine.keyring.kekId, secrets, dataKeys, remaining };
+  return { kekId: engine.keyring.kekId, secrets, dataKeys, outboxMessages, remaining, outboxRemaining: outbox.remaining, outboxUnreadable: outbox.unreadable };
 }
 
 /**
  * `pledge keys rotate [--batch 1000]`: after PLEDGE_MASTER_KEY was replaced (the old key moved
- * to PLEDGE_PREVIOUS_MASTER_KEYS) on every process, re-wraps every subject's data key and the
- * keyring's secrets under the new master key. Field ciphertexts are not touched. Each batch
- * commits on its own, so an interrupted rotation resumes where it stopped when run again.
+ * to PLEDGE_PREVIOUS_MASTER_KEYS) on every process, re-wraps every subject's data key, the
+ * keyring's secrets and the sealed address and data of mail not yet delivered under the new
+ * master key. Field ciphertexts are not touched. Each batch commits on its own, so an
+ * interrupted rotation resumes where it stopped when run again.
  *
  * In development (no PLEDGE_MASTER_KEY: the key is the data directory's master.key) it makes
  * the new key itself: written to master.key.next before anything is re-wrapped (a run
@@ -80,7 +102,7 @@ export async function keysRotateCommand(
   });
   try {
     const started = performance.now();
-    const total = await engine.keystore.countToRotate();
+    const total = (await engine.keystore.countToRotate()) + (await engine.comms.countSealedToRewrap()).remaining;
     const showProgress = io === processIO && process.stderr.isTTY === true && !values.json;
     const result = await rotateMasterKey(engine, {
       batch,
@@ -88,21 +110,26 @@ export async function keysRotateCommand(
         if (!showProgress) return;
         const width = 30;
         const filled = Math.min(width, total === 0 ? width : Math.round((rotated / total) * width));
-        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${rotated}/${total} data keys`);
+        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${rotated}/${total} data keys and messages`);
       },
     });
     if (showProgress) process.stderr.write('\n');
     await engine.audit.record([
-      { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { kekId: result.kekId, dataKeys: result.dataKeys, secrets: result.secrets, remaining: result.remaining } },
+      { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { ...result } },
     ]);
     // Only now is the old key file safe to replace: nothing needs the old key any more.
     if (keyFiles && result.remaining === 0) renameSync(keyFiles.next, keyFiles.current);
     const seconds = (performance.now() - started) / 1000;
     if (values.json) io.out(JSON.stringify({ ...result, seconds }));
-    else io.out(`re-wrapped ${result.dataKeys} data key(s) and ${result.secrets} keyring secret(s) under key ${result.kekId} in ${seconds.toFixed(1)} s`);
+    else io.out(`re-wrapped ${result.dataKeys} data key(s), ${result.outboxMessages} outbox message(s) and ${result.secrets} keyring secret(s) under key ${result.kekId} in ${seconds.toFixed(1)} s`);
+    if (result.outboxUnreadable > 0) {
+      io.err(
+        `${result.outboxUnreadable} outbox message(s) are sealed under a master key that is neither PLEDGE_MASTER_KEY nor one of PLEDGE_PREVIOUS_MASTER_KEYS and were left as they are: they cannot be sent (they fail with master_key_missing). If that key still exists, add it to PLEDGE_PREVIOUS_MASTER_KEYS, run pledge keys rotate again, then pledge outbox retry --all-failed.`,
+      );
+    }
     if (result.remaining > 0) {
       io.err(
-        `${result.remaining} data key(s) are still wrapped under another master key: a process sharing the database runs without the new one and keeps wrapping under its own. Restart every process with the new PLEDGE_MASTER_KEY and the old one in PLEDGE_PREVIOUS_MASTER_KEYS, then run pledge keys rotate again. Keep the old key until it reports none left.`,
+        `${result.remaining - result.outboxRemaining} data key(s) and ${result.outboxRemaining} outbox message(s) are still under another master key: a process sharing the database runs without the new one and keeps wrapping under its own. Restart every process with the new PLEDGE_MASTER_KEY and the old one in PLEDGE_PREVIOUS_MASTER_KEYS, then run pledge keys rotate again. Keep the old key until it reports none left: until then, dropping it loses those people's data and that mail.`,
       );
       return EXIT.invalid;
     }

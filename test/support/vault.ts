@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { AuditService } from '../../src/audit/audit.service.js';
+import type { CommsService } from '../../src/comms/comms.service.js';
 import { manualClock, type Clock } from '../../src/core/clock.js';
 import { loadConfig } from '../../src/core/config.js';
 import type { Database } from '../../src/core/db.js';
@@ -26,6 +27,8 @@ export interface TestVault {
   keystoreDatabase: Database<KeystoreTables>;
   keystore: KeyStore;
   keyring: Keyring;
+  /** The outbox: `pledge keys rotate` re-wraps what it seals. */
+  comms: CommsService;
   policy: Policy;
   clock: Clock;
   masterKey: Buffer;
@@ -62,6 +65,7 @@ export async function createTestVault<C extends Clock = ReturnType<typeof manual
     keystoreDatabase: engine.keystoreDatabase,
     keystore: engine.keystore,
     keyring: engine.keyring,
+    comms: engine.comms,
     policy,
     clock,
     masterKey,
