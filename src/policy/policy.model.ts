@@ -76,31 +76,12 @@ export class Policy {
   /** May data of `category` be used for `purposeId` under this policy (consent aside)? */
   purposeAllows(purposeId: string, category: string): boolean {
     // Asked for every field of every read; a policy is immutable, so each answer is kept.
-    const purpose = this.purposes.get(purposeId);
-    if (!purpose) return false;
-    let answers = this.allowedUses.get(purposeId);
-    if (!answers) this.allowedUses.set(purposeId, (answers = new Map()));
-    let allowed = answers.get(category);
-    if (allowed === undefined) {
-      allowed = purpose.categories.some((reference) => covers(reference, category));
-      // Categories come from stored rows and requests: the answers kept stay bounded.
-      if (answers.size < 10_000) answers.set(category, allowed);
-    }
-    return allowed;
+    return coveredBy(this.allowedUses, purposeId, this.purposes.get(purposeId)?.categories, category);
   }
 
   /** May data of `category` go to `recipientId` under this policy (its purpose aside)? */
   recipientAllows(recipientId: string, category: string): boolean {
-    const recipient = this.recipients.get(recipientId);
-    if (!recipient) return false;
-    let answers = this.allowedReceipts.get(recipientId);
-    if (!answers) this.allowedReceipts.set(recipientId, (answers = new Map()));
-    let allowed = answers.get(category);
-    if (allowed === undefined) {
-      allowed = recipient.categories.some((reference) => covers(reference, category));
-      if (answers.size < 10_000) answers.set(category, allowed);
-    }
-    return allowed;
+    return coveredBy(this.allowedReceipts, recipientId, this.recipients.get(recipientId)?.categories, category);
   }
 
   /** The recipients that receive data for `purposeId` (none for an unknown purpose). */
@@ -143,4 +124,21 @@ export class Policy {
   toJSON(): PolicyDocument {
     return this.document;
   }
+}
+
+/**
+ * Whether `category` falls under one of `references` (false without any), remembered in
+ * `answers` per owner (a purpose or a recipient). Categories come from stored rows and
+ * requests: the answers kept per owner stay bounded.
+ */
+function coveredBy(answers: Map<string, Map<string, boolean>>, owner: string, references: readonly string[] | undefined, category: string): boolean {
+  if (!references) return false;
+  let known = answers.get(owner);
+  if (!known) answers.set(owner, (known = new Map()));
+  let allowed = known.get(category);
+  if (allowed === undefined) {
+    allowed = references.some((reference) => covers(reference, category));
+    if (known.size < 10_000) known.set(category, allowed);
+  }
+  return allowed;
 }
