@@ -6,7 +6,7 @@ import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { StaffService } from '../src/staff/staff.service.js';
 import { bareCeiling, describePairedCeiling, describePairedWindow, pairedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
-import type { ResultRow } from './support.js';
+import { judgeOnBetterSetUp, type ResultRow } from './support.js';
 
 /**
  * (a) A purpose-checked read of 10 fields of one subject over HTTP, with its audit entry, at 50
@@ -64,7 +64,7 @@ export async function prepare(directory: string, databaseUrl: string | undefined
 export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[]> {
   const label = databaseUrl ? 'PostgreSQL' : 'SQLite';
   const directory = mkdtempSync(path.join(os.tmpdir(), 'pledge-bench-http-'));
-  const rows: ResultRow[] = [];
+  const measuredRows: Array<{ row: ResultRow; score: number }> = [];
   try {
     const { subjectId, key, env } = await prepare(directory, databaseUrl);
     const shape: LoadShape = { path: `/v1/subjects/${subjectId}/data?purpose=order_fulfilment`, headers: { authorization: `Bearer ${key}` } };
@@ -79,19 +79,19 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
         if (check.status !== 200 || Object.keys(body.fields ?? {}).length !== 10) throw new Error(`the read does not return 10 fields: ${check.status} ${JSON.stringify(body).slice(0, 200)}`);
         const paired = await pairedLoad(server.base, shape, DURATION_SECONDS, ceiling);
         const { measured, ratio } = paired;
-        rows.push({
+        measuredRows.push({ score: measured.requests, row: {
           benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${describePairedWindow(DURATION_SECONDS)} (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,
           measured: `${Math.round(measured.requests).toLocaleString('en')} req/s, p99 ${measured.p99} ms${measured.errors ? `, ${measured.errors} errors` : ''}`,
           ceiling: describePairedCeiling(paired),
           ratio: `${ratio.toFixed(2)}×`,
           target: '≥ 0.25×, p99 ≤ 15 ms',
           verdict: ratio >= 0.25 && measured.p99 <= 15 && measured.errors === 0 ? 'pass' : 'FAIL',
-        });
+        } });
       } finally {
         await stopChild(server.child);
       }
     }
-    return rows;
+    return judgeOnBetterSetUp(measuredRows);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

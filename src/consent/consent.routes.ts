@@ -42,10 +42,14 @@ const SIGNALS = 'A request carrying `Sec-GPC: 1` (or `DNT: 1` where the policy h
 export function registerConsentRoutes(app: FastifyInstance, consent: ConsentService, options: { countryHeader: string | undefined }): void {
   const evidence = (request: FastifyRequest, bannerVersion?: string): ConsentEvidence => evidenceFrom(request.headers, options.countryHeader, bannerVersion);
 
-  /** The request identifies a holder: the browser signals it carries are applied before anything else. */
-  const withSignals = async (request: FastifyRequest, holder: string, bannerVersion?: string): Promise<void> => {
+  /**
+   * The request identifies a holder: the browser signals it carries are applied before anything
+   * else. Undefined, at once, when it carries none — the hot routes then answer without a turn.
+   */
+  const withSignals = (request: FastifyRequest, holder: string, bannerVersion?: string): Promise<unknown> | undefined => {
+    if (request.headers['sec-gpc'] === undefined && request.headers.dnt === undefined) return undefined;
     const signals = signalsFrom(request.headers);
-    if (signals.gpc || signals.dnt) await consent.applySignals(actorOf(request), holder, signals, evidence(request, bannerVersion));
+    return signals.gpc || signals.dnt ? consent.applySignals(actorOf(request), holder, signals, evidence(request, bannerVersion)) : undefined;
   };
 
   // The same application for the other routes that name a holder (holderSignals).
@@ -99,9 +103,10 @@ export function registerConsentRoutes(app: FastifyInstance, consent: ConsentServ
     app.get<{ Params: PurposeParams }>(`${prefix}/:id/consent/:purpose`, {
       config: { permission: 'consent:read' },
       schema: { tags, summary: 'May this purpose be used for this holder now?', description: `Answers from the ledger's projection, or the policy default when nothing is recorded. ${SIGNALS}`, params: purposeParams, response: { 200: DecisionSchema } },
-    }, async (request) => {
-      await withSignals(request, request.params.id);
-      return consent.decision(request.params.id, request.params.purpose);
+    }, (request) => {
+      const signalled = withSignals(request, request.params.id);
+      const { id, purpose } = request.params;
+      return signalled ? signalled.then(() => consent.decision(id, purpose)) : consent.decision(id, purpose);
     });
 
     app.get<{ Params: RecipientParams; Querystring: Static<typeof SharingQuery> }>(`${prefix}/:id/sharing/:recipient`, {

@@ -134,7 +134,7 @@ function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) 
 /** The only code that touches the consent_* tables. */
 export const consentStore = {
   /** One decision, by primary key: the question every purpose-checked read asks. */
-  stateOf: async (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) => (await stateByKey(executor, holder, kind, target))[0],
+  stateOf: (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) => stateByKey(executor, holder, kind, target).then((rows) => rows[0]),
 
   /** The decisions on a purpose and on a recipient (by primary key, in one statement). */
   async purposeAndRecipientStates(executor: Executor, holder: string, purpose: string, recipient: string) {

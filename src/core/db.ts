@@ -115,7 +115,7 @@ const CHECKPOINT_INTERVAL_MS = 500;
  * SQLite's own work for a primary-key read.
  */
 interface Reader {
-  all<R>(sql: string, parameters: readonly unknown[]): R[] | Promise<R[]>;
+  all<R>(sql: string, parameters: readonly unknown[]): Promise<R[]>;
   close(): void;
 }
 
@@ -567,7 +567,7 @@ export async function ping<T>(database: Database<T>): Promise<boolean> {
 export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...values: A) => Compilable<R>): (executor: Kysely<DB>, ...values: A) => Promise<R[]> {
   // Keyed by the dialect's adapter class: one process may talk to SQLite and PostgreSQL.
   const compiled = new Map<unknown, { query: CompiledQuery<R>; slots: Array<{ value: number } | { constant: unknown }>; read: boolean }>();
-  return async (executor, ...values) => {
+  const run = (executor: Kysely<DB>, values: A): Promise<R[]> => {
     const adapterClass = executor.getExecutor().adapter.constructor;
     let entry = compiled.get(adapterClass);
     if (!entry) {
@@ -585,6 +585,15 @@ export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>,
     // A read outside any transaction (the root instance, not a Transaction) goes to the reader.
     const reader = entry.read ? readers.get(executor) : undefined;
     if (reader) return reader.all<R>(entry.query.sql, parameters);
-    return (await executor.executeQuery<R>({ ...entry.query, parameters })).rows;
+    return executor.executeQuery<R>({ ...entry.query, parameters }).then((result) => [...result.rows]);
+  };
+  // Not an async function: the reader's promise is handed back as it is, without another
+  // promise and turn around it on every hot read. A failure still arrives as a rejection.
+  return (executor, ...values) => {
+    try {
+      return run(executor, values);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   };
 }

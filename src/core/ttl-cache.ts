@@ -5,9 +5,25 @@
  *
  *   const keys = new TtlCache<string, Buffer>({ max: 10_000, ttlMs: 60_000 });
  *   const key = keys.get(id) ?? keys.set(id, await fetchKey(id));
+ *
+ * Recency is a doubly linked list beside the Map: a hit only moves two pointers. Keeping the
+ * order in the Map itself (delete and re-insert on every hit) made V8 shrink and regrow a small
+ * Map's table on each call — a measurable part of every API call, which looks up its key here.
  */
+interface Entry<K, V> {
+  key: K;
+  value: V;
+  expiresAt: number;
+  /** Towards the least recently used end. */
+  older: Entry<K, V> | undefined;
+  /** Towards the most recently used end. */
+  newer: Entry<K, V> | undefined;
+}
+
 export class TtlCache<K, V> {
-  private readonly entries = new Map<K, { value: V; expiresAt: number }>();
+  private readonly entries = new Map<K, Entry<K, V>>();
+  private oldest: Entry<K, V> | undefined;
+  private newest: Entry<K, V> | undefined;
   private readonly max: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -22,32 +38,60 @@ export class TtlCache<K, V> {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
-      this.entries.delete(key);
+      this.remove(entry);
       return undefined;
     }
-    // Map keeps insertion order: re-inserting marks the entry as the most recently used.
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    if (entry !== this.newest) {
+      this.unlink(entry);
+      this.append(entry);
+    }
     return entry.value;
   }
 
   set(key: K, value: V): V {
     if (this.ttlMs <= 0 || this.max <= 0) return value;
-    this.entries.delete(key);
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as K);
-    this.entries.set(key, { value, expiresAt: this.now() + this.ttlMs });
+    const existing = this.entries.get(key);
+    if (existing) this.remove(existing);
+    else if (this.entries.size >= this.max && this.oldest) this.remove(this.oldest);
+    const entry: Entry<K, V> = { key, value, expiresAt: this.now() + this.ttlMs, older: undefined, newer: undefined };
+    this.entries.set(key, entry);
+    this.append(entry);
     return value;
   }
 
   delete(key: K): void {
-    this.entries.delete(key);
+    const entry = this.entries.get(key);
+    if (entry) this.remove(entry);
   }
 
   clear(): void {
     this.entries.clear();
+    this.oldest = undefined;
+    this.newest = undefined;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  private remove(entry: Entry<K, V>): void {
+    this.entries.delete(entry.key);
+    this.unlink(entry);
+  }
+
+  private unlink(entry: Entry<K, V>): void {
+    if (entry.older) entry.older.newer = entry.newer;
+    else this.oldest = entry.newer;
+    if (entry.newer) entry.newer.older = entry.older;
+    else this.newest = entry.older;
+    entry.older = undefined;
+    entry.newer = undefined;
+  }
+
+  private append(entry: Entry<K, V>): void {
+    entry.older = this.newest;
+    if (this.newest) this.newest.newer = entry;
+    else this.oldest = entry;
+    this.newest = entry;
   }
 }

@@ -35,12 +35,22 @@ class LazyRequestLogger {
   }
 
   isLevelEnabled(level: string): boolean {
-    return this.bound ? this.bound.isLevelEnabled(level) : this.base.isLevelEnabled(level);
+    if (this.bound) return this.bound.isLevelEnabled(level);
+    const routeLevel = this.options?.level;
+    if (routeLevel === undefined) return this.base.isLevelEnabled(level);
+    // A route's own level (logLevel: 'warn' on /health) is the child's level, above or below
+    // the base's: compared by pino's numbers, without making the child. A level pino does not
+    // number here (a custom one) is left to the child itself.
+    if (routeLevel === 'silent') return false;
+    const values = (this.base as { levels?: { values?: Record<string, number> } }).levels?.values;
+    const wanted = values?.[level];
+    const threshold = values?.[routeLevel];
+    if (wanted === undefined || threshold === undefined) return this.real().isLevelEnabled(level);
+    return wanted >= threshold;
   }
 
   private write(level: Level, args: unknown[]): void {
-    // A per-route level (options.level) needs the real child to decide; otherwise the base decides.
-    if (!this.bound && this.options?.level === undefined && !this.base.isLevelEnabled(level)) return;
+    if (!this.isLevelEnabled(level)) return;
     (this.real()[level] as (...values: unknown[]) => void)(...args);
   }
 
