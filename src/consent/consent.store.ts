@@ -9,7 +9,7 @@ type Executor = Kysely<Tables> | Transaction<Tables>;
 const stateByKey = compiledOnce((db: Kysely<Tables>, holder: string, kind: ConsentTargetKind, target: string) =>
   db
     .selectFrom('consent_state')
-    .select(['action', 'source', 'decided_at', 'event_id', 'policy_version'])
+    .select(['action', 'decided_at'])
     .where('holder', '=', holder)
     .where('target_kind', '=', kind)
     .where('target', '=', target),

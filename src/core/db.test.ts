@@ -370,6 +370,6 @@ test('a batched lookup runs the statement once per row of its parameter arrays, 
   const text = 'select "id" from "policy_versions" where "version" = $1 and "hash" = $2';
   assert.equal(
     batchedLookupSql(text, 2),
-    'select k.ordinality as pledge_batch_ordinal, q.* from unnest($1::text[], $2::text[]) with ordinality as k(p1, p2, ordinality) cross join lateral (select "id" from "policy_versions" where "version" = k.p1 and "hash" = k.p2) as q',
+    'select k.ordinality::int4 as pledge_batch_ordinal, q.* from unnest($1::text[], $2::text[]) with ordinality as k(p1, p2, ordinality) cross join lateral (select "id" from "policy_versions" where "version" = k.p1 and "hash" = k.p2) as q',
   );
 });

@@ -412,7 +412,7 @@ const batchedTexts = new Map<string, string>();
 /**
  * The statement `text` (placeholders $1…$n) run once per row of the parameter arrays:
  *
- *   select k.ordinality as pledge_batch_ordinal, q.*
+ *   select k.ordinality::int4 as pledge_batch_ordinal, q.*
  *   from unnest($1::text[], $2::text[]) with ordinality as k(p1, p2, ordinality)
  *   cross join lateral (<text with $1 → k.p1, $2 → k.p2>) as q
  *
@@ -426,7 +426,7 @@ export function batchedLookupSql(text: string, arity: number): string {
     const slots = Array.from({ length: arity }, (_, index) => `p${index + 1}`);
     const arrays = slots.map((_, index) => `$${index + 1}::text[]`).join(', ');
     const inner = text.replace(/\$(\d+)/g, (_, number: string) => `k.p${number}`);
-    batched = `select k.ordinality as ${BATCH_ORDINAL}, q.* from unnest(${arrays}) with ordinality as k(${slots.join(', ')}, ordinality) cross join lateral (${inner}) as q`;
+    batched = `select k.ordinality::int4 as ${BATCH_ORDINAL}, q.* from unnest(${arrays}) with ordinality as k(${slots.join(', ')}, ordinality) cross join lateral (${inner}) as q`;
     batchedTexts.set(key, batched);
   }
   return batched;
