@@ -173,3 +173,60 @@ describe('what pledge keys rotate says about the outbox', () => {
     }
   });
 });
+
+describe('data keys pledge keys rotate cannot open', () => {
+  test('are left as they are and named, the rest is re-wrapped; the run ends with exit 1 and the old key file stays', async () => {
+    const directory = temporaryDirectory('pledge-rotate-unopened-');
+    const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
+    const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const open = (masterKey: Buffer, previous: Buffer[] = []) =>
+      createEngine(
+        loadConfig({ PLEDGE_MASTER_KEY: masterKey.toString('hex'), ...(previous.length > 0 ? { PLEDGE_PREVIOUS_MASTER_KEYS: previous.map((key) => key.toString('hex')).join(',') } : {}) }, { dataDir: directory.path }, directory.path).config,
+        { policy, logger: createLogger('silent') },
+      );
+    try {
+      // A subject whose key is under a master key that was dropped before keys were rotated.
+      const first = await open(gone);
+      const stranded = (await first.subjects.create(officer, person())).id;
+      await first.close();
+      const second = await open(old, [gone]);
+      await second.keyring.rewrapSecrets(second.database);
+      const ids = (await second.subjects.createMany(officer, Array.from({ length: 6 }, person))).map((subject) => subject.id);
+      // One key's stored row altered: it fails its integrity check under any key.
+      const damaged = ids[2]!;
+      const { wrapped } = await second.keystoreDatabase.db.selectFrom('subject_keys').select('wrapped').where('subject_id', '=', damaged).executeTakeFirstOrThrow();
+      const flipped = `${wrapped.slice(0, 20)}${wrapped[20] === 'A' ? 'B' : 'A'}${wrapped.slice(21)}`;
+      await second.keystoreDatabase.db.updateTable('subject_keys').set({ wrapped: flipped }).where('subject_id', '=', damaged).execute();
+      await second.close();
+
+      const out: string[] = [];
+      const err: string[] = [];
+      const io: CommandIO = { cwd: directory.path, out: (text) => out.push(text), err: (text) => err.push(text) };
+      const code = await keysRotateCommand(['--json', '--batch', '2'], io, () => open(next, [old]));
+      assert.equal(code, 1, [...out, ...err].join('\n'));
+      const result = JSON.parse(out[0]!);
+      assert.equal(result.dataKeys, 5, 'every key it could open was re-wrapped, after and before the ones it could not');
+      assert.equal(result.remaining, 0);
+      assert.equal(result.dataKeysUnreadable, 1);
+      assert.equal(result.dataKeysDamaged, 1);
+      assert.deepEqual(result.unopenedSubjects, { unreadable: [stranded], damaged: [damaged] });
+      const said = err.join('\n');
+      assert.match(said, new RegExp(`^1 data key\\(s\\) are wrapped by a master key that is neither PLEDGE_MASTER_KEY nor one of PLEDGE_PREVIOUS_MASTER_KEYS .*\\(${stranded}\\)`, 'm'));
+      assert.match(said, new RegExp(`^1 data key\\(s\\) fail their integrity check .*\\(${damaged}\\)\\. Keep the old master key`, 'm'));
+
+      const fresh = await open(next);
+      try {
+        for (const id of ids.filter((id) => id !== damaged)) assert.equal(await nameOf(fresh, id), 'Jane Doe', `${id} opens with the new key alone`);
+        assert.equal(await fresh.keystore.countToRotate(), 2, 'the two keys it could not open are as they were');
+        const entries = await fresh.database.db.selectFrom('audit_entries').select('details').where('action', '=', 'keys.rotated').execute();
+        const details = JSON.parse(String(entries.at(-1)!.details));
+        assert.equal(details.dataKeysDamaged, 1);
+        assert.equal(details.unopenedSubjects, undefined, 'the audit entry counts, it does not list subjects');
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      directory.remove();
+    }
+  });
+});

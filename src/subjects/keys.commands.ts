@@ -6,6 +6,7 @@ import type { Config } from '../core/config.js';
 import { MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, parseMasterKey } from '../core/crypto.js';
 import { KEK_REFRESH_MS } from '../core/keyring.js';
 import type { Engine } from '../engine.js';
+import type { KeyRotation } from './keystore.js';
 
 /** How many walks over the key store and the outbox a rotation makes before it reports what is left behind. */
 const MAX_PASSES = 3;
@@ -30,6 +31,20 @@ export interface RotationResult {
    * added to PLEDGE_PREVIOUS_MASTER_KEYS; dropping the old key changes nothing for them.
    */
   outboxUnreadable: number;
+  /**
+   * Data keys wrapped by a master key this process does not hold: left as they are, those
+   * subjects' data cannot be read until that key is added to PLEDGE_PREVIOUS_MASTER_KEYS and
+   * the rotation is run again. Not part of `remaining`.
+   */
+  dataKeysUnreadable: number;
+  /**
+   * Data keys that fail their integrity check (the stored row was altered or corrupted): left as
+   * they are, those subjects' data cannot be read until the rows are restored from a backup —
+   * which needs the old master key, so keep it. Not part of `remaining`.
+   */
+  dataKeysDamaged: number;
+  /** The first subjects (up to 10 each) of the two above, for the operator to look into. */
+  unopenedSubjects: { unreadable: string[]; damaged: string[] };
 }
 
 /**
@@ -54,17 +69,33 @@ export async function rotateMasterKey(
   let outboxMessages = 0;
   let remaining = 0;
   let outbox = { remaining: 0, unreadable: 0 };
+  // The keys the last walk could not open: each walk tries them again (a key may have been
+  // added to a process since, or the subject erased).
+  let unopened: KeyRotation = { rotated: 0, unreadable: [], damaged: [] };
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     const before = dataKeys + outboxMessages;
-    dataKeys += await engine.keystore.rotateAll(options.batch, (rotated) => options.onProgress?.(before + rotated));
+    unopened = await engine.keystore.rotateAll(options.batch, (rotated) => options.onProgress?.(before + rotated));
+    dataKeys += unopened.rotated;
     const between = dataKeys + outboxMessages;
     outboxMessages += await engine.comms.rewrapSealed(options.batch, (rewrapped) => options.onProgress?.(between + rewrapped));
     outbox = await engine.comms.countSealedToRewrap();
-    remaining = (await engine.keystore.countToRotate()) + outbox.remaining;
+    const keysLeft = (await engine.keystore.countToRotate()) - unopened.unreadable.length - unopened.damaged.length;
+    remaining = Math.max(0, keysLeft) + outbox.remaining;
     if (remaining === 0 || pass === MAX_PASSES) break;
     await sleep(settleMs);
   }
-  return { kekId: engine.keyring.kekId, secrets, dataKeys, outboxMessages, remaining, outboxRemaining: outbox.remaining, outboxUnreadable: outbox.unreadable };
+  return {
+    kekId: engine.keyring.kekId,
+    secrets,
+    dataKeys,
+    outboxMessages,
+    remaining,
+    outboxRemaining: outbox.remaining,
+    outboxUnreadable: outbox.unreadable,
+    dataKeysUnreadable: unopened.unreadable.length,
+    dataKeysDamaged: unopened.damaged.length,
+    unopenedSubjects: { unreadable: unopened.unreadable.slice(0, 10), damaged: unopened.damaged.slice(0, 10) },
+  };
 }
 
 /**
@@ -114,11 +145,14 @@ export async function keysRotateCommand(
       },
     });
     if (showProgress) process.stderr.write('\n');
+    const { unopenedSubjects, ...counts } = result;
     await engine.audit.record([
-      { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { ...result } },
+      { actor: { type: 'system', id: 'cli' }, action: 'keys.rotated', details: { ...counts } },
     ]);
-    // Only now is the old key file safe to replace: nothing needs the old key any more.
-    if (keyFiles && result.remaining === 0) renameSync(keyFiles.next, keyFiles.current);
+    // Only now is the old key file safe to replace: nothing needs the old key any more (a
+    // damaged key restored from a backup would need it again).
+    const complete = result.remaining === 0 && result.dataKeysUnreadable === 0 && result.dataKeysDamaged === 0;
+    if (keyFiles && complete) renameSync(keyFiles.next, keyFiles.current);
     const seconds = (performance.now() - started) / 1000;
     if (values.json) io.out(JSON.stringify({ ...result, seconds }));
     else io.out(`re-wrapped ${result.dataKeys} data key(s), ${result.outboxMessages} outbox message(s) and ${result.secrets} keyring secret(s) under key ${result.kekId} in ${seconds.toFixed(1)} s`);
@@ -127,12 +161,24 @@ export async function keysRotateCommand(
         `${result.outboxUnreadable} outbox message(s) are sealed under a master key that is neither PLEDGE_MASTER_KEY nor one of PLEDGE_PREVIOUS_MASTER_KEYS and were left as they are: they cannot be sent (they fail with master_key_missing). If that key still exists, add it to PLEDGE_PREVIOUS_MASTER_KEYS, run pledge keys rotate again, then pledge outbox retry --all-failed.`,
       );
     }
+    const subjects = (ids: readonly string[], count: number) => `${ids.join(', ')}${count > ids.length ? ', …' : ''}`;
+    if (result.dataKeysUnreadable > 0) {
+      io.err(
+        `${result.dataKeysUnreadable} data key(s) are wrapped by a master key that is neither PLEDGE_MASTER_KEY nor one of PLEDGE_PREVIOUS_MASTER_KEYS and were left as they are: those subjects' data cannot be read (${subjects(unopenedSubjects.unreadable, result.dataKeysUnreadable)}). If that key still exists, add it to PLEDGE_PREVIOUS_MASTER_KEYS and run pledge keys rotate again.`,
+      );
+    }
+    if (result.dataKeysDamaged > 0) {
+      io.err(
+        `${result.dataKeysDamaged} data key(s) fail their integrity check (the stored row was altered or corrupted) and were left as they are: those subjects' data cannot be read until their subject_keys rows are restored from a backup (${subjects(unopenedSubjects.damaged, result.dataKeysDamaged)}). Keep the old master key: a restored row needs it. pledge audit verify tells whether the change was recorded.`,
+      );
+    }
     if (result.remaining > 0) {
       io.err(
         `${result.remaining - result.outboxRemaining} data key(s) and ${result.outboxRemaining} outbox message(s) are still under another master key: a process sharing the database runs without the new one and keeps wrapping under its own. Restart every process with the new PLEDGE_MASTER_KEY and the old one in PLEDGE_PREVIOUS_MASTER_KEYS, then run pledge keys rotate again. Keep the old key until it reports none left: until then, dropping it loses those people's data and that mail.`,
       );
       return EXIT.invalid;
     }
+    if (!complete) return EXIT.invalid;
     if (keyFiles) io.out(`the new master key is in ${keyFiles.current}`);
     else if (!values.json) io.out('every process may now be restarted without PLEDGE_PREVIOUS_MASTER_KEYS');
     return EXIT.ok;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { compiledOnce, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
+import { PledgeError } from '../core/errors.js';
 import { TtlCache } from '../core/ttl-cache.js';
 import type { KeystoreTables, SubjectFieldsTable } from './subjects.tables.js';
 import type { FieldValue } from './subjects.service.js';
@@ -31,6 +32,19 @@ export interface OpenedField {
   readonly sealed: string;
   readonly row: SubjectFieldsTable;
   readonly answer: FieldValue;
+}
+
+/** What a walk over the key store re-wrapped, and the subjects whose keys it could not open. */
+export interface KeyRotation {
+  rotated: number;
+  /** Under a master key this process does not hold (not in PLEDGE_PREVIOUS_MASTER_KEYS). */
+  unreadable: string[];
+  /** Failing their integrity check: the stored row was altered or corrupted. */
+  damaged: string[];
+}
+
+interface KeyRotationBatch extends KeyRotation {
+  next: string | null;
 }
 
 /**
@@ -119,8 +133,14 @@ export class KeyStore {
    * the store by passing back `next` until it is null. Resumable by construction: a rotation
    * interrupted anywhere is completed by walking again from the start, and keys already
    * re-wrapped are only read, not written.
+   *
+   * A key this process cannot open is left as it is and named, and the walk goes on: one under
+   * a master key it does not hold (`unreadable`), or one that fails its integrity check — its row
+   * altered or corrupted (`damaged`). Stopping there would leave every later key under the old
+   * master key, which the operator is about to drop. Each update is conditional on the row as
+   * read, so a key erased or re-wrapped meanwhile by another process is not written over.
    */
-  async rotateBatch(batchSize: number, after = ''): Promise<{ rotated: number; next: string | null }> {
+  async rotateBatch(batchSize: number, after = ''): Promise<KeyRotationBatch> {
     return this.database.db.transaction().execute(async (trx) => {
       const rows = await trx
         .selectFrom('subject_keys')
@@ -129,26 +149,45 @@ export class KeyStore {
         .orderBy('subject_id')
         .limit(batchSize)
         .execute();
-      let rotated = 0;
+      const batch: KeyRotationBatch = { rotated: 0, unreadable: [], damaged: [], next: rows.length === batchSize ? rows[rows.length - 1]!.subject_id : null };
       for (const row of rows) {
         if (row.kek_id === this.keyring.kekId) continue;
-        const { kekId, wrapped } = this.keyring.rewrap(row.kek_id, row.wrapped, this.context(row.subject_id));
-        await trx.updateTable('subject_keys').set({ kek_id: kekId, wrapped }).where('subject_id', '=', row.subject_id).execute();
-        rotated += 1;
+        if (!this.keyring.canOpen(row.kek_id)) {
+          batch.unreadable.push(row.subject_id);
+          continue;
+        }
+        let rewrapped: { kekId: string; wrapped: string };
+        try {
+          rewrapped = this.keyring.rewrap(row.kek_id, row.wrapped, this.context(row.subject_id));
+        } catch (error) {
+          if (!(error instanceof PledgeError && error.code === 'data_integrity_failed')) throw error;
+          batch.damaged.push(row.subject_id);
+          continue;
+        }
+        const updated = await trx
+          .updateTable('subject_keys')
+          .set({ kek_id: rewrapped.kekId, wrapped: rewrapped.wrapped })
+          .where('subject_id', '=', row.subject_id)
+          .where('kek_id', '=', row.kek_id)
+          .where('wrapped', '=', row.wrapped)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) > 0) batch.rotated += 1;
       }
-      return { rotated, next: rows.length === batchSize ? rows[rows.length - 1]!.subject_id : null };
+      return batch;
     });
   }
 
-  /** Re-wraps every key not under the current key-encryption key; returns how many. */
-  async rotateAll(batchSize = 1000, onProgress?: (rotated: number) => void): Promise<number> {
-    let total = 0;
+  /** Re-wraps every key not under the current key-encryption key it can open; says how many, and which it could not. */
+  async rotateAll(batchSize = 1000, onProgress?: (rotated: number) => void): Promise<KeyRotation> {
+    const total: KeyRotation = { rotated: 0, unreadable: [], damaged: [] };
     let after: string | null = '';
     while (after !== null) {
-      const { rotated, next }: { rotated: number; next: string | null } = await this.rotateBatch(batchSize, after);
-      total += rotated;
-      onProgress?.(total);
-      after = next;
+      const batch: KeyRotationBatch = await this.rotateBatch(batchSize, after);
+      total.rotated += batch.rotated;
+      total.unreadable.push(...batch.unreadable);
+      total.damaged.push(...batch.damaged);
+      onProgress?.(total.rotated);
+      after = batch.next;
     }
     return total;
   }
