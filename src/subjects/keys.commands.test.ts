@@ -24,6 +24,16 @@ const person = () => ({
 
 const nameOf = async (vault: Pick<TestVault, 'subjects'>, id: string) => (await vault.subjects.readData(officer, id, 'order_fulfilment')).fields['user.name']?.value;
 
+/** Opens an engine on `dataDir` (demo policy) with a master key given outright, and previous ones. */
+function engineOpener(dataDir: string): (masterKey: Buffer, previous?: Buffer[]) => ReturnType<typeof createEngine> {
+  const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
+  return (masterKey, previous = []) =>
+    createEngine(
+      loadConfig({ PLEDGE_MASTER_KEY: masterKey.toString('hex'), ...(previous.length > 0 ? { PLEDGE_PREVIOUS_MASTER_KEYS: previous.map((key) => key.toString('hex')).join(',') } : {}) }, { dataDir }, dataDir).config,
+      { policy, logger: createLogger('silent') },
+    );
+}
+
 for (const dialect of testDialects()) {
   describe(`master key rotation on ${dialect}, with servers running`, () => {
     test('processes restarted with the new key write what the others still read; rotation meanwhile breaks no read or write; then the new key alone opens everything', async () => {
@@ -138,13 +148,8 @@ describe('master key rotation in development (the key in the data directory)', (
 describe('what pledge keys rotate says about the outbox', () => {
   test('mail still under the old key keeps it needed (exit 1); mail under a key already gone is a warning of its own', async () => {
     const directory = temporaryDirectory('pledge-rotate-outbox-');
-    const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
     const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
-    const open = (masterKey: Buffer, previous: Buffer[] = []) =>
-      createEngine(
-        loadConfig({ PLEDGE_MASTER_KEY: masterKey.toString('hex'), ...(previous.length > 0 ? { PLEDGE_PREVIOUS_MASTER_KEYS: previous.map((key) => key.toString('hex')).join(',') } : {}) }, { dataDir: directory.path }, directory.path).config,
-        { policy, logger: createLogger('silent') },
-      );
+    const open = engineOpener(directory.path);
     const notice = (name: string) => ({ topic: 'request_notice', to: { address: `${name}@example.com` }, template: 'message', data: { subject: name, body: name }, idempotencyKey: name });
     try {
       const first = await open(gone);
@@ -177,13 +182,8 @@ describe('what pledge keys rotate says about the outbox', () => {
 describe('data keys pledge keys rotate cannot open', () => {
   test('are left as they are and named, the rest is re-wrapped; the run ends with exit 1 and the old key file stays', async () => {
     const directory = temporaryDirectory('pledge-rotate-unopened-');
-    const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
     const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
-    const open = (masterKey: Buffer, previous: Buffer[] = []) =>
-      createEngine(
-        loadConfig({ PLEDGE_MASTER_KEY: masterKey.toString('hex'), ...(previous.length > 0 ? { PLEDGE_PREVIOUS_MASTER_KEYS: previous.map((key) => key.toString('hex')).join(',') } : {}) }, { dataDir: directory.path }, directory.path).config,
-        { policy, logger: createLogger('silent') },
-      );
+    const open = engineOpener(directory.path);
     try {
       // A subject whose key is under a master key that was dropped before keys were rotated.
       const first = await open(gone);
