@@ -585,7 +585,7 @@ export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>,
     // A read outside any transaction (the root instance, not a Transaction) goes to the reader.
     const reader = entry.read ? readers.get(executor) : undefined;
     if (reader) return reader.all<R>(entry.query.sql, parameters);
-    return executor.executeQuery<R>({ ...entry.query, parameters }).then((result) => [...result.rows]);
+    return executor.executeQuery<R>({ ...entry.query, parameters }).then((result) => result.rows as R[]);
   };
   // Not an async function: the reader's promise is handed back as it is, without another
   // promise and turn around it on every hot read. A failure still arrives as a rejection.

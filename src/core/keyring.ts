@@ -119,7 +119,7 @@ export class Keyring {
       try {
         const row = await this.database.db.selectFrom('keyring').select('kek_id').where('name', '=', DESIGNATING_SECRET).executeTakeFirst();
         const designated = row?.kek_id ?? this.kekId;
-        this.wrapKek = this.holds(designated) ? designated : this.kekId;
+        this.wrapKek = this.canOpen(designated) ? designated : this.kekId;
         this.checkedAt = Date.now();
       } finally {
         this.checking = undefined;
@@ -128,13 +128,11 @@ export class Keyring {
     return this.checking;
   }
 
-  /** Whether this process can open what `kekId` wrapped: PLEDGE_MASTER_KEY's KEK or one of PLEDGE_PREVIOUS_MASTER_KEYS'. */
+  /**
+   * Whether this process can open what `kekId` wrapped: PLEDGE_MASTER_KEY's KEK or one of
+   * PLEDGE_PREVIOUS_MASTER_KEYS', looking at `reload` once if needed.
+   */
   canOpen(kekId: string): boolean {
-    return this.holds(kekId);
-  }
-
-  /** Whether this process can open what `kekId` wrapped, looking at `reload` once if needed. */
-  private holds(kekId: string): boolean {
     if (this.keks.has(kekId)) return true;
     if (!this.options.reload || Date.now() - this.reloadedAt < KEK_REFRESH_MS) return false;
     this.reloadedAt = Date.now();
@@ -167,7 +165,7 @@ export class Keyring {
   }
 
   unwrap(kekId: string, wrapped: string, context: string): Buffer {
-    const kek = this.holds(kekId) ? this.keks.get(kekId) : undefined;
+    const kek = this.canOpen(kekId) ? this.keks.get(kekId) : undefined;
     if (!kek) {
       throw new PledgeError('master_key_invalid', `data is wrapped by a master key (key id ${kekId}) that is not configured; add it to PLEDGE_PREVIOUS_MASTER_KEYS and run pledge keys rotate`);
     }

@@ -24,6 +24,13 @@ const person = () => ({
 
 const nameOf = async (vault: Pick<TestVault, 'subjects'>, id: string) => (await vault.subjects.readData(officer, id, 'order_fulfilment')).fields['user.name']?.value;
 
+/** A CommandIO that keeps what a command writes to stdout and stderr. */
+function capturedIO(cwd: string): { out: string[]; err: string[]; io: CommandIO } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { cwd, out: (text) => out.push(text), err: (text) => err.push(text) } };
+}
+
 /** Opens an engine on `dataDir` (demo policy) with a master key given outright, and previous ones. */
 function engineOpener(dataDir: string): (masterKey: Buffer, previous?: Buffer[]) => ReturnType<typeof createEngine> {
   const policy = requirePolicy(loadPolicyFile(path.resolve('examples/demo/pledge.yaml')));
@@ -165,9 +172,7 @@ describe('what pledge keys rotate says about the outbox', () => {
       await second.database.db.updateTable('comms_outbox').set({ data_sealed: moved }).where('id', '=', altered.id).execute();
       await second.close();
 
-      const out: string[] = [];
-      const err: string[] = [];
-      const io: CommandIO = { cwd: directory.path, out: (text) => out.push(text), err: (text) => err.push(text) };
+      const { out, err, io } = capturedIO(directory.path);
       const code = await keysRotateCommand([], io, () => open(next, [old]));
       assert.equal(code, 1, [...out, ...err].join('\n'));
       assert.match(out[0]!, /^re-wrapped 0 data key\(s\), 1 outbox message\(s\) and 3 keyring secret\(s\) under key [0-9a-f]{12} in \d+\.\d s$/);
@@ -199,9 +204,7 @@ describe('data keys pledge keys rotate cannot open', () => {
       await second.keystoreDatabase.db.updateTable('subject_keys').set({ wrapped: flipped }).where('subject_id', '=', damaged).execute();
       await second.close();
 
-      const out: string[] = [];
-      const err: string[] = [];
-      const io: CommandIO = { cwd: directory.path, out: (text) => out.push(text), err: (text) => err.push(text) };
+      const { out, err, io } = capturedIO(directory.path);
       const code = await keysRotateCommand(['--json', '--batch', '2'], io, () => open(next, [old]));
       assert.equal(code, 1, [...out, ...err].join('\n'));
       const result = JSON.parse(out[0]!);

@@ -159,6 +159,11 @@ function collectsAbout(entry: Pick<CollectionEntry, 'subjects'>, kinds: readonly
   return !concerned || concerned.length === 0 || concerned.some((kind) => kinds.includes(kind));
 }
 
+/** Does a collection entry take data from `source` (and, from a partner, from this one)? */
+function takesFrom(entry: Pick<CollectionEntry, 'source' | 'partner'>, source: FieldSource, partner: string | null): boolean {
+  return entry.source === source && (source !== 'partner' || entry.partner === partner);
+}
+
 /** Unique-constraint violations on SQLite and PostgreSQL. */
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
@@ -240,7 +245,7 @@ export class SubjectsService {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}"` };
     } else if (entries.length === 0) {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" about subjects of kind ${kinds.join(', ')}` };
-    } else if (!entries.some((entry) => entry.source === source && (source !== 'partner' || entry.partner === partner))) {
+    } else if (!entries.some((entry) => takesFrom(entry, source, partner))) {
       refusal = { code: 'category_not_collected', message: `the policy does not collect "${category}" from source ${source}${partner ? ` (${partner})` : ''}` };
     } else if (!this.policy.purposeAllows(purposeId, category)) {
       refusal = { code: 'category_not_permitted', message: `purpose "${purposeId}" may not use "${category}" under the policy` };
@@ -668,7 +673,6 @@ export class SubjectsService {
     return valid.map(({ item }) => summary({ ...item.row, ...(item.kinds ? { kinds: JSON.stringify(item.kinds) } : {}), updated_at: stamp, last_activity_at: stamp }));
   }
 
-  /** One batch update item checked against its stored subject and the policy; throws its first problem. */
   /**
    * New kinds must still cover the data the subject holds: the policy collects each category
    * about some kinds only (collection[].subjects), and a change of kinds must not leave a field
@@ -677,19 +681,9 @@ export class SubjectsService {
    */
   private async requireKindsCoverStoredFields(subjectId: string, kinds: readonly string[], rewritten: readonly string[] = []): Promise<void> {
     const rows = await store.fieldsOf(this.deps.database.db, subjectId);
-    const uncovered = rows
-      .filter((row) => !rewritten.includes(row.category))
-      .filter(
-        (row) =>
-          !this.policy.document.collection.some(
-            (entry) =>
-              collectsAbout(entry, kinds) &&
-              entry.source === row.source &&
-              (row.source !== 'partner' || entry.partner === row.partner) &&
-              entry.categories.some((reference) => covers(reference, row.category)),
-          ),
-      )
-      .map((row) => row.category);
+    const collected = (row: SubjectFieldsTable) =>
+      this.policy.document.collection.some((entry) => collectsAbout(entry, kinds) && takesFrom(entry, row.source, row.partner) && entry.categories.some((reference) => covers(reference, row.category)));
+    const uncovered = rows.filter((row) => !rewritten.includes(row.category) && !collected(row)).map((row) => row.category);
     if (uncovered.length === 0) return;
     throw new PledgeError(
       'category_not_collected',
@@ -698,6 +692,7 @@ export class SubjectsService {
     );
   }
 
+  /** One batch update item checked against its stored subject and the policy; throws its first problem. */
   private prepareUpdate(input: BatchUpdateInput, row: SubjectsTable | undefined, now: Date): PreparedUpdate {
     if (!row) throw new PledgeError('subject_not_found', 'no subject has this id');
     if (row.status === 'erased') throw new PledgeError('subject_erased', 'the subject was erased; nothing can be written for it');
