@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
-import { bareCeiling, describePairedCeiling, describePairedWindow, describeWindow, httpLoad, pairedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
+import { bareCeiling, describePairedCeiling, describePairedWindow, describeRepeatedWindow, pairedLoad, repeatedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import { judgeOnBetterSetUp, type ResultRow } from './support.js';
 
 /**
@@ -69,7 +69,7 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
         if (check.status !== 200 || typeof answer.allowed !== 'boolean') throw new Error(`the decision check does not answer: ${check.status} ${JSON.stringify(answer).slice(0, 200)}`);
         const paired = await pairedLoad(base, decisionLoad, DURATION_SECONDS, ceiling);
         const decisions = paired.measured;
-        const writes = await httpLoad(base, writeLoad, DURATION_SECONDS);
+        const writes = await repeatedLoad(base, writeLoad, DURATION_SECONDS);
 
         decisionRows.push({
           score: decisions.requests,
@@ -85,7 +85,7 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
         eventRows.push({
           score: writes.requests,
           row: {
-            benchmark: `recording consent events over HTTP (POST /v1/consent/events: event, state, receipt, audit), 50 connections, ${describeWindow(DURATION_SECONDS)} (${setUp})`,
+            benchmark: `recording consent events over HTTP (POST /v1/consent/events: event, state, receipt, audit), 50 connections, ${describeRepeatedWindow(DURATION_SECONDS)} (${setUp})`,
             measured: `${Math.round(writes.requests).toLocaleString('en')} events/s, p99 ${writes.p99} ms${writes.errors ? `, ${writes.errors} errors` : ''}`,
             ceiling: describePairedCeiling(paired),
             ratio: `${(writes.requests / paired.ceiling.requests).toFixed(2)}×`,

@@ -37,11 +37,6 @@ export async function waitForLine(child: ChildProcess, pattern: RegExp): Promise
  */
 export const WARM_UP_SECONDS = 3;
 
-/** How a row names its measured window: `10 s after 3 s of warm-up`. */
-export function describeWindow(durationSeconds: number): string {
-  return `${durationSeconds} s after ${WARM_UP_SECONDS} s of warm-up`;
-}
-
 /**
  * `shape` sent to the server at `base` over 50 connections for `durationSeconds`, after a
  * warm-up of the same load; errors count transport errors and non-2xx answers.
@@ -142,17 +137,41 @@ export async function pairedLoad(base: string, shape: LoadShape, durationSeconds
       bareRuns.push(await httpLoad(bare.base, shape, durationSeconds, round === 0));
       measuredRuns.push(await httpLoad(base, shape, durationSeconds, round === 0));
     }
-    const middle = <T extends HttpLoad>(runs: T[]): T => [...runs].sort((a, b) => a.requests - b.requests)[Math.floor(runs.length / 2)]!;
-    const errors = measuredRuns.reduce((sum, run) => sum + run.errors, 0);
     return {
-      measured: { ...middle(measuredRuns), errors, p99: Math.max(...measuredRuns.map((run) => run.p99)) },
-      ceiling: { ...middle(bareRuns), processes: ceiling.processes },
+      measured: medianRound(measuredRuns),
+      ceiling: { ...middleRun(bareRuns), processes: ceiling.processes },
       ratio: median(measuredRuns.map((run, index) => run.requests / bareRuns[index]!.requests)),
       rounds: PAIRED_ROUNDS,
     };
   } finally {
     await stopChild(bare.child);
   }
+}
+
+/** The run with the median requests/s. */
+function middleRun<T extends HttpLoad>(runs: readonly T[]): T {
+  return [...runs].sort((a, b) => a.requests - b.requests)[Math.floor(runs.length / 2)]!;
+}
+
+/** Rounds of one load as a row reports them: the median round's requests/s, the worst round's p99, every round's errors. */
+function medianRound(runs: readonly HttpLoad[]): HttpLoad {
+  return { ...middleRun(runs), errors: runs.reduce((sum, run) => sum + run.errors, 0), p99: Math.max(...runs.map((run) => run.p99)) };
+}
+
+/**
+ * `shape` sent to the server at `base` PAIRED_ROUNDS times (warmed up before the first), for a
+ * row whose target is absolute: one window of this machine, whose speed drifts over minutes,
+ * says less than the median of several.
+ */
+export async function repeatedLoad(base: string, shape: LoadShape, durationSeconds: number): Promise<HttpLoad> {
+  const runs: HttpLoad[] = [];
+  for (let round = 0; round < PAIRED_ROUNDS; round++) runs.push(await httpLoad(base, shape, durationSeconds, round === 0));
+  return medianRound(runs);
+}
+
+/** How a repeated row names its measured window. */
+export function describeRepeatedWindow(durationSeconds: number): string {
+  return `median of ${PAIRED_ROUNDS} rounds of ${durationSeconds} s (p99: the worst round's), after ${WARM_UP_SECONDS} s of warm-up`;
 }
 
 /** How a paired row names its measured window and its ceiling. */
