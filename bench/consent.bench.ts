@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
-import { bareCeiling, describePairedCeiling, describePairedWindow, describeRepeatedWindow, pairedLoad, repeatedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
+import { bareCeiling, describeCpu, describePairedCeiling, describePairedWindow, describeRepeatedWindow, pairedLoad, repeatedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import { judgeOnBetterSetUp, type ResultRow } from './support.js';
 
 /**
@@ -67,15 +67,15 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
         const check = await fetch(`${base}/v1/subjects/${subjects[0]}/consent/marketing`, { headers });
         const answer = (await check.json()) as { allowed?: boolean };
         if (check.status !== 200 || typeof answer.allowed !== 'boolean') throw new Error(`the decision check does not answer: ${check.status} ${JSON.stringify(answer).slice(0, 200)}`);
-        const paired = await pairedLoad(base, decisionLoad, DURATION_SECONDS, ceiling);
+        const paired = await pairedLoad(server, decisionLoad, DURATION_SECONDS, ceiling);
         const decisions = paired.measured;
-        const writes = await repeatedLoad(base, writeLoad, DURATION_SECONDS);
+        const writes = await repeatedLoad(server, writeLoad, DURATION_SECONDS);
 
         decisionRows.push({
           score: decisions.requests,
           row: {
             benchmark: `"may P be used for S?" over HTTP (GET /v1/subjects/{id}/consent/{purpose}), 50 connections, ${describePairedWindow(DURATION_SECONDS)} (${setUp})`,
-            measured: `${Math.round(decisions.requests).toLocaleString('en')} req/s, p99 ${decisions.p99} ms${decisions.errors ? `, ${decisions.errors} errors` : ''}`,
+            measured: `${Math.round(decisions.requests).toLocaleString('en')} req/s, p99 ${decisions.p99} ms${describeCpu(decisions)}${decisions.errors ? `, ${decisions.errors} errors` : ''}`,
             ceiling: describePairedCeiling(paired),
             ratio: `${paired.ratio.toFixed(2)}×`,
             target: '≥ 0.6×',
@@ -86,7 +86,7 @@ export async function benchConsent(databaseUrl?: string): Promise<ResultRow[]> {
           score: writes.requests,
           row: {
             benchmark: `recording consent events over HTTP (POST /v1/consent/events: event, state, receipt, audit), 50 connections, ${describeRepeatedWindow(DURATION_SECONDS)} (${setUp})`,
-            measured: `${Math.round(writes.requests).toLocaleString('en')} events/s, p99 ${writes.p99} ms${writes.errors ? `, ${writes.errors} errors` : ''}`,
+            measured: `${Math.round(writes.requests).toLocaleString('en')} events/s, p99 ${writes.p99} ms${describeCpu(writes)}${writes.errors ? `, ${writes.errors} errors` : ''}`,
             ceiling: describePairedCeiling(paired),
             ratio: `${(writes.requests / paired.ceiling.requests).toFixed(2)}×`,
             target: '≥ 5,000 events/s',

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { createEngine } from '../src/engine.js';
 import { StaffService } from '../src/staff/staff.service.js';
-import { bareCeiling, describePairedCeiling, describePairedWindow, pairedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
+import { bareCeiling, describeCpu, describePairedCeiling, describePairedWindow, pairedLoad, SERVER_PROCESSES, startPledge, stopChild, type LoadShape } from './servers.js';
 import { judgeOnBetterSetUp, type ResultRow } from './support.js';
 
 /**
@@ -77,11 +77,11 @@ export async function benchPurposeRead(databaseUrl?: string): Promise<ResultRow[
         const check = await fetch(`${server.base}${shape.path}`, { headers: shape.headers! });
         const body = (await check.json()) as { fields?: Record<string, unknown> };
         if (check.status !== 200 || Object.keys(body.fields ?? {}).length !== 10) throw new Error(`the read does not return 10 fields: ${check.status} ${JSON.stringify(body).slice(0, 200)}`);
-        const paired = await pairedLoad(server.base, shape, DURATION_SECONDS, ceiling);
+        const paired = await pairedLoad(server, shape, DURATION_SECONDS, ceiling);
         const { measured, ratio } = paired;
         measuredRows.push({ score: measured.requests, row: {
           benchmark: `purpose-checked read of 10 fields over HTTP, audited, 50 connections, ${describePairedWindow(DURATION_SECONDS)} (${label}, ${processes === 1 ? '1 process' : `${processes} processes`})`,
-          measured: `${Math.round(measured.requests).toLocaleString('en')} req/s, p99 ${measured.p99} ms${measured.errors ? `, ${measured.errors} errors` : ''}`,
+          measured: `${Math.round(measured.requests).toLocaleString('en')} req/s, p99 ${measured.p99} ms${describeCpu(measured)}${measured.errors ? `, ${measured.errors} errors` : ''}`,
           ceiling: describePairedCeiling(paired),
           ratio: `${ratio.toFixed(2)}×`,
           target: '≥ 0.25×, p99 ≤ 15 ms',

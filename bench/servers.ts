@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { processTreeCpuMicros } from './process-cpu.js';
 
 /**
  * The servers HTTP benchmarks measure, each in a process of its own (so the load generator
@@ -11,6 +12,14 @@ export interface HttpLoad {
   requests: number;
   p99: number;
   errors: number;
+  /** Microseconds of the server's CPU time (all its processes) per request answered, where /proc tells (see processTreeCpuMicros). */
+  cpuPerRequest?: number;
+}
+
+/** A server process started here: its address, and the process to stop (and to read the CPU time of). */
+export interface RunningServer {
+  child: ChildProcess;
+  base: string;
 }
 
 /** Resolves with the first capture of `pattern` in the child's output (its address). */
@@ -38,19 +47,29 @@ export async function waitForLine(child: ChildProcess, pattern: RegExp): Promise
 export const WARM_UP_SECONDS = 3;
 
 /**
- * `shape` sent to the server at `base` over 50 connections for `durationSeconds`, after a
- * warm-up of the same load; errors count transport errors and non-2xx answers.
+ * `shape` sent to `server` over 50 connections for `durationSeconds`, after a warm-up of the
+ * same load; errors count transport errors and non-2xx answers. The server's CPU time is read
+ * around the measured window only (the load generator runs in this process, not the server's).
  */
-export async function httpLoad(base: string, shape: LoadShape, durationSeconds: number, warmUp = true): Promise<HttpLoad> {
+export async function httpLoad(server: RunningServer, shape: LoadShape, durationSeconds: number, warmUp = true): Promise<HttpLoad> {
   const options = {
     connections: 50,
-    url: `${base}${shape.requests ? '' : (shape.path ?? '/health')}`,
+    url: `${server.base}${shape.requests ? '' : (shape.path ?? '/health')}`,
     ...(shape.headers ? { headers: shape.headers } : {}),
     ...(shape.requests ? { requests: shape.requests } : {}),
   };
   if (warmUp) await autocannon({ ...options, duration: WARM_UP_SECONDS });
+  const cpuBefore = server.child.pid === undefined ? undefined : processTreeCpuMicros(server.child.pid);
   const result = await autocannon({ ...options, duration: durationSeconds });
-  return { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
+  const cpuAfter = server.child.pid === undefined ? undefined : processTreeCpuMicros(server.child.pid);
+  const load: HttpLoad = { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
+  if (cpuBefore !== undefined && cpuAfter !== undefined && result.requests.total > 0) load.cpuPerRequest = (cpuAfter - cpuBefore) / result.requests.total;
+  return load;
+}
+
+/** `, 41 µs server CPU per request` when it was measured. */
+export function describeCpu(load: HttpLoad): string {
+  return load.cpuPerRequest === undefined ? '' : `, ${Math.round(load.cpuPerRequest)} µs server CPU per request`;
 }
 
 /** Server processes the benchmarks run `pledge serve` with: one per CPU, as production does (`--workers auto`). */
@@ -81,7 +100,7 @@ export async function bareCeiling(durationSeconds: number, shape: LoadShape = {}
   for (const processes of [...new Set([1, SERVER_PROCESSES])]) {
     const bare = await startBare(processes);
     try {
-      const load = await httpLoad(bare.base, shape, durationSeconds);
+      const load = await httpLoad(bare, shape, durationSeconds);
       if (!best || load.requests > best.requests) best = { ...load, processes };
     } finally {
       await stopChild(bare.child);
@@ -91,7 +110,7 @@ export async function bareCeiling(durationSeconds: number, shape: LoadShape = {}
 }
 
 /** The bare Fastify route in `processes` processes on a free port; the caller stops `child`. */
-export async function startBare(processes: number): Promise<{ child: ChildProcess; base: string }> {
+export async function startBare(processes: number): Promise<RunningServer> {
   const child = spawn(process.execPath, [path.resolve('dist/bench/bare-server.js'), '0', String(processes)], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     return { child, base: await waitForLine(child, /listening on (http:\/\/[^\s]+)/) };
@@ -128,18 +147,18 @@ const median = (values: readonly number[]): number => {
  * seconds apart. The row reports the median round of each and the median of the rounds'
  * ratios. Both are warmed up in the first round only: after it they are warm.
  */
-export async function pairedLoad(base: string, shape: LoadShape, durationSeconds: number, ceiling: Pick<Ceiling, 'processes'>): Promise<PairedLoad> {
+export async function pairedLoad(server: RunningServer, shape: LoadShape, durationSeconds: number, ceiling: Pick<Ceiling, 'processes'>): Promise<PairedLoad> {
   const bare = await startBare(ceiling.processes);
   try {
     const bareRuns: HttpLoad[] = [];
     const measuredRuns: HttpLoad[] = [];
     for (let round = 0; round < PAIRED_ROUNDS; round++) {
-      bareRuns.push(await httpLoad(bare.base, shape, durationSeconds, round === 0));
-      measuredRuns.push(await httpLoad(base, shape, durationSeconds, round === 0));
+      bareRuns.push(await httpLoad(bare, shape, durationSeconds, round === 0));
+      measuredRuns.push(await httpLoad(server, shape, durationSeconds, round === 0));
     }
     return {
       measured: medianRound(measuredRuns),
-      ceiling: { ...middleRun(bareRuns), processes: ceiling.processes },
+      ceiling: { ...medianRound(bareRuns), processes: ceiling.processes },
       ratio: median(measuredRuns.map((run, index) => run.requests / bareRuns[index]!.requests)),
       rounds: PAIRED_ROUNDS,
     };
@@ -153,9 +172,15 @@ function middleRun<T extends HttpLoad>(runs: readonly T[]): T {
   return [...runs].sort((a, b) => a.requests - b.requests)[Math.floor(runs.length / 2)]!;
 }
 
-/** Rounds of one load as a row reports them: the median round's requests/s, the worst round's p99, every round's errors. */
+/**
+ * Rounds of one load as a row reports them: the median round's requests/s, the worst round's
+ * p99, every round's errors, the median of the rounds' CPU time per request.
+ */
 function medianRound(runs: readonly HttpLoad[]): HttpLoad {
-  return { ...middleRun(runs), errors: runs.reduce((sum, run) => sum + run.errors, 0), p99: Math.max(...runs.map((run) => run.p99)) };
+  const round: HttpLoad = { requests: middleRun(runs).requests, errors: runs.reduce((sum, run) => sum + run.errors, 0), p99: Math.max(...runs.map((run) => run.p99)) };
+  const cpu = runs.map((run) => run.cpuPerRequest);
+  if (cpu.every((value) => value !== undefined)) round.cpuPerRequest = median(cpu);
+  return round;
 }
 
 /**
@@ -163,9 +188,9 @@ function medianRound(runs: readonly HttpLoad[]): HttpLoad {
  * row whose target is absolute: one window of this machine, whose speed drifts over minutes,
  * says less than the median of several.
  */
-export async function repeatedLoad(base: string, shape: LoadShape, durationSeconds: number): Promise<HttpLoad> {
+export async function repeatedLoad(server: RunningServer, shape: LoadShape, durationSeconds: number): Promise<HttpLoad> {
   const runs: HttpLoad[] = [];
-  for (let round = 0; round < PAIRED_ROUNDS; round++) runs.push(await httpLoad(base, shape, durationSeconds, round === 0));
+  for (let round = 0; round < PAIRED_ROUNDS; round++) runs.push(await httpLoad(server, shape, durationSeconds, round === 0));
   return medianRound(runs);
 }
 
@@ -184,11 +209,11 @@ export function describePairedCeiling(paired: PairedLoad): string {
 }
 
 export function describeCeiling(ceiling: Ceiling): string {
-  return `${Math.round(ceiling.requests).toLocaleString('en')} req/s (bare Fastify, ${ceiling.processes === 1 ? '1 process' : `${ceiling.processes} processes`})`;
+  return `${Math.round(ceiling.requests).toLocaleString('en')} req/s (bare Fastify, ${ceiling.processes === 1 ? '1 process' : `${ceiling.processes} processes`}${describeCpu(ceiling)})`;
 }
 
 /** `pledge serve --workers N` (the bundled command) on a free port; the caller kills `child`. */
-export async function startPledge(directory: string, env: NodeJS.ProcessEnv, processes = SERVER_PROCESSES): Promise<{ child: ChildProcess; base: string }> {
+export async function startPledge(directory: string, env: NodeJS.ProcessEnv, processes = SERVER_PROCESSES): Promise<RunningServer> {
   const child = spawn(process.execPath, [path.resolve('dist/pledge.mjs'), 'serve', '--port', '0', '--workers', String(processes)], { cwd: directory, env, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     return { child, base: await waitForLine(child, /Pledge is running on (http:\/\/[^\s]+)/) };
