@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { processTreeCpuMicros } from './process-cpu.js';
+import { median } from './support.js';
 
 /**
  * The servers HTTP benchmarks measure, each in a process of its own (so the load generator
@@ -59,12 +60,16 @@ export async function httpLoad(server: RunningServer, shape: LoadShape, duration
     ...(shape.requests ? { requests: shape.requests } : {}),
   };
   if (warmUp) await autocannon({ ...options, duration: WARM_UP_SECONDS });
-  const cpuBefore = server.child.pid === undefined ? undefined : processTreeCpuMicros(server.child.pid);
+  const cpuBefore = serverCpuMicros(server);
   const result = await autocannon({ ...options, duration: durationSeconds });
-  const cpuAfter = server.child.pid === undefined ? undefined : processTreeCpuMicros(server.child.pid);
+  const cpuAfter = serverCpuMicros(server);
   const load: HttpLoad = { requests: result.requests.average, p99: result.latency.p99, errors: result.errors + result.non2xx };
   if (cpuBefore !== undefined && cpuAfter !== undefined && result.requests.total > 0) load.cpuPerRequest = (cpuAfter - cpuBefore) / result.requests.total;
   return load;
+}
+
+function serverCpuMicros(server: RunningServer): number | undefined {
+  return server.child.pid === undefined ? undefined : processTreeCpuMicros(server.child.pid);
 }
 
 /** `, 41 µs server CPU per request` when it was measured. */
@@ -133,12 +138,6 @@ export interface PairedLoad {
   rounds: number;
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
-
 /**
  * The server at `base` and the bare route (in `ceiling.processes` processes) loaded with
  * `shape` alternately, PAIRED_ROUNDS times, the bare route first in each round. This machine's
@@ -167,24 +166,19 @@ export async function pairedLoad(server: RunningServer, shape: LoadShape, durati
   }
 }
 
-/** The run with the median requests/s. */
-function middleRun<T extends HttpLoad>(runs: readonly T[]): T {
-  return [...runs].sort((a, b) => a.requests - b.requests)[Math.floor(runs.length / 2)]!;
-}
-
 /**
  * Rounds of one load as a row reports them: the median round's requests/s, the worst round's
  * p99, every round's errors, the median of the rounds' CPU time per request.
  */
 function medianRound(runs: readonly HttpLoad[]): HttpLoad {
-  const round: HttpLoad = { requests: middleRun(runs).requests, errors: runs.reduce((sum, run) => sum + run.errors, 0), p99: Math.max(...runs.map((run) => run.p99)) };
+  const round: HttpLoad = { requests: median(runs.map((run) => run.requests)), errors: runs.reduce((sum, run) => sum + run.errors, 0), p99: Math.max(...runs.map((run) => run.p99)) };
   const cpu = runs.map((run) => run.cpuPerRequest);
   if (cpu.every((value) => value !== undefined)) round.cpuPerRequest = median(cpu);
   return round;
 }
 
 /**
- * `shape` sent to the server at `base` PAIRED_ROUNDS times (warmed up before the first), for a
+ * `shape` sent to `server` PAIRED_ROUNDS times (warmed up before the first), for a
  * row whose target is absolute: one window of this machine, whose speed drifts over minutes,
  * says less than the median of several.
  */
