@@ -354,10 +354,10 @@ export class AuditService implements AuditWriter {
     // Forgotten until this append succeeds: a failed one may or may not have moved the head.
     this.ownHead = null;
     if (after && this.ownHeadPause === 0) {
-      const { rows, checkpoints, headHash } = this.prepareAppend(after, events);
-      if (await auditStore.appendAfter(this.database.db, after, rows, headHash)) {
-        await auditStore.insertCheckpoints(this.database.db, checkpoints);
-        this.ownHead = { seq: after.seq + rows.length, hash: headHash };
+      const prepared = this.prepareAppend(after, events);
+      if (await auditStore.appendAfter(this.database.db, after, prepared)) {
+        await auditStore.insertCheckpoints(this.database.db, prepared.checkpoints);
+        this.ownHead = { seq: after.seq + prepared.rows.length, hash: prepared.headHash };
         return;
       }
       this.ownHeadPause = AFTER_OWN_HEAD_PAUSE;
@@ -390,17 +390,21 @@ export class AuditService implements AuditWriter {
     const at = now.toISOString();
     const millis = now.getTime();
     const rows: AuditEntryRow[] = new Array(events.length);
+    const middles: string[] = new Array(events.length);
     const checkpoints: AuditCheckpointRow[] = [];
     let prevHash = head.hash;
     for (let i = 0; i < events.length; i++) {
-      const event = events[i]!;
-      const row: AuditEntryRow = { seq: head.seq + 1 + i, ...entryFields(event, at, millis), prev_hash: prevHash, hash: '' };
-      row.hash = hashEntry(row);
-      prevHash = row.hash;
-      rows[i] = row;
-      if (row.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(row.seq, row.hash, at));
+      const seq = head.seq + 1 + i;
+      const fields = entryFields(events[i]!, at, millis);
+      const middle = entryMiddle(fields);
+      // hashEntry() of the row, from the middle the store sends on as well.
+      const hash = oneShotHash('sha256', chainText(seq, middle, prevHash), 'base64url');
+      rows[i] = { seq, ...fields, prev_hash: prevHash, hash };
+      middles[i] = middle;
+      prevHash = hash;
+      if (seq % this.checkpointEvery === 0) checkpoints.push(this.sign(seq, hash, at));
     }
-    return { rows, checkpoints, headHash: prevHash };
+    return { rows, middles, checkpoints, headHash: prevHash };
   }
 
   private schedule(): void {

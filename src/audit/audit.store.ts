@@ -1,7 +1,7 @@
 import { sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, runStatement, type Database, type SqliteConnection } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
-import { ENTRY_FORMAT, serializeEntry } from './audit.chain.js';
+import { ENTRY_FORMAT, entryRowJson, serializeEntry } from './audit.chain.js';
 import type { AuditCheckpointsTable, AuditEntriesTable } from './audit.tables.js';
 import type { ChainLink } from './audit.types.js';
 
@@ -118,6 +118,8 @@ export type UnchainedEntry = Omit<AuditEntryRow, 'seq' | 'at' | 'prev_hash' | 'h
 /** What an append writes once it knows the head it follows. */
 export interface PreparedAppend {
   rows: readonly AuditEntryRow[];
+  /** entryMiddle() of each row, as its hash was taken over. */
+  middles: readonly string[];
   checkpoints: readonly AuditCheckpointRow[];
   headHash: string;
 }
@@ -170,8 +172,10 @@ export const auditStore = {
    * See POSTGRES_APPEND_AFTER_SQL: `rows` chained after `after`, on their own (not in a
    * transaction). False when `after` was no longer the head, and then nothing was written.
    */
-  async appendAfter(database: Kysely<Tables>, after: { seq: number; hash: string }, rows: readonly AuditEntryRow[], headHash: string): Promise<boolean> {
-    const [result] = await runStatement<{ written: number }>(database, POSTGRES_APPEND_AFTER_SQL, [rowsAsJson(rows, ENTRY_COLUMNS), after.seq + rows.length, headHash, after.seq, after.hash]);
+  async appendAfter(database: Kysely<Tables>, after: { seq: number; hash: string }, { rows, middles, headHash }: PreparedAppend): Promise<boolean> {
+    // rowsAsJson(rows, ENTRY_COLUMNS), from the text each entry was hashed over.
+    const json = `[${rows.map((row, index) => entryRowJson(row.seq, middles[index]!, row.prev_hash, row.hash)).join(',')}]`;
+    const [result] = await runStatement<{ written: number }>(database, POSTGRES_APPEND_AFTER_SQL, [json, after.seq + rows.length, headHash, after.seq, after.hash]);
     return result?.written === rows.length;
   },
 

@@ -11,7 +11,7 @@ import { migrate, openDatabase, type Database } from '../core/db.js';
 import { isPledgeError } from '../core/errors.js';
 import { Keyring } from '../core/keyring.js';
 import type { Actor } from '../staff/permissions.js';
-import { GENESIS_HASH, hashEntry, linksTo, serializeEntry, signCheckpoint, signingKeyFromSeed, validateAuditEvent } from './audit.chain.js';
+import { entryMiddle, entryRowJson, GENESIS_HASH, hashEntry, linksTo, serializeEntry, signCheckpoint, signingKeyFromSeed, validateAuditEvent } from './audit.chain.js';
 import { auditVerifyCommand } from './audit.commands.js';
 import { AuditService, type AuditProblem, type AuditVerifyResult } from './audit.service.js';
 import type { AuditEvent } from './audit.types.js';
@@ -612,6 +612,21 @@ describe('chain serialisation and keys', () => {
     assert.notEqual(serializeEntry({ ...base, target_type: 'a","b' }), serializeEntry({ ...base, target_type: 'a', target_id: 'b' }));
     assert.equal(hashEntry(base), hashEntry({ ...base }), 'deterministic');
     assert.match(hashEntry(base), /^[A-Za-z0-9_-]{43}$/);
+  });
+
+  test('entryRowJson is the stored row, column by column, made from the text the hash covers', () => {
+    const row = { ...base, target_type: 'subject', target_id: 'sub_1', details: '{"categories":["user.name"],"note":"a \\"quoted\\" code"}', hash: hashEntry(base) };
+    const columns = [row.seq, row.id, row.at, row.actor_type, row.actor_id, row.action, row.target_type, row.target_id, row.purpose, row.details, row.prev_hash, row.hash];
+    assert.deepEqual(JSON.parse(entryRowJson(row.seq, entryMiddle(row), row.prev_hash, row.hash)), columns);
+    assert.deepEqual(JSON.parse(entryRowJson(base.seq, entryMiddle(base), base.prev_hash, 'h'))[7], null, 'a missing target stays null, not "null"');
+  });
+
+  test('a string passes validation only when both checks pass it: control characters, lone surrogates and e-mail addresses are refused', () => {
+    const withDetail = (value: string): AuditEvent => ({ actor: { type: 'system', id: 'test' }, action: 'test.run', details: { value } });
+    for (const fine of ['user.contact.email', 'ok \u{1F44D}', 'team@home', 'a-b_c:d']) assert.doesNotThrow(() => validateAuditEvent(withDetail(fine)), fine);
+    for (const bad of ['a\u007fb', 'tab\there', 'lone \uD800 surrogate', 'x \uDC00', 'jane@example.com', 'line\nbreak']) {
+      assert.throws(() => validateAuditEvent(withDetail(bad)), (error: unknown) => isPledgeError(error) && error.code === 'internal');
+    }
   });
 
   test('linksTo reads prev_hash off the serialisation exactly', () => {

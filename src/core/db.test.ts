@@ -8,7 +8,7 @@ import type { Tables } from './db.tables.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
 import { loadSqlite } from './sqlite.js';
 import { WRITE_LOCK_WAIT_MS } from './sqlite-writes.js';
-import { batchedLookupSql, compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, type Database } from './db.js';
+import { batchedLookupSql, compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, migrate, openDatabase, ping, preparedOnPostgres, rowsAsJson, textArrayLiteral, type Database } from './db.js';
 
 const versionById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('policy_versions').select(['id', 'version']).where('id', '=', id));
 const versionByIdAndVersion = compiledOnce((db: Kysely<Tables>, id: string, version: string) => db.selectFrom('policy_versions').select(['id']).where('id', '=', id).where('version', '=', version));
@@ -97,6 +97,20 @@ for (const dialect of testDialects()) {
       // Repeated questions among different ones.
       const mixed = await Promise.all(['pv_same_1', 'pv_same_2', 'pv_same_1', 'pv_none', 'pv_same_1'].map((id) => versionById(database.db, id)));
       assert.deepEqual(mixed.map((rows) => rows.map((found) => found.id)), [['pv_same_1'], ['pv_same_2'], ['pv_same_1'], [], ['pv_same_1']]);
+    });
+
+    test('values with quotes, backslashes, commas, braces, spaces or the word NULL are looked up exactly', async () => {
+      const tricky = ['say "hi"', 'back\\slash', 'a,b', '{braces}', ' padded ', 'NULL', '', 'ünïcödé ✓', '\\"', 'plain'];
+      await database.db.insertInto('policy_versions').values(tricky.map((version, index) => policyVersionRow(`pv_tricky_${index}`, version))).execute();
+      // Together in one turn: on PostgreSQL one batch, every value an element of a text[] literal.
+      const answers = await Promise.all(tricky.map((version, index) => versionByIdAndVersion(database.db, `pv_tricky_${index}`, version)));
+      assert.deepEqual(answers, tricky.map((_, index) => [{ id: `pv_tricky_${index}` }]));
+      const swapped = await Promise.all([versionByIdAndVersion(database.db, 'pv_tricky_0', 'say "hi'), versionByIdAndVersion(database.db, 'pv_tricky_5', 'null')]);
+      assert.deepEqual(swapped, [[], []], 'a near miss finds nothing');
+      if (dialect === 'postgres') {
+        const { rows } = await database.db.executeQuery<{ value: string }>(CompiledQuery.raw('select unnest($1::text[]) as value', [textArrayLiteral(tricky)]));
+        assert.deepEqual(rows.map((row) => row.value), tricky);
+      }
     });
 
     test('a lookup on a column that is not text still answers when asked together with others', async () => {

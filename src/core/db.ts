@@ -274,7 +274,7 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
         continue;
       }
       const arity = calls[0]!.parameters.length;
-      const columns = Array.from({ length: arity }, (_, index) => askers.map((same) => same[0]!.parameters[index]));
+      const columns = Array.from({ length: arity }, (_, index) => textArrayLiteral(askers.map((same) => same[0]!.parameters[index] as string)));
       run<Record<string, unknown>>(batchedLookupSql(text, arity), columns).then(
         (rows) => {
           const byAsker: Array<Record<string, unknown>[]> = askers.map(() => []);
@@ -382,9 +382,19 @@ function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
   const text: L[] = [];
   const other: L[] = [];
   for (const call of calls) (call.parameters.every((value) => typeof value === 'string') ? text : other).push(call);
-  // JSON for several values: joined with a separator, ['a\u0000b', 'c'] and ['a', 'b\u0000c'] would meet.
-  const grouped = groupBy(text, (call) => (call.parameters.length === 1 ? (call.parameters[0] as string) : JSON.stringify(call.parameters)));
+  const grouped = groupBy(text, (call) => (call.parameters.length === 1 ? (call.parameters[0] as string) : lookupKey(call.parameters as readonly string[])));
   return [...grouped.values(), ...other.map((call) => [call])];
+}
+
+/**
+ * One key for several text values, each prefixed with its length: joined with a separator,
+ * ['a\u0000b', 'c'] and ['a', 'b\u0000c'] would meet. (It was JSON.stringify, the largest single
+ * cost of grouping a batch.)
+ */
+function lookupKey(values: readonly string[]): string {
+  let key = '';
+  for (const value of values) key += `${value.length}:${value}`;
+  return key;
 }
 
 /** `items` by key, each group in the order its items came, the groups in the order first seen. */
@@ -430,6 +440,24 @@ export function batchedLookupSql(text: string, arity: number): string {
     batchedTexts.set(key, batched);
   }
   return batched;
+}
+
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * A text[] parameter as PostgreSQL's array literal, `{"a","b"}`, which pg passes on as it is.
+ * pg would build the same text from a JavaScript array, escaping every element with two
+ * regular-expression replacements; the values of look-ups (ids, codes) almost never hold a
+ * quote or a backslash, so each is tested once and escaped only then. Every element is quoted:
+ * an unquoted NULL, empty string or space would mean something else.
+ */
+export function textArrayLiteral(values: readonly string[]): string {
+  let literal = '{';
+  for (let index = 0; index < values.length; index++) {
+    const value = values[index]!;
+    literal += `${index === 0 ? '' : ','}"${NEEDS_ESCAPE.test(value) ? value.replace(/["\\]/g, '\\$&') : value}"`;
+  }
+  return `${literal}}`;
 }
 
 /**
