@@ -1,3 +1,4 @@
+import { walkInBatches } from '../core/batches.js';
 import type { Database } from '../core/db.js';
 import { PledgeError } from '../core/errors.js';
 import type { Keyring } from '../core/keyring.js';
@@ -43,13 +44,13 @@ export async function rewrapOutboxBatch(database: Database, keyring: Keyring, ba
 /** Re-wraps every message still sealed under another KEK than the current one; returns how many. */
 export async function rewrapOutbox(database: Database, keyring: Keyring, batchSize = 1000, onProgress?: (rewrapped: number) => void): Promise<number> {
   let total = 0;
-  let after: string | null = '';
-  while (after !== null) {
-    const { rewrapped, next }: { rewrapped: number; next: string | null } = await rewrapOutboxBatch(database, keyring, batchSize, after);
-    total += rewrapped;
-    onProgress?.(total);
-    after = next;
-  }
+  await walkInBatches(
+    (after) => rewrapOutboxBatch(database, keyring, batchSize, after),
+    ({ rewrapped }) => {
+      total += rewrapped;
+      onProgress?.(total);
+    },
+  );
   return total;
 }
 

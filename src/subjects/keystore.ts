@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { walkInBatches } from '../core/batches.js';
 import { compiledOnce, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
 import { PledgeError } from '../core/errors.js';
@@ -180,15 +181,15 @@ export class KeyStore {
   /** Re-wraps every key not under the current key-encryption key it can open; says how many, and which it could not. */
   async rotateAll(batchSize = 1000, onProgress?: (rotated: number) => void): Promise<KeyRotation> {
     const total: KeyRotation = { rotated: 0, unreadable: [], damaged: [] };
-    let after: string | null = '';
-    while (after !== null) {
-      const batch: KeyRotationBatch = await this.rotateBatch(batchSize, after);
-      total.rotated += batch.rotated;
-      total.unreadable.push(...batch.unreadable);
-      total.damaged.push(...batch.damaged);
-      onProgress?.(total.rotated);
-      after = batch.next;
-    }
+    await walkInBatches(
+      (after) => this.rotateBatch(batchSize, after),
+      (batch) => {
+        total.rotated += batch.rotated;
+        total.unreadable.push(...batch.unreadable);
+        total.damaged.push(...batch.damaged);
+        onProgress?.(total.rotated);
+      },
+    );
     return total;
   }
 
