@@ -229,9 +229,9 @@ export function insertRowsInSqliteTransaction<R>(trx: Kysely<Tables> | Transacti
  * the event loop handles one round of I/O — the requests of many connections — is sent as one
  * query, so fifty concurrent requests cost a few round trips instead of fifty, and callers asking
  * for the same row share one look-up. While a batch of a statement is on its way, callers of that
- * statement gather for the next one, sent when it lands: each query costs the event loop about
- * as much to send (the socket write wakes the database) as a request costs to answer, so fewer,
- * fuller batches leave more of it for requests. A batch is sent after its callers asked, so it
+ * statement gather for the next one, sent a turn of the event loop after it lands: each query
+ * costs the event loop about as much to send (the socket write wakes the database) as a request
+ * costs to answer, so fewer, fuller batches leave more of it for requests. A batch is sent after its callers asked, so it
  * sees every write committed before them: nothing is cached.
  */
 function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
@@ -251,7 +251,12 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   };
   const landed = (text: string): void => {
     inFlight.delete(text);
-    if (pending.has(text)) schedule();
+    // The next batch leaves a turn of the event loop later, not at once: the answers this batch
+    // brought go out now, and what their clients ask next, arriving meanwhile, joins the
+    // callers already waiting. Sent at once, the batch would carry only those, and under load
+    // the requests split into two halves taking turns (a third more queries for a consent
+    // decision on PostgreSQL, which cost the process more than the turn: bench/RESULTS.md).
+    if (pending.has(text)) setImmediate(schedule);
   };
 
   const flush = (): void => {
