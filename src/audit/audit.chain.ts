@@ -59,7 +59,12 @@ export function entryMiddle(entry: Omit<ChainFields, 'seq' | 'prev_hash'>): stri
 
 /** SHA-256 of the serialisation, base64url (the project's text form of binary values). */
 export function hashEntry(entry: ChainFields): string {
-  return oneShotHash('sha256', serializeEntry(entry), 'base64url');
+  return chainHash(entry.seq, entryMiddle(entry), entry.prev_hash);
+}
+
+/** hashEntry() from an entry's place in the chain and its entryMiddle(), for callers that keep the middle. */
+export function chainHash(seq: number, middle: string, prevHash: string): string {
+  return oneShotHash('sha256', chainText(seq, middle, prevHash), 'base64url');
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Keyring } from '../core/keyring.js';
 import {
   GENESIS_HASH,
   canonicalDetails,
-  chainText,
+  chainHash,
   checkpointSignatureValid,
   entryMiddle,
   hashEntry,
@@ -342,7 +342,7 @@ export class AuditService implements AuditWriter {
       const previous = chain[i - 1]!;
       // The middle was made from the very fields the statement stores (with `at`), so this is
       // serializeEntry() of the stored row, without serialising the row again.
-      if (link.seq !== previous.seq + 1 || link.hash !== oneShotHash('sha256', chainText(link.seq, entries[i - 1]!.middle, previous.hash), 'base64url')) throw mismatch();
+      if (link.seq !== previous.seq + 1 || link.hash !== chainHash(link.seq, entries[i - 1]!.middle, previous.hash)) throw mismatch();
       if (link.seq % this.checkpointEvery === 0) checkpoints.push(this.sign(link.seq, link.hash, at));
     }
     return checkpoints;
@@ -397,8 +397,8 @@ export class AuditService implements AuditWriter {
       const seq = head.seq + 1 + i;
       const fields = entryFields(events[i]!, at, millis);
       const middle = entryMiddle(fields);
-      // hashEntry() of the row, from the middle the store sends on as well.
-      const hash = oneShotHash('sha256', chainText(seq, middle, prevHash), 'base64url');
+      // The middle is kept: the store sends it on as the row (entryRowJson).
+      const hash = chainHash(seq, middle, prevHash);
       rows[i] = { seq, ...fields, prev_hash: prevHash, hash };
       middles[i] = middle;
       prevHash = hash;
