@@ -11,6 +11,7 @@ import { trackRoutes } from './auth.js';
 import { registerBodyParsers } from './body-parsers.js';
 import { documentErrors, documentRoute } from './openapi.js';
 import { registerProblemHandlers } from './problem.js';
+import { holdNextTickShape } from './next-tick-shape.js';
 import { lazyChildLogger } from './request-logger.js';
 import { registerSecurityHeaders } from './security-headers.js';
 
@@ -40,6 +41,8 @@ export interface HttpOptions {
  * (app.ts); nothing listens until `listen` is called, so tests use `inject`.
  */
 export async function createHttpApp({ config, logger, version }: HttpOptions): Promise<FastifyInstance> {
+  // Before the routes are compiled (see next-tick-shape.ts).
+  holdNextTickShape();
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: lazyChildLogger,
