@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { createApp } from './app.js';
+import { holdNextTickShape } from './http/next-tick-shape.js';
 import { EXIT, parseCommandArgs, type CommandIO } from './cli/io.js';
 import { loadConfig } from './core/config.js';
 import { formatReport } from './policy/policy.issues.js';
@@ -12,6 +13,8 @@ import { isSupervisedWorker, leaveSupervisor, runsBackgroundWork, superviseWorke
  * created before that), then opens the database, runs migrations and listens.
  */
 export async function serveCommand(args: string[], io: CommandIO): Promise<number> {
+  // First thing, before the database opens and its start-up collections run (next-tick-shape.ts).
+  holdNextTickShape();
   const { values, positionals } = parseCommandArgs(args, {
     port: { type: 'string', short: 'p' },
     host: { type: 'string' },

@@ -17,7 +17,8 @@ let heldEntry: object | undefined;
 
 /**
  * Captures one queue entry (through an async hook enabled for the length of one nextTick
- * call, then disabled) and keeps it. Idempotent; call it before the routes are compiled.
+ * call, then disabled) and keeps it. Idempotent; the earlier the better, since every rebuild
+ * before it counts: `pledge serve` calls it first thing, createHttpApp again for embedders.
  * Returns the held entry, for the test that checks the shape this relies on.
  */
 export function holdNextTickShape(): object | undefined {
