@@ -184,6 +184,33 @@ describe('what pledge keys rotate says about the outbox', () => {
   });
 });
 
+describe('mail sealed under a key no process holds', () => {
+  test('is reported with exit 1 even when nothing else is left, and the old key is no longer needed', async () => {
+    const directory = temporaryDirectory('pledge-rotate-stranded-');
+    const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const open = engineOpener(directory.path);
+    try {
+      const first = await open(gone);
+      await first.comms.enqueue({ topic: 'request_notice', to: { address: 'stranded@example.com' }, template: 'message', data: { subject: 'stranded', body: 'stranded' }, idempotencyKey: 'stranded' });
+      await first.close();
+      // The keyring moved to the second key before mail was part of a rotation; the first key is gone.
+      const second = await open(old, [gone]);
+      await second.keyring.rewrapSecrets(second.database);
+      await second.close();
+
+      const { out, err, io } = capturedIO(directory.path);
+      const code = await keysRotateCommand([], io, () => open(next, [old]));
+      assert.equal(code, 1, [...out, ...err].join('\n'));
+      assert.match(out[0]!, /^re-wrapped 0 data key\(s\), 0 outbox message\(s\) and 3 keyring secret\(s\) under key [0-9a-f]{12} in \d+\.\d s$/);
+      assert.equal(out[1], 'every process may now be restarted without PLEDGE_PREVIOUS_MASTER_KEYS');
+      assert.match(err.join('\n'), /^1 outbox message\(s\) are sealed under a master key that is neither PLEDGE_MASTER_KEY nor one of PLEDGE_PREVIOUS_MASTER_KEYS/m);
+      assert.doesNotMatch(err.join('\n'), /still under another master key/);
+    } finally {
+      directory.remove();
+    }
+  });
+});
+
 describe('data keys pledge keys rotate cannot open', () => {
   test('are left as they are and named, the rest is re-wrapped; the run ends with exit 1 and the old key file stays', async () => {
     const directory = temporaryDirectory('pledge-rotate-unopened-');
