@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { createApp } from './app.js';
-import { holdNextTickShape } from './http/next-tick-shape.js';
 import { EXIT, parseCommandArgs, type CommandIO } from './cli/io.js';
 import { loadConfig } from './core/config.js';
+import { holdNextTickShape } from './http/next-tick-shape.js';
 import { formatReport } from './policy/policy.issues.js';
 import { loadPolicyFile } from './policy/policy.load.js';
 import { startRetentionSchedule } from './retention/retention.scheduler.js';

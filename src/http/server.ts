@@ -9,9 +9,9 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { trackRoutes } from './auth.js';
 import { registerBodyParsers } from './body-parsers.js';
+import { holdNextTickShape } from './next-tick-shape.js';
 import { documentErrors, documentRoute } from './openapi.js';
 import { registerProblemHandlers } from './problem.js';
-import { holdNextTickShape } from './next-tick-shape.js';
 import { lazyChildLogger } from './request-logger.js';
 import { registerSecurityHeaders } from './security-headers.js';
 

@@ -152,19 +152,28 @@ describe('master key rotation in development (the key in the data directory)', (
   });
 });
 
+const notice = (name: string) => ({ topic: 'request_notice', to: { address: `${name}@example.com` }, template: 'message', data: { subject: name, body: name }, idempotencyKey: name });
+
+/**
+ * Mail 'stranded' sealed under `gone`; then the keyring moved to `old` before mail was part of a
+ * rotation, and `gone` was dropped. Returns the engine on `old` (the caller closes it).
+ */
+async function strandMailUnderGoneKey(open: ReturnType<typeof engineOpener>, gone: Buffer, old: Buffer): Promise<Awaited<ReturnType<typeof createEngine>>> {
+  const first = await open(gone);
+  await first.comms.enqueue(notice('stranded'));
+  await first.close();
+  const second = await open(old, [gone]);
+  await second.keyring.rewrapSecrets(second.database);
+  return second;
+}
+
 describe('what pledge keys rotate says about the outbox', () => {
   test('mail still under the old key keeps it needed (exit 1); mail under a key already gone is a warning of its own', async () => {
     const directory = temporaryDirectory('pledge-rotate-outbox-');
     const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
     const open = engineOpener(directory.path);
-    const notice = (name: string) => ({ topic: 'request_notice', to: { address: `${name}@example.com` }, template: 'message', data: { subject: name, body: name }, idempotencyKey: name });
     try {
-      const first = await open(gone);
-      await first.comms.enqueue(notice('stranded'));
-      await first.close();
-      // The key was rotated once before mail was part of the rotation, and the first key dropped.
-      const second = await open(old, [gone]);
-      await second.keyring.rewrapSecrets(second.database);
+      const second = await strandMailUnderGoneKey(open, gone, old);
       await second.comms.enqueue(notice('movable'));
       const altered = await second.comms.enqueue(notice('altered'));
       const { data_sealed: moved } = await second.database.db.selectFrom('comms_outbox').select('data_sealed').where('idempotency_key', 'like', '%:movable').executeTakeFirstOrThrow();
@@ -182,21 +191,13 @@ describe('what pledge keys rotate says about the outbox', () => {
       directory.remove();
     }
   });
-});
 
-describe('mail sealed under a key no process holds', () => {
-  test('is reported with exit 1 even when nothing else is left, and the old key is no longer needed', async () => {
+  test('mail sealed under a key no process holds is reported with exit 1 even when nothing else is left, and the old key is no longer needed', async () => {
     const directory = temporaryDirectory('pledge-rotate-stranded-');
     const [gone, old, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
     const open = engineOpener(directory.path);
     try {
-      const first = await open(gone);
-      await first.comms.enqueue({ topic: 'request_notice', to: { address: 'stranded@example.com' }, template: 'message', data: { subject: 'stranded', body: 'stranded' }, idempotencyKey: 'stranded' });
-      await first.close();
-      // The keyring moved to the second key before mail was part of a rotation; the first key is gone.
-      const second = await open(old, [gone]);
-      await second.keyring.rewrapSecrets(second.database);
-      await second.close();
+      await (await strandMailUnderGoneKey(open, gone, old)).close();
 
       const { out, err, io } = capturedIO(directory.path);
       const code = await keysRotateCommand([], io, () => open(next, [old]));
