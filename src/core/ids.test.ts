@@ -18,6 +18,16 @@ test('ids sort by creation time and do not repeat', () => {
   assert.equal(many.size, 10_000);
 });
 
+test('ids made in the same millisecond sort in the order they were made', () => {
+  const now = Date.UTC(2026, 5, 1, 12);
+  const made = Array.from({ length: 1000 }, () => newId('cns', now));
+  assert.deepEqual([...made].sort(), made);
+  assert.equal(new Set(made).size, made.length);
+  assert.ok(made.every((id) => id.slice(4, 14) === made[0]!.slice(4, 14)), 'the time part is the millisecond given');
+  const uuids = Array.from({ length: 1000 }, () => uuidV7(now));
+  assert.deepEqual([...uuids].sort(), uuids);
+});
+
 test('UUIDs of version 7 have the standard form, version and variant, and sort by creation time', () => {
   const id = uuidV7(Date.UTC(2026, 11, 3, 12));
   assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);

@@ -53,7 +53,16 @@ export function newId(prefix: IdPrefix, now: number = Date.now()): string {
   return `${prefix}_${encodeBase32(timeOrderedBytes(now))}`;
 }
 
-/** 16 bytes: `now` in milliseconds as 48 bits, big-endian, then 80 random bits. */
+/** The millisecond and random part of the last id made here (see timeOrderedBytes). */
+let lastMillisecond = -1;
+const lastRandom = new Uint8Array(10);
+
+/**
+ * 16 bytes: `now` in milliseconds as 48 bits, big-endian, then 80 random bits. Within one
+ * millisecond the random part of each id is the last one plus one (as monotonic ULIDs do), so
+ * ids made by this process in the same millisecond still sort in the order they were made: a
+ * ledger read "oldest first" by id must not swap two events recorded a moment apart.
+ */
 function timeOrderedBytes(now: number): Uint8Array {
   const bytes = new Uint8Array(16);
   let time = now;
@@ -61,7 +70,14 @@ function timeOrderedBytes(now: number): Uint8Array {
     bytes[i] = time % 256;
     time = Math.floor(time / 256);
   }
-  bytes.set(secureRandomBytes(10), 6);
+  if (now === lastMillisecond) {
+    // 80 bits of room: the carry never reaches the time.
+    for (let i = lastRandom.length - 1; i >= 0 && ++lastRandom[i]! === 256; i--) lastRandom[i] = 0;
+  } else {
+    lastMillisecond = now;
+    lastRandom.set(secureRandomBytes(10));
+  }
+  bytes.set(lastRandom, 6);
   return bytes;
 }
 
