@@ -182,6 +182,11 @@ const REFUSALS: ReadonlySet<ConsentAction> = new Set(['denied', 'withdrawn', 'op
 const MAX_CHOICES = 200;
 
 /** Is this an id a consent holder can have: a subject or an anonymous visitor? */
+/** A holder's decision about a purpose, as the HTTP check answers it. */
+function holderDecision(holder: string, purpose: string, verdict: ConsentDecision, state: { action: ConsentAction; decided_at: string } | undefined): HolderDecision {
+  return { holder, purpose, allowed: verdict.allowed, reason: verdict.reason, decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
+}
+
 export function holderKind(holder: string): 'subject' | 'visitor' {
   if (isId(holder, 'sub')) return 'subject';
   if (isId(holder, 'vis')) return 'visitor';
@@ -585,18 +590,25 @@ export class ConsentService implements ConsentGate {
    * The decision with its record, for the HTTP check. An unknown holder is reported only when
    * nothing is recorded for it, so the common case stays one read.
    */
-  async decision(holder: string, purposeId: string): Promise<HolderDecision> {
-    const kind = holderKind(holder);
-    const purpose = this.purpose(purposeId);
-    if (this.sharingCanBeRefused(purpose)) {
-      const states = await this.statesByKey(this.deps.database.db, holder);
-      if (states.size === 0 && kind === 'subject') await this.requireSubject(holder);
-      const own = states.get(`purpose:${purposeId}`);
-      return { holder, purpose: purposeId, ...this.purposeVerdict(purpose, states), decision: own?.action ?? null, decidedAt: own?.decided_at ?? null };
+  decision(holder: string, purposeId: string): Promise<HolderDecision> {
+    // Not an async function: the common case (a state recorded) is one read and one callback,
+    // on the hottest route there is. A failure still arrives as a rejection.
+    try {
+      const purpose = this.purpose(purposeId);
+      if (this.sharingCanBeRefused(purpose)) return this.sharingPurposeDecision(holder, purpose);
+      return store.stateOf(this.deps.database.db, holder, 'purpose', purposeId).then((state) => {
+        if (state || holderKind(holder) !== 'subject') return holderDecision(holder, purposeId, this.verdict(purpose, state), state);
+        return this.requireSubject(holder).then(() => holderDecision(holder, purposeId, this.verdict(purpose, state), state));
+      });
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    const state = await store.stateOf(this.deps.database.db, holder, 'purpose', purposeId);
-    if (!state && kind === 'subject') await this.requireSubject(holder);
-    return { holder, purpose: purposeId, ...this.verdict(purpose, state), decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
+  }
+
+  private async sharingPurposeDecision(holder: string, purpose: Purpose): Promise<HolderDecision> {
+    const states = await this.statesByKey(this.deps.database.db, holder);
+    if (states.size === 0 && holderKind(holder) === 'subject') await this.requireSubject(holder);
+    return holderDecision(holder, purpose.id, this.purposeVerdict(purpose, states), states.get(`purpose:${purpose.id}`));
   }
 
   /** A declared purpose the person may refuse (not necessary, not a legal obligation). */

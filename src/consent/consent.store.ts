@@ -1,12 +1,12 @@
 import { CompiledQuery, sql, SqliteAdapter, type Kysely, type QueryCreator, type Transaction } from 'kysely';
-import { compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, runStatement } from '../core/db.js';
+import { compiledFirst, compiledOnce, insertRowsInSqliteTransaction, jsonRowFields, preparedOnPostgres, rowsAsJson, runStatement } from '../core/db.js';
 import type { ChainLink, StatementAppend } from '../audit/audit.types.js';
 import type { Tables } from '../core/db.tables.js';
 import type { ConsentEventsTable, ConsentReceiptsTable, ConsentSignalsTable, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
-const stateByKey = compiledOnce((db: Kysely<Tables>, holder: string, kind: ConsentTargetKind, target: string) =>
+const stateByKey = compiledFirst((db: Kysely<Tables>, holder: string, kind: ConsentTargetKind, target: string) =>
   db
     .selectFrom('consent_state')
     .select(['action', 'decided_at'])
@@ -134,7 +134,7 @@ function upsertLatest(creator: QueryCreator<Tables>, rows: ConsentStateTable[]) 
 /** The only code that touches the consent_* tables. */
 export const consentStore = {
   /** One decision, by primary key: the question every purpose-checked read asks. */
-  stateOf: (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) => stateByKey(executor, holder, kind, target).then((rows) => rows[0]),
+  stateOf: (executor: Executor, holder: string, kind: ConsentTargetKind, target: string) => stateByKey(executor, holder, kind, target),
 
   /** The decisions on a purpose and on a recipient (by primary key, in one statement). */
   async purposeAndRecipientStates(executor: Executor, holder: string, purpose: string, recipient: string) {

@@ -115,7 +115,8 @@ const CHECKPOINT_INTERVAL_MS = 500;
  * SQLite's own work for a primary-key read.
  */
 interface Reader {
-  all<R>(sql: string, parameters: readonly unknown[]): Promise<R[]>;
+  /** The rows of `sql`, or with `first` only the first row (undefined when there is none). */
+  all(sql: string, parameters: readonly unknown[], first: boolean): Promise<unknown>;
   close(): void;
 }
 
@@ -178,9 +179,9 @@ function sqliteReader(file: string): Reader {
   };
 
   return {
-    all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
-      return new Promise<R[]>((resolve, reject) => {
-        pending.push({ statement: open().prepare(text), parameters, resolve: resolve as (rows: unknown[]) => void, reject });
+    all(text: string, parameters: readonly unknown[], first: boolean): Promise<unknown> {
+      return new Promise<unknown>((resolve, reject) => {
+        pending.push({ statement: open().prepare(text), parameters, first, resolve, reject });
         if (!scheduled) {
           scheduled = true;
           setImmediate(flush);
@@ -236,7 +237,9 @@ export function insertRowsInSqliteTransaction<R>(trx: Kysely<Tables> | Transacti
  */
 function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   const run = async <R>(text: string, values: unknown[]): Promise<R[]> => (await (await pool()).query({ name: statementName(text), text, values })).rows as R[];
-  const runAlone = (text: string, call: PendingLookup): void => void run(text, call.parameters as unknown[]).then(call.resolve, call.reject);
+  // A batch comes back as arrays (pg builds no object per row); each caller's rows are built once, without the ordinal.
+  const runBatch = async (text: string, values: unknown[]) => (await pool()).query<unknown[]>({ name: statementName(text), text, values, rowMode: 'array' });
+  const runAlone = (text: string, call: PendingLookup): void => void run<Record<string, unknown>>(text, call.parameters as unknown[]).then((rows) => shareRows([call], rows), call.reject);
   const pending = new Map<string, PendingLookup[]>();
   // Statements whose batched form PostgreSQL refused (a column that is not text): run alone.
   const alone = new Set<string>();
@@ -280,14 +283,17 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
       }
       const arity = calls[0]!.parameters.length;
       const columns = Array.from({ length: arity }, (_, index) => textArrayLiteral(askers.map((same) => same[0]!.parameters[index] as string)));
-      run<Record<string, unknown>>(batchedLookupSql(text, arity), columns).then(
-        (rows) => {
+      runBatch(batchedLookupSql(text, arity), columns).then(
+        ({ rows, fields }) => {
           const byAsker: Array<Record<string, unknown>[]> = askers.map(() => []);
-          // Copied without the ordinal rather than deleting it: deleting a row's first property
-          // turns it into a slow dictionary, and every later read and copy of it (shareRows)
-          // cost five times as much.
-          for (const { [BATCH_ORDINAL]: ordinal, ...row } of rows) byAsker[Number(ordinal) - 1]!.push(row);
-          byAsker.forEach((rowsOf, index) => answer(index, rowsOf));
+          // The ordinal is the first column; the row is built from the others, in order.
+          const names = fields.map((field) => field.name);
+          for (const values of rows) {
+            const row: Record<string, unknown> = {};
+            for (let column = 1; column < names.length; column++) row[names[column]!] = values[column];
+            byAsker[Number(values[0]) - 1]!.push(row);
+          }
+          for (let index = 0; index < askers.length; index++) answer(index, byAsker[index]!);
         },
         (error: unknown) => {
           const code = (error as { code?: string }).code;
@@ -300,12 +306,12 @@ function postgresReader(pool: () => Promise<import('pg').Pool>): Reader {
   };
 
   return {
-    all<R>(text: string, parameters: readonly unknown[]): Promise<R[]> {
+    all(text: string, parameters: readonly unknown[], first: boolean): Promise<unknown> {
       // Only text parameters go into a batch: they travel as text[] columns, compared as text.
-      if (parameters.length === 0 || alone.has(text) || !parameters.every((value) => typeof value === 'string')) return run<R>(text, parameters as unknown[]);
-      return new Promise<R[]>((resolve, reject) => {
+      if (parameters.length === 0 || alone.has(text) || !allText(parameters)) return run(text, parameters as unknown[]).then((rows) => (first ? rows[0] : rows));
+      return new Promise<unknown>((resolve, reject) => {
         const calls = pending.get(text);
-        const call: PendingLookup = { parameters, resolve: resolve as (rows: unknown[]) => void, reject };
+        const call: PendingLookup = { parameters, first, resolve, reject };
         if (calls) calls.push(call);
         else pending.set(text, [call]);
         if (!inFlight.has(text)) schedule();
@@ -374,32 +380,50 @@ function preparingClient(Client: typeof import('pg').Client): typeof import('pg'
 
 interface PendingLookup {
   parameters: readonly unknown[];
-  resolve: (rows: unknown[]) => void;
+  /** The caller wants the first row only (or undefined), not the list. */
+  first: boolean;
+  resolve: (answer: unknown) => void;
   reject: (error: unknown) => void;
+}
+
+function allText(values: readonly unknown[]): boolean {
+  for (let index = 0; index < values.length; index++) if (typeof values[index] !== 'string') return false;
+  return true;
 }
 
 /**
  * Lookups of one statement grouped by their values, in the order first asked: each group is
  * answered by one look-up. Values are compared as text, so only lookups whose values are all
  * strings are grouped (the PostgreSQL reader batches nothing else); any other stays alone.
+ * Grouped by the first value, then compared value by value: no key text is built per lookup
+ * (building and hashing one was the largest cost of grouping a batch).
  */
 function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
-  const text: L[] = [];
-  const other: L[] = [];
-  for (const call of calls) (call.parameters.every((value) => typeof value === 'string') ? text : other).push(call);
-  const grouped = groupBy(text, (call) => (call.parameters.length === 1 ? (call.parameters[0] as string) : lookupKey(call.parameters as readonly string[])));
-  return [...grouped.values(), ...other.map((call) => [call])];
+  const groups: L[][] = [];
+  const byFirstValue = new Map<string, L[][]>();
+  for (const call of calls) {
+    const values = call.parameters;
+    if (values.length === 0 || !allText(values)) {
+      groups.push([call]);
+      continue;
+    }
+    const candidates = byFirstValue.get(values[0] as string);
+    const same = candidates?.find((group) => sameValues(group[0]!.parameters, values));
+    if (same) same.push(call);
+    else {
+      const group = [call];
+      groups.push(group);
+      if (candidates) candidates.push(group);
+      else byFirstValue.set(values[0] as string, [group]);
+    }
+  }
+  return groups;
 }
 
-/**
- * One key for several text values, each prefixed with its length: joined with a separator,
- * ['a\u0000b', 'c'] and ['a', 'b\u0000c'] would meet. (It was JSON.stringify, the largest single
- * cost of grouping a batch.)
- */
-function lookupKey(values: readonly string[]): string {
-  let key = '';
-  for (const value of values) key += `${value.length}:${value}`;
-  return key;
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let index = 1; index < a.length; index++) if (a[index] !== b[index]) return false;
+  return true;
 }
 
 /** `items` by key, each group in the order its items came, the groups in the order first seen. */
@@ -414,11 +438,16 @@ function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> 
   return groups;
 }
 
-/** One look-up's rows to every caller that asked it: each gets rows of its own, so one changing its copy does not change another's. */
+/**
+ * One look-up's rows to every caller that asked it (the list, or the first row for those that
+ * want only it): each gets rows of its own, so one changing its copy does not change another's.
+ */
 function shareRows(askers: readonly PendingLookup[], rows: Array<Record<string, unknown>>): void {
-  const [first, ...others] = askers;
-  first!.resolve(rows);
-  for (const other of others) other.resolve(rows.map((row) => ({ ...row })));
+  for (let index = 0; index < askers.length; index++) {
+    const asker = askers[index]!;
+    const own = index === 0 ? rows : asker.first ? rows.slice(0, 1).map((row) => ({ ...row })) : rows.map((row) => ({ ...row }));
+    asker.resolve(asker.first ? own[0] : own);
+  }
 }
 
 const BATCH_ORDINAL = 'pledge_batch_ordinal';
@@ -600,12 +629,38 @@ export async function ping<T>(database: Database<T>): Promise<boolean> {
  *   const rows = await subjectById(executor, subjectId);
  */
 export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...values: A) => Compilable<R>): (executor: Kysely<DB>, ...values: A) => Promise<R[]> {
+  const run = compiledRunner(build);
+  return (executor, ...values) => run(executor, values, false) as Promise<R[]>;
+}
+
+/**
+ * compiledOnce for a look-up of one row (by a key): resolves with the row, or undefined. The
+ * reader hands the row over itself, without a promise and a turn of its own to take it out
+ * of the list — on the hottest reads, that was work on every call.
+ */
+export function compiledFirst<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...values: A) => Compilable<R>): (executor: Kysely<DB>, ...values: A) => Promise<R | undefined> {
+  const run = compiledRunner(build);
+  return (executor, ...values) => run(executor, values, true) as Promise<R | undefined>;
+}
+
+interface CompiledEntry<R> {
+  query: CompiledQuery<R>;
+  slots: Array<{ value: number } | { constant: unknown }>;
+  /** The compiled parameters are the call's values, in order: bound as they come. */
+  inOrder: boolean;
+  /** Where a read outside any transaction runs (see Reader); undefined: through Kysely. */
+  reader: Reader | undefined;
+}
+
+function compiledRunner<DB, A extends unknown[], R>(build: (db: Kysely<DB>, ...values: A) => Compilable<R>): (executor: Kysely<DB>, values: A, first: boolean) => Promise<unknown> {
   // Keyed by the dialect's adapter class: one process may talk to SQLite and PostgreSQL.
-  const compiled = new Map<unknown, { query: CompiledQuery<R>; slots: Array<{ value: number } | { constant: unknown }>; read: boolean }>();
-  const run = (executor: Kysely<DB>, values: A): Promise<R[]> => {
+  const compiled = new Map<unknown, Omit<CompiledEntry<R>, 'reader'>>();
+  // Each executor's entry, found with one look-up on later calls.
+  const byExecutor = new WeakMap<object, CompiledEntry<R>>();
+  const entryFor = (executor: Kysely<DB>, values: A): CompiledEntry<R> => {
     const adapterClass = executor.getExecutor().adapter.constructor;
-    let entry = compiled.get(adapterClass);
-    if (!entry) {
+    let shared = compiled.get(adapterClass);
+    if (!shared) {
       const standIns = values.map((_, index) => ({ standIn: index }));
       const query = build(executor, ...(standIns as unknown as A)).compile();
       const slots = query.parameters.map((parameter) => {
@@ -613,20 +668,28 @@ export function compiledOnce<DB, A extends unknown[], R>(build: (db: Kysely<DB>,
         return index >= 0 ? { value: index } : { constant: parameter };
       });
       preparedOnPostgres(query.sql);
-      entry = { query, slots, read: query.query.kind === 'SelectQueryNode' };
-      compiled.set(adapterClass, entry);
+      const inOrder = slots.length === values.length && slots.every((slot, index) => 'value' in slot && slot.value === index);
+      shared = { query, slots, inOrder };
+      compiled.set(adapterClass, shared);
     }
-    const parameters = entry.slots.map((slot) => ('value' in slot ? values[slot.value] : slot.constant));
-    // A read outside any transaction (the root instance, not a Transaction) goes to the reader.
-    const reader = entry.read ? readers.get(executor) : undefined;
-    if (reader) return reader.all<R>(entry.query.sql, parameters);
-    return executor.executeQuery<R>({ ...entry.query, parameters }).then((result) => result.rows as R[]);
+    // A transaction reads through itself, and lives for a few statements: nothing to remember.
+    if (executor.isTransaction) return { ...shared, reader: undefined };
+    // A read outside any transaction (the root instance) goes to the reader.
+    const entry = { ...shared, reader: shared.query.query.kind === 'SelectQueryNode' ? readers.get(executor) : undefined };
+    byExecutor.set(executor, entry);
+    return entry;
+  };
+  const run = (executor: Kysely<DB>, values: A, first: boolean): Promise<unknown> => {
+    const entry = byExecutor.get(executor) ?? entryFor(executor, values);
+    const parameters = entry.inOrder ? values : entry.slots.map((slot) => ('value' in slot ? values[slot.value] : slot.constant));
+    if (entry.reader) return entry.reader.all(entry.query.sql, parameters, first);
+    return executor.executeQuery<R>({ ...entry.query, parameters }).then((result) => (first ? result.rows[0] : result.rows));
   };
   // Not an async function: the reader's promise is handed back as it is, without another
   // promise and turn around it on every hot read. A failure still arrives as a rejection.
-  return (executor, ...values) => {
+  return (executor, values, first) => {
     try {
-      return run(executor, values);
+      return run(executor, values, first);
     } catch (error) {
       return Promise.reject(error as Error);
     }

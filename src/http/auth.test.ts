@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
 import type { LightMyRequestResponse } from 'fastify';
 import { testDialects } from '../../test/support/databases.js';
 import { createStaffTestApp, type StaffTestApp } from '../staff/staff.test-support.js';
-import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type StaffService } from '../staff/staff.service.js';
+import { API_KEY_CACHE_MS, SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, StaffService } from '../staff/staff.service.js';
+import type { Actor } from '../staff/permissions.js';
 import { cookieIsSecure, CSRF_HEADER, registerAuth, registeredRoutes, SESSION_COOKIE, trackRoutes } from './auth.js';
 import { authorisationCases } from './auth.testing.js';
 
@@ -270,6 +272,49 @@ for (const dialect of testDialects()) {
       assert.equal(refused.statusCode, 401);
       assert.equal(refused.json().code, 'api_key_revoked');
       assert.match(String(refused.headers['www-authenticate']), /^Bearer/);
+    });
+
+    test('a kept-alive connection reusing its key: revocation here or elsewhere, expiry and another token each end it as they would a new call', async () => {
+      const owner: Actor = { type: 'staff', id: 'stf_test', role: 'owner' };
+      const expiresAt = new Date(app.clock.now().getTime() + 30 * 60_000).toISOString();
+      const first = await app.staff.createApiKey(owner, { name: 'kept', permissions: ['data:read'], purposes: 'all' });
+      const second = await app.staff.createApiKey(owner, { name: 'elsewhere', permissions: ['data:read'], purposes: 'all' });
+      const third = await app.staff.createApiKey(owner, { name: 'expiring', permissions: ['data:read'], purposes: 'all', expiresAt });
+      const base = await app.http.listen({ port: 0, host: '127.0.0.1' });
+      // One connection, kept alive: every call after the first goes over the same socket.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const call = (key: string) =>
+        new Promise<{ status: number; code?: string; reused: boolean }>((resolve, reject) => {
+          const request = http.get(`${base}/test/data`, { agent, headers: { authorization: `Bearer ${key}` } }, (response) => {
+            let body = '';
+            response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+            response.on('end', () => resolve({ status: response.statusCode!, code: (JSON.parse(body) as { code?: string }).code, reused: request.reusedSocket }));
+          });
+          request.on('error', reject);
+        });
+      try {
+        assert.equal((await call(first.key)).status, 200);
+        assert.deepEqual(await call(first.key), { status: 200, code: undefined, reused: true });
+        // Another token on the same connection is its own key, even one character apart.
+        assert.deepEqual(await call(`${first.key.slice(0, -1)}${first.key.endsWith('A') ? 'B' : 'A'}`), { status: 401, code: 'unauthenticated', reused: true });
+        assert.equal((await call(first.key)).status, 200);
+        await app.staff.revokeApiKey(owner, first.apiKey.id);
+        assert.deepEqual(await call(first.key), { status: 401, code: 'api_key_revoked', reused: true });
+
+        assert.equal((await call(second.key)).status, 200);
+        // Another process revokes it: like the cache, the connection holds it for the cache's second at most.
+        const other = new StaffService(app.database, app.audit, app.clock, { secret: () => Buffer.alloc(32, 7) });
+        await other.revokeApiKey(owner, second.apiKey.id);
+        assert.equal((await call(second.key)).status, 200);
+        app.clock.advance(API_KEY_CACHE_MS);
+        assert.deepEqual(await call(second.key), { status: 401, code: 'api_key_revoked', reused: true });
+
+        assert.equal((await call(third.key)).status, 200);
+        app.clock.advance(30 * 60_000);
+        assert.deepEqual(await call(third.key), { status: 401, code: 'api_key_expired', reused: true });
+      } finally {
+        agent.destroy();
+      }
     });
 
     test('staff management over HTTP: add, list, change a role; bad input gets precise problems that echo nothing', async () => {

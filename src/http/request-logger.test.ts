@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import pino from 'pino';
-import type { FastifyBaseLogger } from 'fastify';
-import { lazyChildLogger } from './request-logger.js';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { lazyChildLogger, requestLogController } from './request-logger.js';
 
 function capture(level: string): { logger: FastifyBaseLogger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -46,4 +46,28 @@ test("a route's own level decides for its requests, above or below the server's"
   assert.equal(quiet.isLevelEnabled('info'), false);
   assert.equal(quiet.isLevelEnabled('error'), true);
   assert.equal(chatty.isLevelEnabled('debug'), true);
+});
+
+test("Fastify's per-request lines are written at info and skipped above it; a failed response is still logged", async () => {
+  const linesAt = async (level: string) => {
+    const { logger, lines } = capture(level);
+    const app = Fastify({ loggerInstance: logger, childLoggerFactory: lazyChildLogger, logController: requestLogController() });
+    app.get('/ok', async () => ({ ok: true }));
+    app.get('/broken', (_request, reply) => {
+      // Headers out, then the connection fails: Fastify reports the response as errored.
+      reply.raw.writeHead(200);
+      reply.raw.destroy(new Error('socket gone'));
+    });
+    await app.inject('/ok');
+    await app.inject('/broken').catch(() => undefined);
+    await app.close();
+    await settle();
+    return lines.map((line) => line.msg);
+  };
+  const atInfo = await linesAt('info');
+  assert.equal(atInfo.filter((message) => message === 'incoming request').length, 2);
+  assert.ok(atInfo.includes('request completed'));
+  const atWarn = await linesAt('warn');
+  assert.ok(!atWarn.includes('incoming request') && !atWarn.includes('request completed'), atWarn.join(', '));
+  assert.ok(atWarn.includes('request errored'), atWarn.join(', '));
 });

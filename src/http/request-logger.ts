@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 type Bindings = Record<string, unknown>;
@@ -82,4 +82,24 @@ class LazyRequestLogger {
 /** Fastify's `childLoggerFactory`: a request logger that becomes a pino child on first use. */
 export function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildOptions): FastifyBaseLogger {
   return new LazyRequestLogger(logger as PinoLike, bindings, options) as unknown as FastifyBaseLogger;
+}
+
+/**
+ * Fastify's own per-request lines ("incoming request", "request completed"), skipped before
+ * their objects are built when the request's logger would drop them (the `warn` level of a
+ * busy production server): Fastify builds them first and lets the logger drop them.
+ */
+class LevelAwareLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
+    if ((request.log as PinoLike).isLevelEnabled('info')) super.incomingRequest(request, reply);
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if ((request.log as PinoLike).isLevelEnabled(error ? 'error' : 'info')) super.requestCompleted(error, request, reply);
+  }
+}
+
+/** Fastify's `logController`, made for each app. */
+export function requestLogController(): LogController {
+  return new LevelAwareLogController();
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import swagger, { type SwaggerTransformObject } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -12,7 +11,8 @@ import { registerBodyParsers } from './body-parsers.js';
 import { holdNextTickShape } from './next-tick-shape.js';
 import { documentErrors, documentRoute } from './openapi.js';
 import { registerProblemHandlers } from './problem.js';
-import { lazyChildLogger } from './request-logger.js';
+import { requestIdGenerator } from './request-ids.js';
+import { lazyChildLogger, requestLogController } from './request-logger.js';
 import { registerSecurityHeaders } from './security-headers.js';
 
 export type HttpApp = FastifyInstance;
@@ -46,8 +46,9 @@ export async function createHttpApp({ config, logger, version }: HttpOptions): P
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: lazyChildLogger,
+    logController: requestLogController(),
     bodyLimit: config.bodyLimit,
-    genReqId: () => randomUUID(),
+    genReqId: requestIdGenerator(),
     requestIdHeader: false,
     // The union is what Fastify accepts; its overloads just do not spell it out.
     trustProxy: config.trustProxy as boolean,

@@ -137,9 +137,19 @@ type ApiKeyActor = Extract<Actor, { type: 'api_key' }>;
 interface VerifiedApiKey {
   row: ApiKeysTable;
   actor: ApiKeyActor;
-  expiresAtMs: number;
-  /** When last_used_at is next written (at most once a minute per key). */
-  touchDueMs: number;
+  known: KnownApiKey;
+}
+
+/**
+ * An API key verified moments ago (knownApiKey), as one connection may keep it for its next
+ * calls (see http/auth.ts): it holds until `validUntilMs` — the cache's own limit, the key's
+ * expiry, its next last-used stamp, whichever comes first — and only while no key has been
+ * revoked in this process since it was verified (`generation`).
+ */
+export interface KnownApiKey {
+  readonly actor: ApiKeyActor;
+  readonly validUntilMs: number;
+  readonly generation: number;
 }
 
 /** The keyring's part that this domain uses: the token signing secret (for CSRF tokens). */
@@ -150,6 +160,9 @@ export class StaffService {
   private dummyHash: Promise<string> | undefined;
   /** Verified API keys by secret hash (never by the secret itself), with the actor they stand for. */
   private readonly apiKeys: TtlCache<string, VerifiedApiKey>;
+  private readonly apiKeyCacheMs: number;
+  /** Moves on with every revocation in this process: what was known before it no longer holds. */
+  private apiKeyGeneration = 0;
 
   private readonly declaredPurposes: StaffServiceOptions['declaredPurposes'];
 
@@ -163,7 +176,8 @@ export class StaffService {
     this.declaredPurposes = options.declaredPurposes;
     const limit = options.loginRateLimit ?? LOGIN_RATE_LIMIT;
     this.limiter = new AttemptLimiter(clock, limit.limit, limit.windowMs);
-    this.apiKeys = new TtlCache({ max: 10_000, ttlMs: options.apiKeyCacheMs ?? API_KEY_CACHE_MS, now: () => clock.now().getTime() });
+    this.apiKeyCacheMs = options.apiKeyCacheMs ?? API_KEY_CACHE_MS;
+    this.apiKeys = new TtlCache({ max: 10_000, ttlMs: this.apiKeyCacheMs, now: () => clock.now().getTime() });
   }
 
   // --- staff accounts ------------------------------------------------------------------------
@@ -479,6 +493,7 @@ export class StaffService {
     });
     // After the commit, so that no look-up can cache the key as it was before.
     this.apiKeys.clear();
+    this.apiKeyGeneration++;
     return toApiKeyView(row, this.clock.now());
   }
 
@@ -487,8 +502,7 @@ export class StaffService {
     if (typeof token !== 'string' || !token.startsWith(API_KEY_PREFIX) || token.length > 128) throw unauthenticated();
     const secretHash = hashToken(token);
     const cached = this.apiKeys.get(secretHash);
-    const known = cached && this.stillVerified(cached);
-    if (known) return known;
+    if (cached && this.isStillKnown(cached.known)) return cached.actor;
     const row = cached?.row ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
     // The look-up is by hash; comparing once more in constant time costs nothing and guards a collation surprise.
     if (!row || !safeEqual(row.secret_hash, secretHash)) throw unauthenticated();
@@ -501,12 +515,13 @@ export class StaffService {
     }
     const view = toApiKeyView(row, nowDate);
     const actor: ApiKeyActor = { type: 'api_key', id: row.id, permissions: view.permissions, purposes: view.purposes };
-    this.apiKeys.set(secretHash, {
-      row,
-      actor,
-      expiresAtMs: row.expires_at === null ? Infinity : Date.parse(row.expires_at),
-      touchDueMs: Date.parse(row.last_used_at!) + API_KEY_TOUCH_MS,
-    });
+    const validUntilMs = Math.min(
+      nowDate.getTime() + this.apiKeyCacheMs,
+      row.expires_at === null ? Infinity : Date.parse(row.expires_at),
+      // When last_used_at is next written (at most once a minute per key).
+      Date.parse(row.last_used_at!) + API_KEY_TOUCH_MS,
+    );
+    this.apiKeys.set(secretHash, { row, actor, known: { actor, validUntilMs, generation: this.apiKeyGeneration } });
     return actor;
   }
 
@@ -515,16 +530,15 @@ export class StaffService {
    * service calling many times a second; undefined when the key must be looked up (unknown, no
    * longer cached, expired or due for its last-used stamp), then authenticateApiKey decides.
    */
-  knownApiKey(token: string): ApiKeyActor | undefined {
+  knownApiKey(token: string): KnownApiKey | undefined {
     if (typeof token !== 'string' || token.length > 128) return undefined;
     const cached = this.apiKeys.get(hashToken(token));
-    return cached && this.stillVerified(cached);
+    return cached && this.isStillKnown(cached.known) ? cached.known : undefined;
   }
 
-  /** A cached verification still good now: not expired, and not due for its last-used stamp. */
-  private stillVerified(verified: VerifiedApiKey): ApiKeyActor | undefined {
-    const now = this.clock.now().getTime();
-    return now < verified.expiresAtMs && now < verified.touchDueMs ? verified.actor : undefined;
+  /** Whether a key known earlier (knownApiKey) still holds now: in time, and no revocation since. */
+  isStillKnown(known: KnownApiKey): boolean {
+    return known.generation === this.apiKeyGeneration && this.clock.now().getTime() < known.validUntilMs;
   }
 
   /** The key behind an API-key actor, for GET /v1/auth/me. */

@@ -1,11 +1,11 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Tables } from '../core/db.tables.js';
-import { compiledOnce, type DialectName } from '../core/db.js';
+import { compiledFirst, type DialectName } from '../core/db.js';
 import type { ApiKeysTable, StaffSessionsTable, StaffUsersTable } from './staff.tables.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
-const apiKeyBySecretHash = compiledOnce((db: Kysely<Tables>, secretHash: string) => db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash));
+const apiKeyBySecretHash = compiledFirst((db: Kysely<Tables>, secretHash: string) => db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash));
 
 /** A session with what authentication needs from its staff account, in one query. */
 export interface SessionWithStaff extends StaffSessionsTable {
@@ -130,7 +130,7 @@ export const staffStore = {
     await executor.insertInto('api_keys').values(row).execute();
   },
 
-  findApiKeyBySecretHash: async (executor: Executor, secretHash: string) => (await apiKeyBySecretHash(executor, secretHash))[0],
+  findApiKeyBySecretHash: (executor: Executor, secretHash: string) => apiKeyBySecretHash(executor, secretHash),
 
   findApiKeyById: (executor: Executor, id: string) => executor.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst(),
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { walkInBatches } from '../core/batches.js';
-import { compiledOnce, type Database } from '../core/db.js';
+import { compiledFirst, type Database } from '../core/db.js';
 import type { Keyring } from '../core/keyring.js';
 import { PledgeError } from '../core/errors.js';
 import { TtlCache } from '../core/ttl-cache.js';
@@ -9,7 +9,7 @@ import type { KeystoreTables, SubjectFieldsTable } from './subjects.tables.js';
 import type { FieldValue } from './subjects.service.js';
 import { KeystoreShredder } from './keystore-shredder.js';
 
-const wrappedKeyOf = compiledOnce((db: Kysely<KeystoreTables>, subjectId: string) =>
+const wrappedKeyOf = compiledFirst((db: Kysely<KeystoreTables>, subjectId: string) =>
   db.selectFrom('subject_keys').select(['kek_id', 'wrapped']).where('subject_id', '=', subjectId),
 );
 
@@ -100,7 +100,7 @@ export class KeyStore {
   async entry(subjectId: string): Promise<SubjectKey | undefined> {
     const cached = this.recent.get(subjectId);
     if (cached) return cached;
-    const [row] = await wrappedKeyOf(this.database.db, subjectId);
+    const row = await wrappedKeyOf(this.database.db, subjectId);
     return row ? this.recent.set(subjectId, { key: this.keyring.unwrap(row.kek_id, row.wrapped, this.context(subjectId)), opened: new Map() }) : undefined;
   }
 

@@ -1,5 +1,5 @@
 import { sql, SqliteAdapter, type Kysely, type SqlBool, type Transaction } from 'kysely';
-import { compiledOnce } from '../core/db.js';
+import { compiledFirst, compiledOnce } from '../core/db.js';
 import type { Tables } from '../core/db.tables.js';
 import type { SubjectFieldsTable, SubjectIdentitiesTable, SubjectsTable } from './subjects.tables.js';
 
@@ -19,7 +19,7 @@ async function insertChunked<K extends 'subjects' | 'subject_identities' | 'subj
   }
 }
 
-const subjectById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFrom('subjects').selectAll().where('id', '=', id));
+const subjectById = compiledFirst((db: Kysely<Tables>, id: string) => db.selectFrom('subjects').selectAll().where('id', '=', id));
 
 /**
  * The subject's row with each field's category and ciphertext — what a purpose-checked read
@@ -29,7 +29,7 @@ const subjectById = compiledOnce((db: Kysely<Tables>, id: string) => db.selectFr
  * built by the database, which costs less than a join repeating the subject's columns on every
  * field row, or a second statement (on SQLite, a second lock and unlock of the file).
  */
-const subjectWithSealsById = compiledOnce((db: Kysely<Tables>, id: string) =>
+const subjectWithSealsById = compiledFirst((db: Kysely<Tables>, id: string) =>
   db
     .selectFrom('subjects as s')
     .selectAll('s')
@@ -54,11 +54,11 @@ export const subjectsStore = {
   insertIdentities: (executor: Executor, rows: SubjectIdentitiesTable[]) => insertChunked(executor, 'subject_identities', rows, 5),
   insertFields: (executor: Executor, rows: SubjectFieldsTable[]) => insertChunked(executor, 'subject_fields', rows, 8),
 
-  getSubject: async (executor: Executor, id: string): Promise<SubjectsTable | undefined> => (await subjectById(executor, id))[0],
+  getSubject: (executor: Executor, id: string): Promise<SubjectsTable | undefined> => subjectById(executor, id),
 
   /** A subject with its fields' categories and ciphertexts; undefined when no subject has this id. */
   async subjectWithSeals(executor: Executor, id: string): Promise<{ subject: SubjectsTable; seals: FieldSeal[] } | undefined> {
-    const [row] = await subjectWithSealsById(executor, id);
+    const row = await subjectWithSealsById(executor, id);
     if (!row) return undefined;
     const { seals: packed, ...subject } = row;
     // SQLite answers JSON as text; PostgreSQL's driver has already parsed it.
