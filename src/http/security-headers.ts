@@ -70,8 +70,11 @@ export function registerSecurityHeaders(app: FastifyInstance, options: Parameter
 }
 
 function securityHeadersHook(headers: ReadonlyArray<[string, string]>): onRequestHookHandler {
+  // Names and values apart, walked by index: no iterator and no pair taken apart per request.
+  const names = headers.map(([name]) => name);
+  const values = headers.map(([, value]) => value);
   return function setSecurityHeaders(_request, reply, done) {
-    for (const [name, value] of headers) reply.header(name, value);
+    for (let index = 0; index < names.length; index++) reply.header(names[index]!, values[index]!);
     done();
   };
 }
