@@ -155,7 +155,9 @@ export async function benchPolicyNotices(dialect: TestDialect = 'sqlite', subjec
   try {
     await createSubjects(engine, subjects);
     const started = performance.now();
-    const published = await engine.comms.publishPolicy(actor, requirePolicy(loadPolicyFile(policies.v2)), '2026-06-01');
+    // A material change takes effect after the notice the policy in force promises (30 days): ninety days from today.
+    const effective = new Date(Date.now() + 90 * 86_400_000).toISOString().slice(0, 10);
+    const published = await engine.comms.publishPolicy(actor, requirePolicy(loadPolicyFile(policies.v2)), effective);
     await drain(engine);
     const seconds = (performance.now() - started) / 1000;
     const run = await engine.comms.noticeRun(published.version.id);
