@@ -160,6 +160,18 @@ export function randomToken(bytes = 32): string {
 }
 
 /** Constant-time comparison of two strings of any length. */
+/**
+ * Whether two texts are equal, in a time that depends on their length only, not on where they
+ * first differ — for a secret compared on every request, where safeEqual's two buffers would
+ * cost as much as hashing it. (Lengths are not secret here: a token's format fixes its length.)
+ */
+export function sameTextInConstantTime(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let index = 0; index < a.length; index++) difference |= a.charCodeAt(index) ^ b.charCodeAt(index);
+  return difference === 0;
+}
+
 export function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);

@@ -1,6 +1,7 @@
 import cookie from '@fastify/cookie';
 import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
 import type { AuditWriter } from '../audit/audit.types.js';
+import { sameTextInConstantTime } from '../core/crypto.js';
 import { PledgeError, isPledgeError } from '../core/errors.js';
 import { actorAllows, PERMISSIONS, type Actor, type Permission } from '../staff/permissions.js';
 import { addOnRequestHook } from './route-hooks.js';
@@ -215,14 +216,16 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
    * The key a connection's last call was let through with, by its whole Authorization header.
    * A service sends the same header on every call of a kept-alive connection; comparing it
    * with the last one costs less than hashing the key again to find it in the cache (the most
-   * expensive step of an API call's check). It is kept only as long as the connection, is
-   * never shared with another connection, and holds no longer than the cache would
-   * (StaffService.isStillKnown): a revocation or an expiry ends it as it ends the cache's.
+   * expensive step of an API call's check). The comparison takes constant time: behind a proxy
+   * that shares its connections, the last header may be another client's. It is kept only as
+   * long as the connection, is never shared with another connection, and holds no longer than
+   * the cache would (StaffService.isStillKnown): a revocation or an expiry ends it as it ends
+   * the cache's.
    */
   const keptKeys = new WeakMap<object, { authorization: string; known: KnownApiKey }>();
   const knownApiKeyActor = (connection: object | undefined, authorization: string): Actor | undefined => {
     const kept = connection && keptKeys.get(connection);
-    if (kept && kept.authorization === authorization && staff.isStillKnown(kept.known)) return kept.known.actor;
+    if (kept && sameTextInConstantTime(kept.authorization, authorization) && staff.isStillKnown(kept.known)) return kept.known.actor;
     const token = bearerToken(authorization);
     const known = token === undefined ? undefined : staff.knownApiKey(token);
     if (known && connection) keptKeys.set(connection, { authorization, known });
