@@ -181,12 +181,12 @@ export interface ConsentServiceDeps {
 const REFUSALS: ReadonlySet<ConsentAction> = new Set(['denied', 'withdrawn', 'opted_out_by_signal']);
 const MAX_CHOICES = 200;
 
-/** Is this an id a consent holder can have: a subject or an anonymous visitor? */
 /** A holder's decision about a purpose, as the HTTP check answers it. */
 function holderDecision(holder: string, purpose: string, verdict: ConsentDecision, state: { action: ConsentAction; decided_at: string } | undefined): HolderDecision {
   return { holder, purpose, allowed: verdict.allowed, reason: verdict.reason, decision: state?.action ?? null, decidedAt: state?.decided_at ?? null };
 }
 
+/** Is this an id a consent holder can have: a subject or an anonymous visitor? */
 export function holderKind(holder: string): 'subject' | 'visitor' {
   if (isId(holder, 'sub')) return 'subject';
   if (isId(holder, 'vis')) return 'visitor';
@@ -597,8 +597,8 @@ export class ConsentService implements ConsentGate {
       const purpose = this.purpose(purposeId);
       if (this.sharingCanBeRefused(purpose)) return this.sharingPurposeDecision(holder, purpose);
       return store.stateOf(this.deps.database.db, holder, 'purpose', purposeId).then((state) => {
-        if (state || holderKind(holder) !== 'subject') return holderDecision(holder, purposeId, this.verdict(purpose, state), state);
-        return this.requireSubject(holder).then(() => holderDecision(holder, purposeId, this.verdict(purpose, state), state));
+        const answer = holderDecision(holder, purposeId, this.verdict(purpose, state), state);
+        return state || holderKind(holder) !== 'subject' ? answer : this.requireSubject(holder).then(() => answer);
       });
     } catch (error) {
       return Promise.reject(error as Error);

@@ -159,7 +159,6 @@ export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
 }
 
-/** Constant-time comparison of two strings of any length. */
 /**
  * Whether two texts are equal, in a time that depends on their length only, not on where they
  * first differ — for a secret compared on every request, where safeEqual's two buffers would
@@ -172,6 +171,7 @@ export function sameTextInConstantTime(a: string, b: string): boolean {
   return difference === 0;
 }
 
+/** Constant-time comparison of two strings of any length. */
 export function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);

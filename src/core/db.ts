@@ -408,7 +408,7 @@ function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
       continue;
     }
     const candidates = byFirstValue.get(values[0] as string);
-    const same = candidates?.find((group) => sameValues(group[0]!.parameters, values));
+    const same = candidates?.find((group) => sameAfterFirst(group[0]!.parameters, values));
     if (same) same.push(call);
     else {
       const group = [call];
@@ -420,7 +420,8 @@ function sameLookups<L extends PendingLookup>(calls: readonly L[]): L[][] {
   return groups;
 }
 
-function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+/** Two lookups' values, already known to share the first, are the same from the second on. */
+function sameAfterFirst(a: readonly unknown[], b: readonly unknown[]): boolean {
   if (a.length !== b.length) return false;
   for (let index = 1; index < a.length; index++) if (a[index] !== b[index]) return false;
   return true;
@@ -443,12 +444,15 @@ function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> 
  * want only it): each gets rows of its own, so one changing its copy does not change another's.
  */
 function shareRows(askers: readonly PendingLookup[], rows: Array<Record<string, unknown>>): void {
-  for (let index = 0; index < askers.length; index++) {
-    const asker = askers[index]!;
-    const own = index === 0 ? rows : asker.first ? rows.slice(0, 1).map((row) => ({ ...row })) : rows.map((row) => ({ ...row }));
-    asker.resolve(asker.first ? own[0] : own);
+  const taker = askers[0]!;
+  taker.resolve(taker.first ? rows[0] : rows);
+  for (let index = 1; index < askers.length; index++) {
+    const other = askers[index]!;
+    other.resolve(other.first ? rows[0] && copyRow(rows[0]) : rows.map(copyRow));
   }
 }
+
+const copyRow = (row: Record<string, unknown>): Record<string, unknown> => ({ ...row });
 
 const BATCH_ORDINAL = 'pledge_batch_ordinal';
 const batchedTexts = new Map<string, string>();

@@ -136,7 +136,6 @@ type ApiKeyActor = Extract<Actor, { type: 'api_key' }>;
 
 interface VerifiedApiKey {
   row: ApiKeysTable;
-  actor: ApiKeyActor;
   known: KnownApiKey;
 }
 
@@ -502,7 +501,7 @@ export class StaffService {
     if (typeof token !== 'string' || !token.startsWith(API_KEY_PREFIX) || token.length > 128) throw unauthenticated();
     const secretHash = hashToken(token);
     const cached = this.apiKeys.get(secretHash);
-    if (cached && this.isStillKnown(cached.known)) return cached.actor;
+    if (cached && this.isStillKnown(cached.known)) return cached.known.actor;
     const row = cached?.row ?? (await staffStore.findApiKeyBySecretHash(this.database.db, secretHash));
     // The look-up is by hash; comparing once more in constant time costs nothing and guards a collation surprise.
     if (!row || !safeEqual(row.secret_hash, secretHash)) throw unauthenticated();
@@ -521,7 +520,7 @@ export class StaffService {
       // When last_used_at is next written (at most once a minute per key).
       Date.parse(row.last_used_at!) + API_KEY_TOUCH_MS,
     );
-    this.apiKeys.set(secretHash, { row, actor, known: { actor, validUntilMs, generation: this.apiKeyGeneration } });
+    this.apiKeys.set(secretHash, { row, known: { actor, validUntilMs, generation: this.apiKeyGeneration } });
     return actor;
   }
 
