@@ -11,6 +11,7 @@ import type { Actor } from '../staff/permissions.js';
 import type { ConsentDecision, ConsentGate } from '../subjects/consent-gate.js';
 import type { ConsentEvidence, Signals } from './consent.evidence.js';
 import { buildReceipt, type KantaraReceipt, type ReceiptEntry } from './consent.receipt.js';
+import { ConsentStateCache, type RecordedState } from './consent.cache.js';
 import { consentStore as store } from './consent.store.js';
 import type { ConsentAction, ConsentEventsTable, ConsentReceiptsTable, ConsentSource, ConsentStateTable, ConsentTargetKind } from './consent.tables.js';
 
@@ -238,7 +239,27 @@ export class ConsentService implements ConsentGate {
   private flushing = false;
   private mailOptIns: MailOptInHandler | undefined;
 
-  constructor(private readonly deps: ConsentServiceDeps) {}
+  /** PostgreSQL: the states this process read recently, answered behind a fence (consent.cache.ts). */
+  private readonly stateCache: ConsentStateCache | undefined;
+
+  constructor(private readonly deps: ConsentServiceDeps) {
+    const { database } = deps;
+    this.stateCache = database.changes ? new ConsentStateCache(database.changes, (holder, kind, target) => store.stateOf(database.db, holder, kind, target)) : undefined;
+  }
+
+  /**
+   * One recorded decision. Outside a transaction on PostgreSQL, from the process's memory when a
+   * fence says nothing changed it; in a transaction (the outbox's claim), always from it.
+   */
+  private stateOf(executor: Kysely<Tables>, holder: string, kind: ConsentTargetKind, target: string): Promise<RecordedState | undefined> {
+    if (this.stateCache && executor === this.deps.database.db) return this.stateCache.stateOf(holder, kind, target);
+    return store.stateOf(executor, holder, kind, target);
+  }
+
+  /** Decisions answered from the process's memory since it started (PostgreSQL), for metrics and tests. */
+  get cachedDecisions(): number {
+    return this.stateCache?.hits ?? 0;
+  }
 
   /** The mail outbox registers here (it is built after the ledger, which it asks in turn). */
   onMailOptIn(handler: MailOptInHandler): void {
@@ -533,7 +554,7 @@ export class ConsentService implements ConsentGate {
     if (!purpose) return { allowed: false, reason: `purpose "${purposeId}" is not declared in the policy` };
     if (this.sharingCanBeRefused(purpose)) return this.purposeVerdict(purpose, await this.statesByKey(executor, subjectId));
     if (!this.isOptional(purpose)) return this.verdict(purpose, undefined);
-    return this.verdict(purpose, await store.stateOf(executor, subjectId, 'purpose', purposeId));
+    return this.verdict(purpose, await this.stateOf(executor, subjectId, 'purpose', purposeId));
   }
 
   /**
@@ -596,7 +617,7 @@ export class ConsentService implements ConsentGate {
     try {
       const purpose = this.purpose(purposeId);
       if (this.sharingCanBeRefused(purpose)) return this.sharingPurposeDecision(holder, purpose);
-      return store.stateOf(this.deps.database.db, holder, 'purpose', purposeId).then((state) => {
+      return this.stateOf(this.deps.database.db, holder, 'purpose', purposeId).then((state) => {
         const answer = holderDecision(holder, purposeId, this.verdict(purpose, state), state);
         return state || holderKind(holder) !== 'subject' ? answer : this.requireSubject(holder).then(() => answer);
       });
@@ -628,7 +649,7 @@ export class ConsentService implements ConsentGate {
     const topic = this.topic(topicId);
     if (!(await this.decide(subjectId, topic.purpose, executor)).allowed) return false;
     if (!this.topicIsOptional(topic)) return true;
-    const state = await store.stateOf(executor, subjectId, 'topic', topicId);
+    const state = await this.stateOf(executor, subjectId, 'topic', topicId);
     return !state || !REFUSALS.has(state.action);
   }
 

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Compilable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import { PledgeError } from './errors.js';
+import { ChangeListener } from './pg-changes.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { JOURNAL_SIZE_LIMIT, startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
@@ -30,6 +31,12 @@ export interface Database<T = Tables> {
    * its queue cost more than SQLite.
    */
   readonly sqlite?: { exclusive<R>(work: (connection: SqliteConnection) => R): Promise<R> };
+  /**
+   * PostgreSQL only: the changes NOTIFYed on `channel` as they commit, on a connection of its
+   * own, with the fence that tells when every change committed before a request is known
+   * (ChangeListener). Closed with the database.
+   */
+  readonly changes?: (channel: string, onChange: (payload: string) => void, onReset: () => void) => ChangeListener;
   close(): Promise<void>;
 }
 
@@ -100,10 +107,33 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     const db = new Kysely<T>({ dialect: new PostgresDialect({ pool }) });
     readers.set(db, postgresReader(pool));
     pools.set(db, pool);
-    return { db, dialect: 'postgres', close: () => db.destroy() };
+    const listeners: ChangeListener[] = [];
+    const connectListener = async () => {
+      const { default: pg } = await import('pg');
+      // Named, so operators can tell it in pg_stat_activity (it idles between fences, listening).
+      const client = new pg.Client({ connectionString: url, application_name: LISTENER_APPLICATION_NAME });
+      await client.connect();
+      return client;
+    };
+    return {
+      db,
+      dialect: 'postgres',
+      changes: (channel, onChange, onReset) => {
+        const listener = new ChangeListener(connectListener, channel, onChange, onReset);
+        listeners.push(listener);
+        return listener;
+      },
+      close: async () => {
+        await Promise.all(listeners.map((listener) => listener.close()));
+        await db.destroy();
+      },
+    };
   }
   throw new PledgeError('config_invalid', 'the database URL must start with sqlite: or postgres://');
 }
+
+/** The application_name of the connections that LISTEN for changes (ChangeListener). */
+export const LISTENER_APPLICATION_NAME = 'pledge-changes';
 
 /** How often the checkpointer thread moves the write-ahead log back into the SQLite file. */
 const CHECKPOINT_INTERVAL_MS = 500;

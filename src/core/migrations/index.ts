@@ -9,6 +9,7 @@ import * as requests from './0007-requests.js';
 import * as retention from './0008-retention.js';
 import * as retentionByPerson from './0009-retention-by-person.js';
 import * as consentVisitors from './0010-consent-visitors.js';
+import * as consentStateNotify from './0011-consent-state-notify.js';
 
 /**
  * Every migration, in order. Listed by hand (not read from a folder) so the compiled package
@@ -26,4 +27,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0008-retention': retention,
   '0009-retention-by-person': retentionByPerson,
   '0010-consent-visitors': consentVisitors,
+  '0011-consent-state-notify': consentStateNotify,
 };

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createTestDatabase, temporaryDirectory, testDialects, type TestDatabase } from '../../test/support/databases.js';
+import { loadConfig } from '../core/config.js';
+import { LISTENER_APPLICATION_NAME, openDatabase, type Database } from '../core/db.js';
+import { createLogger } from '../core/logger.js';
+import { createEngine, type Engine } from '../engine.js';
+import { ConsentStateCache, type RecordedState } from './consent.cache.js';
+import { consentStore } from './consent.store.js';
+
+/**
+ * PostgreSQL: each process remembers the consent states it read and answers from memory only
+ * behind a fence on its listening connection. Two engines on one database stand for two
+ * `pledge serve` processes (each has its own pool and listening connection).
+ */
+describe('consent states remembered on PostgreSQL', { skip: testDialects().includes('postgres') ? undefined : 'PLEDGE_TEST_POSTGRES_URL is not set' }, () => {
+  let database: TestDatabase;
+  let directory: { path: string; remove(): void };
+  let one: Engine;
+  let two: Engine;
+  let admin: pg.Client;
+  let subjects: string[];
+  const system = { type: 'system' as const, id: 'test' };
+
+  before(async () => {
+    database = await createTestDatabase('postgres');
+    directory = temporaryDirectory('pledge-consent-cache-');
+    const env = {
+      PLEDGE_MASTER_KEY: randomBytes(32).toString('hex'),
+      PLEDGE_DATA_DIR: path.join(directory.path, 'data'),
+      PLEDGE_POLICY: path.resolve('examples/demo/pledge.yaml'),
+      PLEDGE_DATABASE_URL: database.url,
+    };
+    one = await createEngine(loadConfig(env).config, { logger: createLogger('silent') });
+    two = await createEngine(loadConfig(env).config, { logger: createLogger('silent') });
+    subjects = (await one.subjects.createMany(system, Array.from({ length: 3 }, () => ({ kinds: ['customer'] })))).map((subject) => subject.id);
+    admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+  });
+  after(async () => {
+    await admin.end();
+    await one.close();
+    await two.close();
+    await database.cleanup();
+    directory.remove();
+  });
+
+  const allowed = async (engine: Engine, subject: string) => (await engine.consent.decision(subject, 'marketing')).allowed;
+  const choose = (engine: Engine, subject: string, action: 'granted' | 'withdrawn') => engine.consent.record(system, { holder: subject, source: 'api', choices: [{ purpose: 'marketing', action }] });
+  /** Asks until the process answers from memory (its listening connection is up and the state remembered). */
+  const remembered = async (engine: Engine, subject: string): Promise<boolean> => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const hits = engine.consent.cachedDecisions;
+      const answer = await allowed(engine, subject);
+      if (engine.consent.cachedDecisions > hits) return answer;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.fail('the decision was never answered from memory');
+  };
+
+  test('a change made through one process is the answer of the other on its next question, every time', async () => {
+    const [subject] = subjects as [string];
+    let expected = false;
+    for (let round = 0; round < 200; round++) {
+      // The other process has the current state in memory before each change.
+      assert.equal(await remembered(two, subject), expected, `round ${round}: remembered`);
+      expected = round % 2 === 0;
+      await choose(one, subject, expected ? 'granted' : 'withdrawn');
+      assert.equal(await allowed(two, subject), expected, `round ${round}: the question right after the change`);
+    }
+  });
+
+  test('a change made with plain SQL, and a truncation, are heard too', async () => {
+    const [, subject] = subjects as [string, string];
+    await choose(one, subject, 'granted');
+    assert.equal(await remembered(two, subject), true);
+    await admin.query(`update consent_state set action = 'withdrawn' where holder = $1 and target = 'marketing'`, [subject]);
+    assert.equal(await allowed(two, subject), false);
+    await admin.query(`update consent_state set action = 'granted' where holder = $1 and target = 'marketing'`, [subject]);
+    assert.equal(await remembered(two, subject), true);
+    await admin.query('truncate consent_state');
+    assert.equal(await allowed(two, subject), false, 'nothing recorded: marketing needs consent');
+    assert.equal((await two.consent.decision(subject, 'marketing')).decision, null);
+  });
+
+  test('while its listening connection is lost, a process reads the database; once back, it remembers again', async () => {
+    const [, , subject] = subjects as [string, string, string];
+    await choose(one, subject, 'granted');
+    assert.equal(await remembered(two, subject), true);
+    assert.equal(await remembered(one, subject), true);
+    // Both engines' listening connections are cut (this test cannot tell them apart): changes
+    // made meanwhile are missed by the listeners, and must not be missed by the answers.
+    const cut = await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database() and query not like 'select pg_terminate_backend%' and pid <> pg_backend_pid()`, [LISTENER_APPLICATION_NAME]);
+    assert.ok(cut.rowCount! >= 2, 'the listening connections were found');
+    await choose(one, subject, 'withdrawn');
+    assert.equal(await allowed(two, subject), false);
+    await choose(two, subject, 'granted');
+    assert.equal(await allowed(one, subject), true);
+    assert.equal(await remembered(two, subject), true, 'listening again, the process answers from memory');
+    await choose(one, subject, 'withdrawn');
+    assert.equal(await allowed(two, subject), false);
+  });
+
+  describe('a read that was out while a change came', () => {
+    let own: Database;
+    before(() => {
+      own = openDatabase(database.url);
+    });
+    after(() => own.close());
+
+    test('is answered but not remembered: the next question reads the database again', async () => {
+      const [subject] = subjects as [string];
+      await choose(one, subject, 'granted');
+      let interfere = false;
+      let reads = 0;
+      let generation = 0;
+      const cache = new ConsentStateCache(own.changes!, async (holder, kind, target): Promise<RecordedState | undefined> => {
+        reads++;
+        const state = await consentStore.stateOf(own.db, holder, kind, target);
+        if (interfere) {
+          // The state moves after this read saw it, and the listener hears of it before the read lands.
+          interfere = false;
+          await admin.query(`update consent_state set action = 'withdrawn', decided_at = $2 where holder = $1 and target = 'marketing'`, [holder, new Date().toISOString()]);
+          assert.ok(await until(() => cache.changes.generation !== generation), 'the listener heard the change');
+        }
+        return state;
+      });
+      // Let the listener start, then note its generation to see a change arrive.
+      await cache.stateOf(subject, 'purpose', 'marketing');
+      assert.ok(await until(() => cache.changes.isListening()), 'listening');
+      generation = cache.changes.generation;
+      interfere = true;
+      const stale = await cache.stateOf(subject, 'purpose', 'marketing');
+      assert.equal(stale?.action, 'granted', 'the read answers what it saw');
+      const readsBefore = reads;
+      const next = await cache.stateOf(subject, 'purpose', 'marketing');
+      assert.equal(next?.action, 'withdrawn', 'and the next question is not answered from the stale read');
+      assert.equal(reads, readsBefore + 1);
+    });
+  });
+});
+
+async function until(condition: () => boolean, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return condition();
+}
