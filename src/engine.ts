@@ -84,7 +84,7 @@ export async function createEngine(config: Config, options: EngineOptions = {}):
   for (const warning of masterKey.warnings) warn(warning);
   const previousMasterKeys = config.previousMasterKeys.map((key, index) => parseMasterKey(key, `PLEDGE_PREVIOUS_MASTER_KEYS (key ${index + 1})`));
 
-  const database = openDatabase(config.databaseUrl);
+  const database = openDatabase(config.databaseUrl, { listenUrl: config.databaseListenUrl });
   const keystoreDatabase = config.keystoreSharesDatabase ? (database as unknown as Database<KeystoreTables>) : openDatabase<KeystoreTables>(config.keystoreUrl);
   const closeDatabases = async () => {
     await database.close();

@@ -23,12 +23,13 @@ describe('consent states remembered on PostgreSQL', { skip: testDialects().inclu
   let two: Engine;
   let admin: pg.Client;
   let subjects: string[];
+  let env: NodeJS.ProcessEnv;
   const system = { type: 'system' as const, id: 'test' };
 
   before(async () => {
     database = await createTestDatabase('postgres');
     directory = temporaryDirectory('pledge-consent-cache-');
-    const env = {
+    env = {
       PLEDGE_MASTER_KEY: randomBytes(32).toString('hex'),
       PLEDGE_DATA_DIR: path.join(directory.path, 'data'),
       PLEDGE_POLICY: path.resolve('examples/demo/pledge.yaml'),
@@ -103,6 +104,28 @@ describe('consent states remembered on PostgreSQL', { skip: testDialects().inclu
     await choose(one, subject, 'withdrawn');
     assert.equal(await allowed(two, subject), false);
   });
+
+  for (const [setting, listenUrl] of [
+    ['off', () => 'off'],
+    ['a connection to another database', () => Object.assign(new URL(database.url), { pathname: '/postgres' }).toString()],
+  ] as const) {
+    test(`with PLEDGE_DATABASE_LISTEN_URL set to ${setting}, every decision is read from the database`, async () => {
+      const [subject] = subjects as [string];
+      const reading = await createEngine(loadConfig({ ...env, PLEDGE_DATABASE_LISTEN_URL: listenUrl() }).config, { logger: createLogger('silent') });
+      try {
+        for (const action of ['granted', 'withdrawn', 'granted'] as const) {
+          await choose(one, subject, action);
+          for (let question = 0; question < 20; question++) {
+            assert.equal(await allowed(reading, subject), action === 'granted');
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        }
+        assert.equal(reading.consent.cachedDecisions, 0);
+      } finally {
+        await reading.close();
+      }
+    });
+  }
 
   describe('a read that was out while a change came', () => {
     let own: Database;

@@ -31,6 +31,17 @@ test('DATABASE_URL selects PostgreSQL; PLEDGE_DATABASE_URL wins over it', () => 
   assert.equal(loadConfig({ DATABASE_URL: 'postgres://a@h/db', PLEDGE_DATABASE_URL: 'postgres://b@h/db' }, {}, cwd).config.databaseUrl, 'postgres://b@h/db');
 });
 
+test('PLEDGE_DATABASE_LISTEN_URL: a postgres:// URL or off, only beside a PostgreSQL database, never echoed', () => {
+  const pg = { DATABASE_URL: 'postgres://a@pooler/db' };
+  assert.equal(loadConfig(pg, {}, cwd).config.databaseListenUrl, undefined);
+  assert.equal(loadConfig({ ...pg, PLEDGE_DATABASE_LISTEN_URL: 'off' }, {}, cwd).config.databaseListenUrl, false);
+  assert.equal(loadConfig({ ...pg, PLEDGE_DATABASE_LISTEN_URL: 'postgres://a@server/db' }, {}, cwd).config.databaseListenUrl, 'postgres://a@server/db');
+  const refused = (env: NodeJS.ProcessEnv, message: RegExp) =>
+    assert.throws(() => loadConfig(env, {}, cwd), (error: unknown) => error instanceof PledgeError && error.code === 'config_invalid' && message.test(error.message) && !error.message.includes('s3cret'));
+  refused({ ...pg, PLEDGE_DATABASE_LISTEN_URL: 'mysql://root:s3cret@db/x' }, /PLEDGE_DATABASE_LISTEN_URL must be a postgres:\/\/ URL or off/);
+  refused({ PLEDGE_DATABASE_LISTEN_URL: 'postgres://a:s3cret@server/db' }, /PLEDGE_DATABASE_LISTEN_URL is for PostgreSQL/);
+});
+
 test('an unknown PLEDGE_ variable is named in a warning, with the likely intended one', () => {
   const { warnings } = loadConfig({ PLEDGE_PROT: '1', PLEDGE_SOMETHING_ELSE: 'x' }, {}, cwd);
   assert.equal(warnings.length, 2);

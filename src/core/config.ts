@@ -20,6 +20,8 @@ export interface Config {
   readonly policyIsDemo: boolean;
   /** `sqlite:/abs/path.db` or `postgres://…`. */
   readonly databaseUrl: string;
+  /** PostgreSQL: the URL of the listening connection (ChangeListener); false: none; undefined: the database URL. */
+  readonly databaseListenUrl: string | false | undefined;
   /**
    * Where subjects' data keys live: its own database, so that erasing a key also defeats
    * backups of the main database. Default: `keys.db` beside a SQLite database; the main
@@ -87,6 +89,7 @@ export const KNOWN_VARIABLES: Record<string, string> = {
   PLEDGE_DATA_DIR: 'directory for the SQLite database, the development key and mail files (default ./.pledge)',
   PLEDGE_POLICY: 'path of the policy file (default ./pledge.yaml, else the demo policy)',
   PLEDGE_DATABASE_URL: 'postgres://… to run on PostgreSQL (DATABASE_URL is read too)',
+  PLEDGE_DATABASE_LISTEN_URL: 'PostgreSQL: where each process LISTENs for consent changes, so it can answer decisions from memory — a direct (session) connection; off to read every decision from the database (default: the database URL)',
   PLEDGE_KEYSTORE_URL: "database of subjects' data keys, backed up apart from the main one (default: keys.db in the data dir, or the main PostgreSQL database)",
   PLEDGE_MASTER_KEY: '32 random bytes as 64 hex characters or base64; required in production',
   PLEDGE_PREVIOUS_MASTER_KEYS: 'comma-separated earlier master keys, during a key rotation',
@@ -265,6 +268,17 @@ export function loadConfig(
   else if (/^\d{1,3}$/.test(workersRaw) && Number(workersRaw) >= 1 && Number(workersRaw) <= 256) workers = Number(workersRaw);
   else fail(`PLEDGE_WORKERS (--workers) must be a number from 1 to 256 or auto, got "${workersRaw}"`);
 
+  // A transaction-mode pooler hands each statement to any server connection: a LISTEN there is
+  // heard by no one, and a fence proves nothing. The listening connection must be a session.
+  const listenRaw = env.PLEDGE_DATABASE_LISTEN_URL?.trim() || undefined;
+  let databaseListenUrl: string | false | undefined;
+  if (listenRaw === 'off') databaseListenUrl = false;
+  else if (listenRaw !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(listenRaw)) fail('PLEDGE_DATABASE_LISTEN_URL must be a postgres:// URL or off');
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) fail('PLEDGE_DATABASE_LISTEN_URL is for PostgreSQL: set it only with a postgres:// database URL');
+    databaseListenUrl = listenRaw;
+  }
+
   const masterKey = env.PLEDGE_MASTER_KEY?.trim() || undefined;
   const previousMasterKeys = (env.PLEDGE_PREVIOUS_MASTER_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean);
 
@@ -281,6 +295,7 @@ export function loadConfig(
     policyPath,
     policyIsDemo,
     databaseUrl,
+    databaseListenUrl,
     keystoreUrl,
     keystoreSharesDatabase,
     masterKey,

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Compilable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import { PledgeError } from './errors.js';
-import { ChangeListener } from './pg-changes.js';
+import { ChangeListener, WHERE_SQL, type Where } from './pg-changes.js';
 import type { Tables } from './db.tables.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { JOURNAL_SIZE_LIMIT, startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
@@ -40,7 +40,12 @@ export interface Database<T = Tables> {
   close(): Promise<void>;
 }
 
-export function openDatabase<T = Tables>(url: string): Database<T> {
+export interface DatabaseOptions {
+  /** PostgreSQL: where ChangeListeners connect (a session, never a transaction-mode pooler); false: no listening, every read goes to the database. Default: `url`. */
+  listenUrl?: string | false | undefined;
+}
+
+export function openDatabase<T = Tables>(url: string, options: DatabaseOptions = {}): Database<T> {
   if (url.startsWith('sqlite:')) {
     const file = url.slice('sqlite:'.length);
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -108,21 +113,22 @@ export function openDatabase<T = Tables>(url: string): Database<T> {
     readers.set(db, postgresReader(pool));
     pools.set(db, pool);
     const listeners: ChangeListener[] = [];
+    const tablesAt = async (): Promise<Where> => (await (await pool()).query<Where>(WHERE_SQL)).rows[0]!;
     const connectListener = async () => {
       const { default: pg } = await import('pg');
       // Named, so operators can tell it in pg_stat_activity (it idles between fences, listening).
-      const client = new pg.Client({ connectionString: url, application_name: LISTENER_APPLICATION_NAME });
+      const client = new pg.Client({ connectionString: options.listenUrl || url, application_name: LISTENER_APPLICATION_NAME });
       await client.connect();
       return client;
     };
     return {
       db,
       dialect: 'postgres',
-      changes: (channel, onChange, onReset) => {
-        const listener = new ChangeListener(connectListener, channel, onChange, onReset);
+      ...(options.listenUrl === false ? {} : { changes: (channel: string, onChange: (payload: string) => void, onReset: () => void) => {
+        const listener = new ChangeListener(connectListener, tablesAt, channel, onChange, onReset);
         listeners.push(listener);
         return listener;
-      },
+      } }),
       close: async () => {
         await Promise.all(listeners.map((listener) => listener.close()));
         await db.destroy();

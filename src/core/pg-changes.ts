@@ -18,7 +18,7 @@ import type { Client, Notification } from 'pg';
  * to forget everything, fences answer false (read the database) until the connection is back
  * and listening again, and `generation` moves on, so reads sent before cannot fill the memory.
  *
- *   const changes = new ChangeListener(connect, 'pledge_consent_state', forget, forgetAll);
+ *   const changes = new ChangeListener(connect, tablesAt, 'pledge_consent_state', forget, forgetAll);
  *   if (await changes.fence()) answerFromMemory(); else readTheDatabase();
  */
 export class ChangeListener {
@@ -43,6 +43,8 @@ export class ChangeListener {
 
   constructor(
     private readonly connect: () => Promise<Client>,
+    /** The database and schema of the tables, read on the main connections. */
+    private readonly tablesAt: () => Promise<Where>,
     private readonly channel: string,
     private readonly onChange: (payload: string) => void,
     private readonly onReset: () => void,
@@ -122,9 +124,12 @@ export class ChangeListener {
       client.on('notification', this.received);
       client.on('error', () => this.lost(client!));
       client.on('end', () => this.lost(client!));
-      // The channel is the table's schema's own (the trigger names it so).
-      const { rows } = await client.query<{ schema: string }>('select current_schema() as schema');
-      this.schemaChannel = `${this.channel}.${rows[0]!.schema}`;
+      // The channel is the tables' schema's own (the trigger names it so): the schema and the
+      // database are the main connections', and a listening connection that reaches another
+      // database would hear nothing — then nothing is remembered.
+      const [{ rows }, tables] = await Promise.all([client.query<Where>(WHERE_SQL), this.tablesAt()]);
+      if (rows[0]!.database !== tables.database) throw new Error('the listening connection reaches another database');
+      this.schemaChannel = `${this.channel}.${tables.schema}`;
       await client.query(`listen "${this.schemaChannel.replaceAll('"', '""')}"`);
       if (this.closed) {
         await client.end().catch(() => {});
@@ -181,6 +186,13 @@ export class ChangeListener {
 }
 
 const FALSE = Promise.resolve(false);
+
+/** Where a connection's unqualified tables are. */
+export interface Where {
+  database: string;
+  schema: string;
+}
+export const WHERE_SQL = 'select current_database() as database, current_schema() as schema';
 /** The first wait before listening again after the connection was lost or refused; it doubles up to the last. */
 const RETRY_FIRST_MS = 250;
 const RETRY_LAST_MS = 30_000;
