@@ -7,6 +7,7 @@ import { createTestDatabase, temporaryDirectory, testDialects, type TestDatabase
 import { loadConfig } from '../core/config.js';
 import { LISTENER_APPLICATION_NAME, openDatabase, type Database } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
+import { FENCE_TIMEOUT_MS } from '../core/pg-changes.js';
 import { createEngine, type Engine } from '../engine.js';
 import { ConsentStateCache, type RecordedState } from './consent.cache.js';
 import { consentStore } from './consent.store.js';
@@ -103,6 +104,32 @@ describe('consent states remembered on PostgreSQL', { skip: testDialects().inclu
     assert.equal(await remembered(two, subject), true, 'listening again, the process answers from memory');
     await choose(one, subject, 'withdrawn');
     assert.equal(await allowed(two, subject), false);
+  });
+
+  test('a listening connection that goes silent counts as lost after the fence timeout: the question reads the database', async (t) => {
+    const [, subject] = subjects as [string, string];
+    await choose(one, subject, 'granted');
+    assert.equal(await remembered(two, subject), true);
+    // The backends of both engines' listening connections stop answering (SIGSTOP: a connection
+    // dropped by a firewall without a word looks the same from here).
+    const { rows } = await admin.query<{ pid: number }>(`select pid from pg_stat_activity where application_name = $1 and datname = current_database()`, [LISTENER_APPLICATION_NAME]);
+    assert.ok(rows.length >= 2);
+    try {
+      for (const { pid } of rows) process.kill(pid, 'SIGSTOP');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EPERM') return t.skip('the database server runs as another user: its processes cannot be stopped from here');
+      throw error;
+    }
+    try {
+      await choose(one, subject, 'withdrawn');
+      const started = Date.now();
+      assert.equal(await allowed(two, subject), false);
+      assert.ok(Date.now() - started < FENCE_TIMEOUT_MS * 4, 'answered once the fence timed out');
+    } finally {
+      for (const { pid } of rows) process.kill(pid, 'SIGCONT');
+    }
+    await choose(one, subject, 'granted');
+    assert.equal(await remembered(two, subject), true, 'listening again on a new connection');
   });
 
   for (const [setting, listenUrl] of [

@@ -117,7 +117,8 @@ export function openDatabase<T = Tables>(url: string, options: DatabaseOptions =
     const connectListener = async () => {
       const { default: pg } = await import('pg');
       // Named, so operators can tell it in pg_stat_activity (it idles between fences, listening).
-      const client = new pg.Client({ connectionString: options.listenUrl || url, application_name: LISTENER_APPLICATION_NAME });
+      // Kept alive by TCP too: it may idle for long between fences.
+      const client = new pg.Client({ connectionString: options.listenUrl || url, application_name: LISTENER_APPLICATION_NAME, keepAlive: true });
       await client.connect();
       return client;
     };

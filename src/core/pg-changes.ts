@@ -2,9 +2,9 @@ import type { Client, Notification } from 'pg';
 
 /**
  * Changes to a PostgreSQL table, as they commit, on a connection of its own that LISTENs on a
- * channel of the connection's schema (`channel.schema`: a trigger of the table NOTIFYs it, see
- * migration 0011) — and the fence that makes a
- * process's memory of that table safe to answer from.
+ * channel of the tables' schema (`channel.schema`: a trigger of the table NOTIFYs it, see
+ * migration 0011) — and the fence that makes a process's memory of that table safe to answer
+ * from.
  *
  * The fence is an empty query on the listening connection. PostgreSQL signals every listening
  * session while a notifying transaction commits, before that commit is acknowledged to anyone,
@@ -99,7 +99,17 @@ export class ChangeListener {
     }
     this.fenceInFlight = true;
     const resets = this.resets;
+    let landed = false;
+    // A connection that went silent (a firewall dropping it without a word) would hold every
+    // question answered from memory: past the timeout it counts as lost.
+    const timeout = setTimeout(() => {
+      land(false);
+      this.lost(client);
+    }, FENCE_TIMEOUT_MS);
     const land = (ok: boolean): void => {
+      if (landed) return;
+      landed = true;
+      clearTimeout(timeout);
       this.fenceInFlight = false;
       // Changes that came meanwhile were applied (that is the point); a reset was not a change.
       const fencedNow = ok && this.live && this.resets === resets;
@@ -193,6 +203,8 @@ export interface Where {
   schema: string;
 }
 export const WHERE_SQL = 'select current_database() as database, current_schema() as schema';
+/** How long a fence may take before its connection counts as lost (and the questions read the database). */
+export const FENCE_TIMEOUT_MS = 2_000;
 /** The first wait before listening again after the connection was lost or refused; it doubles up to the last. */
 const RETRY_FIRST_MS = 250;
 const RETRY_LAST_MS = 30_000;
