@@ -88,6 +88,20 @@ describe('consent states remembered on PostgreSQL', { skip: testDialects().inclu
     assert.equal((await two.consent.decision(subject, 'marketing')).decision, null);
   });
 
+  test('one statement changing the states of hundreds of people makes each of them forgotten', async () => {
+    const visitors = Array.from({ length: 450 }, () => two.consent.newVisitorId());
+    for (const visitor of visitors) assert.equal((await two.consent.decision(visitor, 'marketing')).decision, null);
+    const hits = two.consent.cachedDecisions;
+    assert.equal((await two.consent.decision(visitors[0]!, 'marketing')).decision, null);
+    assert.equal(two.consent.cachedDecisions, hits + 1, 'the states are remembered');
+    await admin.query(
+      `insert into consent_state (holder, target_kind, target, action, source, policy_version, event_id, decided_at)
+       select v, 'purpose', 'marketing', 'granted', 'import', '1.0', 'cns_' || md5(v), $2 from unnest($1::text[]) as v`,
+      [visitors, new Date().toISOString()],
+    );
+    for (const visitor of visitors) assert.equal((await two.consent.decision(visitor, 'marketing')).decision, 'granted', visitor);
+  });
+
   test('while its listening connection is lost, a process reads the database; once back, it remembers again', async () => {
     const [, , subject] = subjects as [string, string, string];
     await choose(one, subject, 'granted');

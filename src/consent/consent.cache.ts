@@ -11,7 +11,7 @@ export interface RecordedState {
 /** One decision read from the database, by primary key. */
 export type StateRead = (holder: string, kind: ConsentTargetKind, target: string) => Promise<RecordedState | undefined>;
 
-/** The channel migration 0011's trigger NOTIFYs (with the schema: `pledge_consent_state.public`) with the holder whose state moved ('*': all of them). */
+/** The channel migration 0011's trigger NOTIFYs (with the schema: `pledge_consent_state.public`) with the holders whose state moved ('*': all of them). */
 export const CONSENT_STATE_CHANNEL = 'pledge_consent_state';
 
 /**
@@ -86,9 +86,10 @@ export class ConsentStateCache {
     states.set(key, state ? Object.freeze({ action: state.action, decided_at: state.decided_at }) : null);
   }
 
-  private readonly forget = (holder: string): void => {
-    if (holder === '*') this.holders.clear();
-    else this.holders.delete(holder);
+  /** A notification names the holders of one statement, separated by spaces; '*' all of them. */
+  private readonly forget = (holders: string): void => {
+    if (holders === '*') this.holders.clear();
+    else for (const holder of holders.split(' ')) this.holders.delete(holder);
   };
 
   private readonly forgetAll = (): void => {
