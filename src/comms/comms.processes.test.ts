@@ -10,6 +10,7 @@ import { startServer, type RunningServer } from '../../test/support/cli.js';
 import { createTestDatabase, temporaryDirectory, testDialects, type TestDatabase } from '../../test/support/databases.js';
 import { startSmtpSink, type SmtpSink } from '../../test/support/smtp.js';
 import { dayAfter, writeMailPolicies } from './comms.test-support.js';
+import { until } from '../../test/support/wait.js';
 
 /**
  * Real `pledge serve` processes sharing one database and one loopback SMTP server: a mailing
@@ -18,14 +19,6 @@ import { dayAfter, writeMailPolicies } from './comms.test-support.js';
  */
 const SYSTEM = { type: 'system', id: 'test' } as const;
 const SUBJECTS = 10_000;
-
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 for (const dialect of testDialects()) {
   describe(`comms across server processes on ${dialect}`, { timeout: 300_000 }, () => {

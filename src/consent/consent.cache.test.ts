@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createTestDatabase, temporaryDirectory, testDialects, type TestDatabase } from '../../test/support/databases.js';
+import { until } from '../../test/support/wait.js';
 import { loadConfig } from '../core/config.js';
 import { LISTENER_APPLICATION_NAME, openDatabase, type Database } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
@@ -188,13 +189,13 @@ describe('consent states remembered on PostgreSQL', { skip: testDialects().inclu
           // The state moves after this read saw it, and the listener hears of it before the read lands.
           interfere = false;
           await admin.query(`update consent_state set action = 'withdrawn', decided_at = $2 where holder = $1 and target = 'marketing'`, [holder, new Date().toISOString()]);
-          assert.ok(await until(() => cache.changes.generation !== generation), 'the listener heard the change');
+          await until(() => cache.changes.generation !== generation, 5_000, 'the listener to hear the change', 5);
         }
         return state;
       });
       // Let the listener start, then note its generation to see a change arrive.
       await cache.stateOf(subject, 'purpose', 'marketing');
-      assert.ok(await until(() => cache.changes.isListening()), 'listening');
+      await until(() => cache.changes.isListening(), 5_000, 'the listener to listen', 5);
       generation = cache.changes.generation;
       interfere = true;
       const stale = await cache.stateOf(subject, 'purpose', 'marketing');
@@ -207,11 +208,3 @@ describe('consent states remembered on PostgreSQL', { skip: testDialects().inclu
   });
 });
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return condition();
-}

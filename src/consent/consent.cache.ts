@@ -36,7 +36,7 @@ const MAX_HOLDERS = 100_000;
  * may have started before a change it would not see. While the connection is down, everything
  * is forgotten and every question reads the database.
  *
- *   const states = new ConsentStateCache(database, (holder, kind, target) => store.stateOf(db, holder, kind, target));
+ *   const states = new ConsentStateCache(database.changes, (holder, kind, target) => store.stateOf(database.db, holder, kind, target));
  *   const state = await states.stateOf('sub_…', 'purpose', 'marketing');
  */
 export class ConsentStateCache {
